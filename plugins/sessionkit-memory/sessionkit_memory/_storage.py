@@ -1,0 +1,189 @@
+"""In-process storage: a dict guarded by a lock, with expiry on read and incremental purging.
+
+Expired entries are found through a heap ordered by expiry time; each write pops at most a few
+of them, so the cost of cleaning up is spread over requests and never needs a scan of every
+entry. A renewed entry leaves a stale heap item behind, recognised (its time no longer
+matches) and skipped when popped; the heap is rebuilt when stale items outnumber live ones.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from sessionkit import ConfigError, StorageError, ttl_seconds
+
+__all__ = ["MemoryStorage"]
+
+_NEVER = float("inf")
+
+
+class MemoryStorage:
+    """A thread-safe, asyncio-safe dictionary storage.
+
+    ``max_entries`` caps the number of live entries (``None``: no cap); when full, expired
+    entries are purged and then the least recently written entry is evicted, so a flood of new
+    sessions cannot exhaust the process's memory. ``clock`` returns monotonic seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_entries: int | None = None,
+        purge_batch: int = 16,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_entries is not None and (isinstance(max_entries, bool) or max_entries < 1):
+            raise ConfigError("max_entries", f"must be a positive int or None, got {max_entries!r}")
+        if purge_batch < 1:
+            raise ConfigError("purge_batch", f"must be a positive int, got {purge_batch!r}")
+        self.max_entries = max_entries
+        self.purge_batch = purge_batch
+        self._clock = clock
+        self._lock = threading.Lock()
+        # key -> (value, expires_at); insertion order is write order (oldest first).
+        self._data: dict[str, tuple[bytes, float]] = {}
+        self._heap: list[tuple[float, str]] = []
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str, options: Mapping[str, Any]) -> MemoryStorage:
+        """Build from ``memory://?max_entries=N``."""
+        known = {"max_entries", "purge_batch"}
+        unknown = set(options) - known
+        if unknown:
+            raise ConfigError(
+                "storage", f"unknown memory storage option(s) {sorted(unknown)}; known: {sorted(known)}"
+            )
+        kwargs: dict[str, Any] = {}
+        for name in known & set(options):
+            value = options[name]
+            try:
+                kwargs[name] = None if value in ("", "none", None) else int(value)
+            except (TypeError, ValueError):
+                raise ConfigError(name, f"expected an integer, got {value!r}") from None
+        return cls(**kwargs)
+
+    def __len__(self) -> int:
+        """Number of entries held, expired ones not yet purged included."""
+        return len(self._data)
+
+    # -- internals (call with the lock held) --------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError("memory storage is closed")
+
+    def _expiry(self, ttl: timedelta | None) -> float:
+        seconds = ttl_seconds(ttl)
+        return _NEVER if seconds is None else self._clock() + seconds
+
+    def _purge(self, now: float, limit: int) -> None:
+        heap, data = self._heap, self._data
+        while limit and heap and heap[0][0] <= now:
+            expires_at, key = heapq.heappop(heap)
+            entry = data.get(key)
+            if entry is not None and entry[1] == expires_at:
+                del data[key]
+                limit -= 1
+        if len(heap) > 2 * len(data) + 1024:
+            self._heap = [(exp, k) for k, (_, exp) in data.items() if exp != _NEVER]
+            heapq.heapify(self._heap)
+
+    def _store(self, key: str, value: bytes, expires_at: float) -> None:
+        data = self._data
+        data.pop(key, None)
+        data[key] = (value, expires_at)
+        if expires_at != _NEVER:
+            heapq.heappush(self._heap, (expires_at, key))
+        cap = self.max_entries
+        if cap is not None and len(data) > cap:
+            self._purge(self._clock(), len(data) - cap)
+            while len(data) > cap:
+                del data[next(iter(data))]
+
+    # -- the storage contract ------------------------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            self._check_open()
+            entry = self._data.get(key)
+            if entry is None:
+                return None
+            if entry[1] <= self._clock():
+                del self._data[key]
+                return None
+            return entry[0]
+
+    def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
+        value = bytes(value)  # copy in: a caller's bytearray cannot change what is stored
+        expires_at = self._expiry(ttl)
+        with self._lock:
+            self._check_open()
+            self._purge(self._clock(), self.purge_batch)
+            self._store(key, value, expires_at)
+
+    def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        value = bytes(value)
+        expires_at = self._expiry(ttl)
+        with self._lock:
+            self._check_open()
+            entry = self._data.get(key)
+            if entry is None or entry[1] <= self._clock():
+                return False
+            self._store(key, value, expires_at)
+            return True
+
+    def touch(self, key: str, ttl: timedelta | None) -> bool:
+        expires_at = self._expiry(ttl)
+        with self._lock:
+            self._check_open()
+            entry = self._data.get(key)
+            if entry is None or entry[1] <= self._clock():
+                return False
+            self._store(key, entry[0], expires_at)
+            return True
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._check_open()
+            self._data.pop(key, None)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._check_open()
+            self._data.clear()
+            self._heap.clear()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._data.clear()
+            self._heap.clear()
+
+    # Pure memory: the async twins do the work inline (no thread hop), under the same lock,
+    # which is only ever held for dictionary operations and so never blocks the loop for long.
+    async def aget(self, key: str) -> bytes | None:
+        return self.get(key)
+
+    async def aset(self, key: str, value: bytes, ttl: timedelta | None) -> None:
+        self.set(key, value, ttl)
+
+    async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        return self.replace(key, value, ttl)
+
+    async def atouch(self, key: str, ttl: timedelta | None) -> bool:
+        return self.touch(key, ttl)
+
+    async def adelete(self, key: str) -> None:
+        self.delete(key)
+
+    async def areset(self) -> None:
+        self.reset()
+
+    async def aclose(self) -> None:
+        self.close()

@@ -1,0 +1,60 @@
+"""sessionkit: server-side sessions for Python web apps, after Fiber's session middleware.
+
+>>> from sessionkit import Store
+>>> store = Store()                       # memory storage, 24 h sessions, cookie "session_id"
+>>> session = store.load(None)            # what the middleware does for a request without a cookie
+>>> session.set("user", "ada")
+>>> session.save()
+>>> store.get_by_id(session.id)["user"]
+'ada'
+"""
+
+from ._config import Config, KeyLookup, default_key_generator
+from ._discovery import (
+    InstalledBackend,
+    PluginLoadWarning,
+    PluginRegistry,
+    available_backends,
+    open_storage,
+)
+from ._errors import (
+    ConfigError,
+    SessionGone,
+    SessionKitError,
+    SessionTooLarge,
+    StorageError,
+    StorageNotFound,
+)
+from ._hookspec import Backend, hookimpl, hookspec
+from ._session import Session
+from ._storage import AsyncFromSyncMixin, ConditionalStorage, Storage, ttl_seconds
+from ._store import Store
+
+__version__ = "1.0.0a1"
+
+__all__ = [
+    "AsyncFromSyncMixin",
+    "Backend",
+    "ConditionalStorage",
+    "Config",
+    "ConfigError",
+    "InstalledBackend",
+    "KeyLookup",
+    "PluginLoadWarning",
+    "PluginRegistry",
+    "Session",
+    "SessionGone",
+    "SessionKitError",
+    "SessionTooLarge",
+    "Storage",
+    "StorageError",
+    "StorageNotFound",
+    "Store",
+    "__version__",
+    "available_backends",
+    "default_key_generator",
+    "hookimpl",
+    "hookspec",
+    "open_storage",
+    "ttl_seconds",
+]

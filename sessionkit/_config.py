@@ -1,0 +1,174 @@
+"""``Config``: every knob of a store, validated once at construction.
+
+A bad value raises :class:`ConfigError` naming the field when the application starts, so no
+request ever pays for validation and no misconfiguration is discovered by a visitor.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Literal
+
+import attrs
+
+from ._errors import ConfigError
+from ._storage import Storage
+
+__all__ = ["Config", "KeyLookup", "default_key_generator"]
+
+# RFC 7230 token: what a cookie name or a header name may be made of.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+# Characters that would end or split a Set-Cookie attribute (or a header) if injected.
+_UNSAFE_ATTR = re.compile(r"[;,\x00-\x1f\x7f]")
+_ID_ALPHABET = re.compile(r"[A-Za-z0-9_-]+\Z")
+_SAME_SITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
+
+#: The smallest id length accepted from a ``key_generator``: 22 URL-safe characters carry
+#: 132 bits, above the 128 bits the security contract demands.
+MIN_ID_LENGTH = 22
+
+
+def default_key_generator() -> str:
+    """Return 32 random bytes from :mod:`secrets`, URL-safe (43 characters, 256 bits)."""
+    return secrets.token_urlsafe(32)
+
+
+@attrs.frozen
+class KeyLookup:
+    """Where the session id travels: a cookie, a request/response header, or the query string."""
+
+    source: Literal["cookie", "header", "query"]
+    name: str
+
+    @classmethod
+    def parse(cls, value: str) -> KeyLookup:
+        source, sep, name = value.partition(":")
+        if not sep or source not in ("cookie", "header", "query"):
+            raise ConfigError(
+                "key_lookup", f"expected 'cookie:NAME', 'header:NAME' or 'query:NAME', got {value!r}"
+            )
+        if not _TOKEN.match(name):
+            raise ConfigError("key_lookup", f"{name!r} is not a valid {source} name")
+        return cls(source, name)  # type: ignore[arg-type]
+
+
+def _positive(field: str, value: timedelta) -> None:
+    if not isinstance(value, timedelta):
+        raise ConfigError(field, f"expected a datetime.timedelta, got {type(value).__name__}")
+    if value <= timedelta(0):
+        raise ConfigError(field, f"must be positive, got {value!r}")
+
+
+def _attr_value(field: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(field, f"expected a str, got {type(value).__name__}")
+    if _UNSAFE_ATTR.search(value) or " " in value:
+        raise ConfigError(field, f"must not contain ';', ',', spaces or control characters: {value!r}")
+
+
+def _normalise_same_site(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SAME_SITE.get(value.lower(), value)
+    return value
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """Settings of a :class:`~sessionkit.Store` (Fiber's ``session.Config``, Python spelling)."""
+
+    #: Lifetime of a session, renewed at each save.
+    expiration: timedelta = timedelta(hours=24)
+    #: Hard cap from creation, whatever the activity; ``None`` for none.
+    absolute_timeout: timedelta | None = None
+    #: A URL for :func:`~sessionkit.open_storage`, or a storage object.
+    storage: str | Storage = "memory"
+    #: ``"cookie:NAME"``, ``"header:NAME"`` or ``"query:NAME"``.
+    key_lookup: str = "cookie:session_id"
+    cookie_domain: str = ""
+    cookie_path: str = "/"
+    cookie_secure: bool = False
+    cookie_http_only: bool = True
+    cookie_same_site: str = attrs.field(default="Lax", converter=_normalise_same_site)
+    #: No ``Expires``/``Max-Age`` on the cookie: it dies with the browser session.
+    cookie_session_only: bool = False
+    key_generator: Callable[[], str] = default_key_generator
+    #: Largest encoded session, in bytes.
+    max_size: int = 65536
+
+    def __attrs_post_init__(self) -> None:
+        _positive("expiration", self.expiration)
+        if self.absolute_timeout is not None:
+            _positive("absolute_timeout", self.absolute_timeout)
+            if self.absolute_timeout < self.expiration:
+                raise ConfigError(
+                    "absolute_timeout",
+                    f"{self.absolute_timeout!r} is shorter than expiration {self.expiration!r}",
+                )
+        if not isinstance(self.storage, str) and not isinstance(self.storage, Storage):
+            raise ConfigError(
+                "storage", f"expected a URL or a storage object, got {type(self.storage).__name__}"
+            )
+        if isinstance(self.storage, str) and not self.storage:
+            raise ConfigError("storage", "the storage URL is empty")
+        if not isinstance(self.key_lookup, str):
+            raise ConfigError("key_lookup", f"expected a str, got {type(self.key_lookup).__name__}")
+        lookup = KeyLookup.parse(self.key_lookup)
+        _attr_value("cookie_domain", self.cookie_domain)
+        _attr_value("cookie_path", self.cookie_path)
+        if not self.cookie_path.startswith("/"):
+            raise ConfigError("cookie_path", f"must start with '/', got {self.cookie_path!r}")
+        for name in ("cookie_secure", "cookie_http_only", "cookie_session_only"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, f"expected a bool, got {getattr(self, name)!r}")
+        if self.cookie_same_site not in _SAME_SITE.values():
+            raise ConfigError(
+                "cookie_same_site", f"expected 'Lax', 'Strict' or 'None', got {self.cookie_same_site!r}"
+            )
+        if self.cookie_same_site == "None" and not self.cookie_secure:
+            raise ConfigError("cookie_same_site", "SameSite=None requires cookie_secure=True")
+        if lookup.source == "cookie":
+            self._check_cookie_prefix(lookup.name)
+        if not callable(self.key_generator):
+            raise ConfigError("key_generator", "expected a callable returning a str")
+        self._check_key_generator()
+        if isinstance(self.max_size, bool) or not isinstance(self.max_size, int) or self.max_size < 64:
+            raise ConfigError("max_size", f"expected an int of at least 64 bytes, got {self.max_size!r}")
+
+    def _check_cookie_prefix(self, name: str) -> None:
+        if name.startswith("__Host-"):
+            if not self.cookie_secure:
+                raise ConfigError("cookie_secure", "a __Host- cookie requires cookie_secure=True")
+            if self.cookie_path != "/":
+                raise ConfigError("cookie_path", "a __Host- cookie requires cookie_path='/'")
+            if self.cookie_domain:
+                raise ConfigError("cookie_domain", "a __Host- cookie must not set a domain")
+        elif name.startswith("__Secure-") and not self.cookie_secure:
+            raise ConfigError("cookie_secure", "a __Secure- cookie requires cookie_secure=True")
+
+    def _check_key_generator(self) -> None:
+        samples = [self.key_generator() for _ in range(2)]
+        for sample in samples:
+            if not isinstance(sample, str) or not _ID_ALPHABET.match(sample):
+                raise ConfigError(
+                    "key_generator", f"must return URL-safe text ([A-Za-z0-9_-]), got {sample!r}"
+                )
+            if len(sample) < MIN_ID_LENGTH:
+                raise ConfigError(
+                    "key_generator",
+                    f"ids must be at least {MIN_ID_LENGTH} characters (128 bits), got {len(sample)}",
+                )
+        if len(samples[0]) != len(samples[1]) or samples[0] == samples[1]:
+            raise ConfigError("key_generator", "must return distinct random ids of one fixed length")
+
+    @property
+    def lookup(self) -> KeyLookup:
+        """``key_lookup`` parsed into its source and name."""
+        return KeyLookup.parse(self.key_lookup)
+
+    @property
+    def id_length(self) -> int:
+        """The fixed length of ids made by ``key_generator``."""
+        return len(self.key_generator())

@@ -1,0 +1,64 @@
+"""The stored record: a versioned envelope around a session's data.
+
+``{"v": 1, "c": created, "t": saved, "l": lifetime | null, "d": {...}}`` -- created-at and the
+last save time let the server enforce idle expiry and ``absolute_timeout`` itself (the backend's
+TTL is a second line, not the only one), and ``l`` keeps a per-session ``set_expiry`` across
+requests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ._values import DecodeError, TypeRegistry
+
+__all__ = ["VERSION", "Record", "decode_record", "encode_record"]
+
+VERSION = 1
+
+
+@attrs.define(slots=True)
+class Record:
+    """A decoded envelope."""
+
+    data: dict[str, Any]
+    created: float
+    saved: float
+    lifetime: float | None
+
+
+def encode_record(registry: TypeRegistry, record: Record) -> bytes:
+    """Encode ``record`` to bytes (one JSON pass over the data)."""
+    return registry.dumps(
+        {
+            "v": VERSION,
+            "c": record.created,
+            "t": record.saved,
+            "l": record.lifetime,
+            "d": registry.encode(record.data),
+        }
+    )
+
+
+def _number(value: Any) -> float:
+    if type(value) not in (int, float):
+        raise DecodeError("envelope field is not a number")
+    return float(value)
+
+
+def decode_record(registry: TypeRegistry, payload: bytes) -> Record:
+    """Decode bytes written by :func:`encode_record`; raise :class:`DecodeError` on any defect."""
+    env = registry.loads(payload)
+    if type(env) is not dict or env.get("v") != VERSION:
+        raise DecodeError("not a sessionkit record of a known version")
+    if env.keys() != {"v", "c", "t", "l", "d"} or type(env["d"]) is not dict:
+        raise DecodeError("malformed envelope")
+    lifetime = env["l"]
+    return Record(
+        data=env["d"],
+        created=_number(env["c"]),
+        saved=_number(env["t"]),
+        lifetime=None if lifetime is None else _number(lifetime),
+    )

@@ -1,0 +1,265 @@
+"""``Session``: one visitor's data, with Fiber's lifecycle (save/destroy/regenerate/reset).
+
+A session is a mutable mapping of ``str`` keys to storable values. Values are checked at
+``set()`` (an unstorable type fails where it is written, not in a later request), and kept as
+the objects given; they are encoded once, when the session is saved.
+
+Each lifecycle method is split into a pure *plan* (what to write, computed here) and the storage
+call (sync or async, done by the store), so ``save`` and ``asave`` cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._envelope import Record
+    from ._store import Store
+
+__all__ = ["Session"]
+
+_MISSING: Any = object()
+
+
+class Session(MutableMapping[str, Any]):
+    """A server-side session.
+
+    Obtain one from :meth:`Store.get` / :meth:`Store.aget` (or ``request.session`` under the
+    middleware); do not construct it yourself.
+    """
+
+    __slots__ = (
+        "_accessed",
+        "_client_id",
+        "_created",
+        "_data",
+        "_destroyed",
+        "_fresh",
+        "_id",
+        "_lifetime",
+        "_modified",
+        "_persisted",
+        "_store",
+    )
+
+    def __init__(
+        self,
+        store: Store,
+        session_id: str,
+        record: Record | None,
+        *,
+        now: float,
+        client_id: str | None = None,
+    ) -> None:
+        self._store = store
+        self._id = session_id
+        #: The well-formed id the client presented, if any (the middleware uses it to decide
+        #: whether an old cookie must be expired).
+        self._client_id = client_id
+        self._accessed = False
+        self._modified = False
+        self._destroyed = False
+        if record is None:
+            self._data: dict[str, Any] = {}
+            self._created = now
+            self._lifetime: float | None = None
+            self._fresh = True
+            self._persisted = False
+        else:
+            self._data = record.data
+            self._created = record.created
+            self._lifetime = record.lifetime
+            self._fresh = False
+            self._persisted = True
+
+    # -- identity -----------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The session id (Fiber: ``ID()``). Changes on ``regenerate``, ``reset`` and ``destroy``."""
+        return self._id
+
+    @property
+    def fresh(self) -> bool:
+        """True when no stored session was loaded: new, or after ``regenerate``/``reset``/``destroy``."""
+        return self._fresh
+
+    @property
+    def modified(self) -> bool:
+        """True when there are changes not yet saved."""
+        return self._modified
+
+    @property
+    def accessed(self) -> bool:
+        """True once the session's data was read or written (the response then varies by cookie)."""
+        return self._accessed
+
+    @property
+    def destroyed(self) -> bool:
+        """True after ``destroy()`` until the session is saved again."""
+        return self._destroyed
+
+    @property
+    def created(self) -> float:
+        """When the session was created, as a Unix timestamp (survives ``regenerate``)."""
+        return self._created
+
+    @property
+    def expiry(self) -> timedelta:
+        """The lifetime this session is saved with: ``set_expiry``'s value or the config's."""
+        if self._lifetime is None:
+            return self._store.config.expiration
+        return timedelta(seconds=self._lifetime)
+
+    # -- data (Fiber names) -------------------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Return the value stored under ``key``, or ``default``."""
+        self._accessed = True
+        return self._data.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        """Store ``value`` under ``key``.
+
+        Raises ``TypeError`` now if ``key`` is not a ``str`` or ``value`` (or anything inside
+        it) is neither a supported built-in nor a registered type.
+        """
+        if type(key) is not str:
+            raise TypeError(f"session keys must be str, got {type(key).__qualname__}")
+        self._store.types.encode(value)
+        self._accessed = True
+        self._modified = True
+        self._data[key] = value
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; a missing key is not an error."""
+        self._accessed = True
+        if self._data.pop(key, _MISSING) is not _MISSING:
+            self._modified = True
+
+    def keys(self) -> list[str]:  # type: ignore[override]
+        """Return the keys, as a list (Fiber: ``Keys()``)."""
+        self._accessed = True
+        return list(self._data)
+
+    def set_expiry(self, expiry: timedelta) -> None:
+        """Give this session its own lifetime; it is stored with the session and outlives reloads."""
+        if not isinstance(expiry, timedelta) or expiry <= timedelta(0):
+            raise ValueError(f"set_expiry() takes a positive timedelta, got {expiry!r}")
+        self._accessed = True
+        self._modified = True
+        self._lifetime = expiry.total_seconds()
+
+    # -- mapping protocol ---------------------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        self._accessed = True
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.set(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._accessed = True
+        del self._data[key]
+        self._modified = True
+
+    def __iter__(self) -> Iterator[str]:
+        self._accessed = True
+        return iter(list(self._data))
+
+    def __len__(self) -> int:
+        self._accessed = True
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        self._accessed = True
+        return key in self._data
+
+    def clear(self) -> None:
+        """Remove every key (the id stays; use ``reset()`` for a new id as well)."""
+        self._accessed = True
+        if self._data:
+            self._modified = True
+            self._data.clear()
+
+    def __repr__(self) -> str:
+        state = "fresh" if self._fresh else "loaded"
+        return f"<Session {state} keys={sorted(self._data)!r}>"
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def save(self) -> None:
+        """Write the session with its lifetime (Fiber: ``Save()``).
+
+        An empty session is never stored (an existing record is deleted instead). Raises
+        :class:`~sessionkit.SessionTooLarge` above ``max_size`` and
+        :class:`~sessionkit.SessionGone` if another request destroyed or regenerated this
+        session meanwhile, in which case nothing is written.
+        """
+        self._store._run_save(self)
+
+    async def asave(self) -> None:
+        """Async twin of :meth:`save`."""
+        await self._store._arun_save(self)
+
+    def destroy(self) -> None:
+        """Delete the stored record and clear the data; the cookie is expired (Fiber: ``Destroy()``).
+
+        Setting a value afterwards and saving starts a new session under a new id.
+        """
+        old = self._plan_new_id(keep_data=False, destroyed=True)
+        if old is not None:
+            self._store._delete_key(old)
+
+    async def adestroy(self) -> None:
+        """Async twin of :meth:`destroy`."""
+        old = self._plan_new_id(keep_data=False, destroyed=True)
+        if old is not None:
+            await self._store._adelete_key(old)
+
+    def regenerate(self) -> None:
+        """Move the data to a new id and delete the old record (Fiber: ``Regenerate()``).
+
+        Call it when privileges change (log-in), so an id planted before log-in is worthless.
+        """
+        old = self._plan_new_id(keep_data=True, destroyed=False)
+        if old is not None:
+            self._store._delete_key(old)
+
+    async def aregenerate(self) -> None:
+        """Async twin of :meth:`regenerate`."""
+        old = self._plan_new_id(keep_data=True, destroyed=False)
+        if old is not None:
+            await self._store._adelete_key(old)
+
+    def reset(self) -> None:
+        """Clear the data, delete the old record and take a new id (Fiber: ``Reset()``)."""
+        old = self._plan_new_id(keep_data=False, destroyed=False)
+        if old is not None:
+            self._store._delete_key(old)
+
+    async def areset(self) -> None:
+        """Async twin of :meth:`reset`."""
+        old = self._plan_new_id(keep_data=False, destroyed=False)
+        if old is not None:
+            await self._store._adelete_key(old)
+
+    def _plan_new_id(self, *, keep_data: bool, destroyed: bool) -> str | None:
+        """Switch to a new server-made id; return the old id whose record must be deleted."""
+        old = self._id if self._persisted else None
+        self._id = self._store.new_id()
+        self._fresh = True
+        self._persisted = False
+        self._accessed = True
+        self._destroyed = destroyed
+        if keep_data:
+            self._modified = True
+        else:
+            self._data = {}
+            self._lifetime = None
+            self._created = self._store.now()
+            self._modified = not destroyed
+        return old

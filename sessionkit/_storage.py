@@ -1,0 +1,115 @@
+"""The storage contract: bytes in, bytes out, a TTL per key (as gofiber/storage).
+
+A storage knows nothing about sessions. It namespaces its keys (a prefix, a table, a
+collection), enforces expiry on read, and reports driver failures as :class:`StorageError`.
+Everything session-shaped (ids, envelopes, lifetimes) lives in the core, so a plugin is small
+and the conformance suite in :mod:`sessionkit.testing` can check all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Protocol, runtime_checkable
+
+__all__ = ["AsyncFromSyncMixin", "ConditionalStorage", "Storage", "ttl_seconds"]
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """What every storage backend provides, sync and async.
+
+    ``ttl=None`` means no expiry. ``get`` returns ``None`` for a key that is absent *or* expired,
+    even if the backend's own cleanup has not run yet. ``reset`` drops this storage's namespace
+    and nothing else.
+    """
+
+    def get(self, key: str) -> bytes | None: ...
+    def set(self, key: str, value: bytes, ttl: timedelta | None) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def touch(self, key: str, ttl: timedelta | None) -> bool: ...
+    def reset(self) -> None: ...
+    def close(self) -> None: ...
+    async def aget(self, key: str) -> bytes | None: ...
+    async def aset(self, key: str, value: bytes, ttl: timedelta | None) -> None: ...
+    async def adelete(self, key: str) -> None: ...
+    async def atouch(self, key: str, ttl: timedelta | None) -> bool: ...
+    async def areset(self) -> None: ...
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ConditionalStorage(Storage, Protocol):
+    """A storage that can write a key only if it still exists (and has not expired).
+
+    The core saves an existing session with ``replace`` so a save racing a ``destroy()`` or
+    ``regenerate()`` in another request cannot bring the deleted record back. Backends without
+    it get a ``touch``-then-``set`` fallback, which narrows the race but cannot close it.
+    """
+
+    def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool: ...
+    async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool: ...
+
+
+def ttl_seconds(ttl: timedelta | None) -> float | None:
+    """Return ``ttl`` in seconds, or ``None`` for no expiry.
+
+    A zero or negative TTL is a programming error in the caller, not an instruction to store
+    an already-expired value, so it is rejected here for every backend alike.
+    """
+    if ttl is None:
+        return None
+    seconds = ttl.total_seconds()
+    if seconds <= 0:
+        raise ValueError(f"ttl must be positive or None, got {ttl!r}")
+    return seconds
+
+
+class AsyncFromSyncMixin:
+    """Async twins for a storage whose driver is synchronous (sqlite3, an in-process dict).
+
+    Each ``a*`` method runs its sync twin in a worker thread so the event loop never blocks on
+    disk I/O. A storage that is pure memory may override them to call the sync method directly.
+    """
+
+    def get(self, key: str) -> bytes | None:
+        raise NotImplementedError
+
+    def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        raise NotImplementedError
+
+    def touch(self, key: str, ttl: timedelta | None) -> bool:
+        raise NotImplementedError
+
+    def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    async def aget(self, key: str) -> bytes | None:
+        return await asyncio.to_thread(self.get, key)
+
+    async def aset(self, key: str, value: bytes, ttl: timedelta | None) -> None:
+        await asyncio.to_thread(self.set, key, value, ttl)
+
+    async def adelete(self, key: str) -> None:
+        await asyncio.to_thread(self.delete, key)
+
+    async def atouch(self, key: str, ttl: timedelta | None) -> bool:
+        return await asyncio.to_thread(self.touch, key, ttl)
+
+    async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        return await asyncio.to_thread(self.replace, key, value, ttl)
+
+    async def areset(self) -> None:
+        await asyncio.to_thread(self.reset)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)

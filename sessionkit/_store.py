@@ -1,0 +1,306 @@
+"""``Store``: where sessions come from and go to (Fiber's ``session.Store``).
+
+The store owns the configuration, the storage, the value registry and the id format; every
+per-request decision that can be made once is made here at construction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import attrs
+
+from ._config import Config
+from ._discovery import open_storage
+from ._envelope import Record, decode_record, encode_record
+from ._errors import SessionGone, SessionKitError, SessionTooLarge, StorageError
+from ._session import Session
+from ._storage import ConditionalStorage, Storage
+from ._transport import ASGI_KEY, WSGI_KEY, carrier_of, client_values
+from ._values import DecodeError, TypeRegistry
+
+__all__ = ["Store"]
+
+logger = logging.getLogger("sessionkit")
+
+
+def fingerprint(session_id: str) -> str:
+    """A short, non-reversible tag for logs: enough to correlate lines, useless as a credential."""
+    return hashlib.sha256(session_id.encode()).hexdigest()[:12]
+
+
+class Store:
+    """Sessions for one application (Fiber: ``session.New(config)``).
+
+    ``Store(config)`` or ``Store(**fields)``; fields given beside a config override it.
+    ``clock`` (seconds since the epoch) is for tests that need to move time.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        /,
+        *,
+        clock: Callable[[], float] = time.time,
+        **fields: Any,
+    ) -> None:
+        if config is None:
+            config = Config(**fields)
+        elif fields:
+            config = attrs.evolve(config, **fields)
+        self.config = config
+        self.now = clock
+        self.types = TypeRegistry()
+        self.lookup = config.lookup
+        self._id_pattern = re.compile(rf"[A-Za-z0-9_-]{{{config.id_length}}}\Z")
+        self._expiration = config.expiration.total_seconds()
+        self._absolute = (
+            None if config.absolute_timeout is None else config.absolute_timeout.total_seconds()
+        )
+        storage = config.storage
+        self.storage: Storage = open_storage(storage) if isinstance(storage, str) else storage
+        self._conditional = isinstance(self.storage, ConditionalStorage)
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def register_type(self, cls: type, *, name: str | None = None) -> None:
+        """Admit an attrs class, dataclass or enum as a session value (Fiber: ``RegisterType``)."""
+        self.types.register_type(cls, name=name)
+
+    def new_id(self) -> str:
+        """Return a new server-made session id."""
+        return self.config.key_generator()
+
+    def is_valid_id(self, session_id: object) -> bool:
+        """Return whether ``session_id`` has the exact shape of ids this store makes."""
+        return isinstance(session_id, str) and self._id_pattern.match(session_id) is not None
+
+    def client_id(self, request: Any) -> str | None:
+        """The well-formed id the request carries, or ``None`` (absent, repeated or malformed)."""
+        is_asgi, carrier = carrier_of(request)
+        values = client_values(is_asgi, carrier, self.lookup)
+        if len(values) == 1 and self._id_pattern.match(values[0]):
+            return values[0]
+        return None
+
+    def get(self, request: Any) -> Session:
+        """Return the request's session, loading it on first call (Fiber: ``store.Get(c)``).
+
+        Within one request the same object is returned each time. An id the client made up,
+        or one that is unknown or expired, is never adopted: the session is then fresh, with
+        a new id made here.
+        """
+        carrier, cached = self._cached(request)
+        if cached is not None:
+            return cached
+        sid = self.client_id(request)
+        session = self._from_payload(sid, None if sid is None else self._read(sid))
+        carrier[self._cache_key(request)] = session
+        return session
+
+    async def aget(self, request: Any) -> Session:
+        """Async twin of :meth:`get`."""
+        carrier, cached = self._cached(request)
+        if cached is not None:
+            return cached
+        sid = self.client_id(request)
+        session = self._from_payload(sid, None if sid is None else await self._aread(sid))
+        carrier[self._cache_key(request)] = session
+        return session
+
+    def get_by_id(self, session_id: str) -> Session | None:
+        """Load a session by id, or ``None`` for an empty, malformed, unknown or expired id."""
+        if not self.is_valid_id(session_id):
+            return None
+        session = self._from_payload(session_id, self._read(session_id))
+        return None if session.fresh else session
+
+    async def aget_by_id(self, session_id: str) -> Session | None:
+        """Async twin of :meth:`get_by_id`."""
+        if not self.is_valid_id(session_id):
+            return None
+        session = self._from_payload(session_id, await self._aread(session_id))
+        return None if session.fresh else session
+
+    def load(self, session_id: str | None) -> Session:
+        """Return the session stored under ``session_id``, or a fresh one (for middleware)."""
+        if session_id is None or not self.is_valid_id(session_id):
+            return self._from_payload(None, None)
+        return self._from_payload(session_id, self._read(session_id))
+
+    async def aload(self, session_id: str | None) -> Session:
+        """Async twin of :meth:`load`."""
+        if session_id is None or not self.is_valid_id(session_id):
+            return self._from_payload(None, None)
+        return self._from_payload(session_id, await self._aread(session_id))
+
+    def delete(self, session_id: str) -> None:
+        """Delete one session by id (log a user out everywhere); a malformed id is ignored."""
+        if self.is_valid_id(session_id):
+            self._delete_key(session_id)
+
+    async def adelete(self, session_id: str) -> None:
+        """Async twin of :meth:`delete`."""
+        if self.is_valid_id(session_id):
+            await self._adelete_key(session_id)
+
+    def reset(self) -> None:
+        """Delete every session of this store (its storage namespace only)."""
+        _guard(self.storage.reset)
+
+    async def areset(self) -> None:
+        """Async twin of :meth:`reset`."""
+        await _aguard(self.storage.areset())
+
+    def close(self) -> None:
+        """Release the storage's connections."""
+        _guard(self.storage.close)
+
+    async def aclose(self) -> None:
+        """Async twin of :meth:`close`."""
+        await _aguard(self.storage.aclose())
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def _cache_key(self, request: Any) -> str:
+        return ASGI_KEY if carrier_of(request)[0] else WSGI_KEY
+
+    def _cached(self, request: Any) -> tuple[Any, Session | None]:
+        is_asgi, carrier = carrier_of(request)
+        cached = carrier.get(ASGI_KEY if is_asgi else WSGI_KEY)
+        if isinstance(cached, Session) and cached._store is self:
+            return carrier, cached
+        return carrier, None
+
+    def _read(self, session_id: str) -> bytes | None:
+        result: bytes | None = _guard(self.storage.get, session_id)
+        return result
+
+    async def _aread(self, session_id: str) -> bytes | None:
+        result: bytes | None = await _aguard(self.storage.aget(session_id))
+        return result
+
+    def _from_payload(self, session_id: str | None, payload: bytes | None) -> Session:
+        now = self.now()
+        if payload is not None and session_id is not None:
+            try:
+                record = decode_record(self.types, payload)
+            except DecodeError as exc:
+                logger.warning(
+                    "sessionkit: unreadable session %s dropped (%s)", fingerprint(session_id), exc
+                )
+            else:
+                if not self._expired(record, now):
+                    return Session(self, session_id, record, now=now, client_id=session_id)
+        return Session(self, self.new_id(), None, now=now, client_id=session_id)
+
+    def _expired(self, record: Record, now: float) -> bool:
+        lifetime = self._expiration if record.lifetime is None else record.lifetime
+        if now >= record.saved + lifetime:
+            return True
+        return self._absolute is not None and now >= record.created + self._absolute
+
+    # -- saving -------------------------------------------------------------------------------
+
+    def _plan_save(self, session: Session) -> tuple[bytes, timedelta] | None:
+        """Encode ``session``; ``None`` when it is empty and must not be stored."""
+        if not session._data:
+            return None
+        now = self.now()
+        lifetime = self._expiration if session._lifetime is None else session._lifetime
+        if self._absolute is not None:
+            lifetime = max(1.0, min(lifetime, session._created + self._absolute - now))
+        payload = encode_record(
+            self.types, Record(session._data, session._created, now, session._lifetime)
+        )
+        if len(payload) > self.config.max_size:
+            raise SessionTooLarge(
+                f"encoded session is {len(payload)} bytes, above max_size={self.config.max_size}"
+            )
+        return payload, timedelta(seconds=lifetime)
+
+    def _saved(self, session: Session, wrote: bool) -> None:
+        session._modified = False
+        if not wrote:
+            session._persisted = False
+            raise SessionGone(
+                f"session {fingerprint(session._id)} was destroyed or regenerated meanwhile; "
+                "nothing was written"
+            )
+        session._persisted = True
+        session._destroyed = False
+
+    def _run_save(self, session: Session) -> None:
+        plan = self._plan_save(session)
+        if plan is None:
+            if session._persisted:
+                self._delete_key(session._id)
+                session._persisted = False
+            session._modified = False
+            return
+        self._saved(session, _guard(self._write, session._id, session._persisted, *plan))
+
+    def _write(self, sid: str, existing: bool, payload: bytes, ttl: timedelta) -> bool:
+        storage = self.storage
+        if not existing:
+            storage.set(sid, payload, ttl)
+            return True
+        if self._conditional:
+            return bool(storage.replace(sid, payload, ttl))  # type: ignore[attr-defined]
+        if not storage.touch(sid, ttl):
+            return False
+        storage.set(sid, payload, ttl)
+        return True
+
+    async def _arun_save(self, session: Session) -> None:
+        plan = self._plan_save(session)
+        if plan is None:
+            if session._persisted:
+                await self._adelete_key(session._id)
+                session._persisted = False
+            session._modified = False
+            return
+        wrote = await _aguard(self._awrite(session._id, session._persisted, *plan))
+        self._saved(session, wrote)
+
+    async def _awrite(self, sid: str, existing: bool, payload: bytes, ttl: timedelta) -> bool:
+        storage = self.storage
+        if not existing:
+            await storage.aset(sid, payload, ttl)
+            return True
+        if self._conditional:
+            return bool(await storage.areplace(sid, payload, ttl))  # type: ignore[attr-defined]
+        if not await storage.atouch(sid, ttl):
+            return False
+        await storage.aset(sid, payload, ttl)
+        return True
+
+    def _delete_key(self, session_id: str) -> None:
+        _guard(self.storage.delete, session_id)
+
+    async def _adelete_key(self, session_id: str) -> None:
+        await _aguard(self.storage.adelete(session_id))
+
+
+def _guard(fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except SessionKitError:
+        raise
+    except Exception as exc:
+        raise StorageError(f"storage call {getattr(fn, '__name__', fn)!r} failed: {exc!r}") from exc
+
+
+async def _aguard(awaitable: Any) -> Any:
+    try:
+        return await awaitable
+    except SessionKitError:
+        raise
+    except Exception as exc:
+        raise StorageError(f"storage call failed: {exc!r}") from exc

@@ -1,0 +1,72 @@
+"""Reading the session id a client sent, from any kind of request object.
+
+Frameworks parse cookies leniently (the last of two same-named cookies wins, quotes are
+stripped); an attacker who can plant a second cookie exploits exactly that. So the raw headers
+are read here, and an id is accepted only when it arrives exactly once and is well formed;
+anything else counts as no id at all and never reaches the storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from ._config import KeyLookup
+
+__all__ = ["ASGI_KEY", "WSGI_KEY", "carrier_of", "client_values"]
+
+#: Where the session sits in an ASGI scope (Starlette's ``request.session`` reads it).
+ASGI_KEY = "session"
+#: Where the session sits in a WSGI environ.
+WSGI_KEY = "sessionkit.session"
+
+
+def carrier_of(request: Any) -> tuple[bool, MutableMapping[str, Any]]:
+    """Return ``(is_asgi, scope_or_environ)`` for any supported request object."""
+    if isinstance(request, dict):
+        if request.get("type") in ("http", "websocket"):
+            return True, request
+        if "REQUEST_METHOD" in request:
+            return False, request
+    scope = getattr(request, "scope", None)
+    if isinstance(scope, dict):
+        return True, scope
+    environ = getattr(request, "environ", None)
+    if isinstance(environ, dict):
+        return False, environ
+    raise TypeError(
+        "store.get() takes a framework request (Starlette, FastAPI, Litestar, Flask, Werkzeug), "
+        f"an ASGI scope or a WSGI environ; got {type(request).__qualname__}"
+    )
+
+
+def _cookie_values(header: str, name: str) -> list[str]:
+    values = []
+    for part in header.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() == name:
+            values.append(value.strip())
+    return values
+
+
+def client_values(is_asgi: bool, carrier: MutableMapping[str, Any], lookup: KeyLookup) -> list[str]:
+    """Return every value the client sent for the session id (usually none or one)."""
+    source, name = lookup.source, lookup.name
+    if is_asgi:
+        if source == "query":
+            query = carrier.get("query_string", b"").decode("latin-1")
+            return [v for k, v in parse_qsl(query, keep_blank_values=True) if k == name]
+        wanted = b"cookie" if source == "cookie" else name.lower().encode("latin-1")
+        raw = [v.decode("latin-1") for k, v in carrier.get("headers", ()) if k.lower() == wanted]
+        if source == "header":
+            return raw
+        return [v for header in raw for v in _cookie_values(header, name)]
+    if source == "query":
+        query = carrier.get("QUERY_STRING", "")
+        return [v for k, v in parse_qsl(query, keep_blank_values=True) if k == name]
+    if source == "header":
+        value = carrier.get("HTTP_" + name.upper().replace("-", "_"))
+        return [] if value is None else [value]
+    cookie = carrier.get("HTTP_COOKIE")
+    return [] if not cookie else _cookie_values(cookie, name)

@@ -1,0 +1,256 @@
+"""The value codec: session values to JSON and back, type-exact, with no pickle.
+
+Built-ins that JSON lacks (tuple, set, bytes, datetime, ...) travel as small tagged objects
+``{"$t": tag, "v": ...}``; a user dict that itself holds a ``"$t"`` key is escaped the same
+way, so no stored text can pose as a tag. Registered attrs classes, dataclasses and enums are
+unstructured by this registry's own cattrs converter and tagged with their registered name;
+decoding looks that name up in the registry and nowhere else, so stored data can never make
+the process import or call anything it was not told about.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import enum
+import json
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import attrs
+import cattrs
+
+__all__ = ["DecodeError", "TypeRegistry"]
+
+TAG = "$t"
+_JSONScalar = (str, int, float, bool, type(None))
+
+
+class DecodeError(ValueError):
+    """A stored payload cannot be decoded (corrupt, truncated, or naming an unknown type)."""
+
+
+def _passthrough(kind: type) -> Callable[[Any, Any], Any]:
+    def structure(value: Any, _: Any) -> Any:
+        if type(value) is not kind:
+            raise DecodeError(f"expected {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    return structure
+
+
+def _tagged(tag: str, value: Any) -> dict[str, Any]:
+    return {TAG: tag, "v": value}
+
+
+class TypeRegistry:
+    """Per-store registry of value types, with its own cattrs converter.
+
+    Each :class:`~sessionkit.Store` owns one, so two stores (or two apps in one process) never
+    see each other's registrations, and the global cattrs converter is never touched.
+    """
+
+    def __init__(self) -> None:
+        self._converter = cattrs.Converter()
+        for leaf in (datetime, date, time, timedelta, Decimal, UUID, bytes, set, frozenset):
+            self._converter.register_structure_hook(leaf, _passthrough(leaf))
+        self._by_name: dict[str, type] = {}
+        self._name_of: dict[type, str] = {}
+        identity = _identity
+        self._encoders: dict[type, Callable[[Any], Any]] = {
+            str: identity,
+            int: identity,
+            float: identity,
+            bool: identity,
+            type(None): identity,
+            list: self._encode_list,
+            dict: self._encode_dict,
+            tuple: lambda v: _tagged("tuple", self._encode_list(v)),
+            set: lambda v: _tagged("set", self._encode_list(v)),
+            frozenset: lambda v: _tagged("frozenset", self._encode_list(v)),
+            bytes: lambda v: _tagged("bytes", base64.b64encode(v).decode("ascii")),
+            datetime: lambda v: _tagged("datetime", v.isoformat()),
+            date: lambda v: _tagged("date", v.isoformat()),
+            time: lambda v: _tagged("time", v.isoformat()),
+            timedelta: lambda v: _tagged("timedelta", [v.days, v.seconds, v.microseconds]),
+            Decimal: lambda v: _tagged("decimal", str(v)),
+            UUID: lambda v: _tagged("uuid", v.hex),
+        }
+        self._decoders: dict[str, Callable[[Any], Any]] = {
+            "tuple": _list_of(tuple),
+            "set": _list_of(set),
+            "frozenset": _list_of(frozenset),
+            "dict": _decode_escaped_dict,
+            "bytes": lambda v: base64.b64decode(_str(v), validate=True),
+            "datetime": lambda v: datetime.fromisoformat(_str(v)),
+            "date": lambda v: date.fromisoformat(_str(v)),
+            "time": lambda v: time.fromisoformat(_str(v)),
+            "timedelta": _decode_timedelta,
+            "decimal": lambda v: Decimal(_str(v)),
+            "uuid": lambda v: UUID(hex=_str(v)),
+        }
+
+    # -- registration -------------------------------------------------------------------------
+
+    def register_type(self, cls: type, *, name: str | None = None) -> None:
+        """Admit ``cls`` (an attrs class, a dataclass or an enum) as a session value type.
+
+        ``name`` is what is stored to identify the class; it defaults to the class's
+        ``module.QualName``. Give an explicit name to keep old sessions readable after moving
+        the class. Registering the same class twice is harmless; two classes under one name
+        is an error.
+        """
+        if not isinstance(cls, type):
+            raise TypeError(f"register_type() takes a class, got {cls!r}")
+        if issubclass(cls, enum.Enum):
+            encode = self._enum_encoder()
+        elif attrs.has(cls) or dataclasses.is_dataclass(cls):
+            encode = self._object_encoder()
+        else:
+            raise TypeError(
+                f"register_type() accepts attrs classes, dataclasses and enums, not {cls.__qualname__}"
+            )
+        name = name or f"{cls.__module__}.{cls.__qualname__}"
+        known = self._by_name.get(name)
+        if known is not None and known is not cls:
+            raise ValueError(f"type name {name!r} is already registered for {known!r}")
+        previous = self._name_of.get(cls)
+        if previous is not None and previous != name:
+            raise ValueError(f"{cls.__qualname__} is already registered as {previous!r}")
+        self._by_name[name] = cls
+        self._name_of[cls] = name
+        self._encoders[cls] = encode
+
+    def is_registered(self, cls: type) -> bool:
+        """Return whether ``cls`` was registered with :meth:`register_type`."""
+        return cls in self._name_of
+
+    def _enum_encoder(self) -> Callable[[Any], Any]:
+        def encode(member: enum.Enum) -> Any:
+            return {TAG: "enum", "n": self._name_of[type(member)], "v": self.encode(member.value)}
+
+        return encode
+
+    def _object_encoder(self) -> Callable[[Any], Any]:
+        def encode(obj: Any) -> Any:
+            raw = self._converter.unstructure(obj)
+            return {TAG: "obj", "n": self._name_of[type(obj)], "v": self.encode(raw)}
+
+        return encode
+
+    # -- encoding -----------------------------------------------------------------------------
+
+    def encode(self, value: Any) -> Any:
+        """Turn ``value`` into a JSON-ready tree; raise ``TypeError`` for a type not admitted."""
+        encoder = self._encoders.get(type(value))
+        if encoder is None:
+            raise TypeError(
+                f"sessionkit cannot store a value of type {type(value).__qualname__}: "
+                "use built-in types, or call store.register_type() for an attrs class, "
+                "dataclass or enum"
+            )
+        return encoder(value)
+
+    def _encode_list(self, values: Any) -> list[Any]:
+        encoders = self._encoders
+        out = []
+        for v in values:
+            t = type(v)
+            if t is str or t is int:
+                out.append(v)
+            else:
+                encoder = encoders.get(t)
+                out.append(encoder(v) if encoder is not None else self.encode(v))
+        return out
+
+    def _encode_dict(self, mapping: dict[Any, Any]) -> Any:
+        encoders = self._encoders
+        out: dict[str, Any] = {}
+        for k, v in mapping.items():
+            if type(k) is not str:
+                raise TypeError(
+                    f"sessionkit dict keys must be str, got {type(k).__qualname__} key {k!r}"
+                )
+            t = type(v)
+            if t is str or t is int or t is bool or v is None:
+                out[k] = v
+            else:
+                encoder = encoders.get(t)
+                out[k] = encoder(v) if encoder is not None else self.encode(v)
+        if TAG in out:
+            return _tagged("dict", [[k, v] for k, v in out.items()])
+        return out
+
+    def dumps(self, tree: Any) -> bytes:
+        """Serialise an encoded tree to compact UTF-8 JSON."""
+        return json.dumps(tree, ensure_ascii=False, separators=(",", ":")).encode()
+
+    # -- decoding -----------------------------------------------------------------------------
+
+    def object_hook(self, obj: dict[str, Any]) -> Any:
+        """``json.loads`` hook that rebuilds tagged values (bottom-up, so children are done)."""
+        tag = obj.get(TAG)
+        if tag is None:
+            return obj
+        if tag == "obj" or tag == "enum":
+            if obj.keys() != {TAG, "n", "v"}:
+                raise DecodeError(f"malformed {tag} value")
+            cls = self._by_name.get(obj["n"])
+            if cls is None:
+                raise DecodeError(f"stored type {obj['n']!r} is not registered")
+            if tag == "enum":
+                if not issubclass(cls, enum.Enum):
+                    raise DecodeError(f"{obj['n']!r} is not an enum")
+                return cls(obj["v"])
+            if not isinstance(obj["v"], dict):
+                raise DecodeError("malformed object value")
+            return self._converter.structure(obj["v"], cls)
+        decoder = self._decoders.get(tag) if isinstance(tag, str) else None
+        if decoder is None or obj.keys() != {TAG, "v"}:
+            raise DecodeError(f"unknown or malformed tag {tag!r}")
+        return decoder(obj["v"])
+
+    def loads(self, payload: bytes) -> Any:
+        """Parse bytes written by :meth:`dumps`; raise :class:`DecodeError` on any defect."""
+        try:
+            return json.loads(payload, object_hook=self.object_hook)
+        except DecodeError:
+            raise
+        except Exception as exc:  # corrupt JSON, bad base64, cattrs errors, ...
+            raise DecodeError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _str(value: Any) -> str:
+    if type(value) is not str:
+        raise DecodeError("expected a string")
+    return value
+
+
+def _list_of(kind: Callable[[list[Any]], Any]) -> Callable[[Any], Any]:
+    def decode(value: Any) -> Any:
+        if type(value) is not list:
+            raise DecodeError("expected a list")
+        return kind(value)
+
+    return decode
+
+
+def _decode_escaped_dict(value: Any) -> dict[str, Any]:
+    if type(value) is not list or not all(
+        type(p) is list and len(p) == 2 and type(p[0]) is str for p in value
+    ):
+        raise DecodeError("malformed escaped dict")
+    return {k: v for k, v in value}
+
+
+def _decode_timedelta(value: Any) -> timedelta:
+    if type(value) is not list or len(value) != 3 or not all(type(x) is int for x in value):
+        raise DecodeError("malformed timedelta")
+    return timedelta(days=value[0], seconds=value[1], microseconds=value[2])
