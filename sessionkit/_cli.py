@@ -29,7 +29,7 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     header = ("backend", "schemes", "distribution", "version")
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(4)]
     for row in [header, *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return 0
 
 

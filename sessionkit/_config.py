@@ -48,7 +48,8 @@ class KeyLookup:
         source, sep, name = value.partition(":")
         if not sep or source not in ("cookie", "header", "query"):
             raise ConfigError(
-                "key_lookup", f"expected 'cookie:NAME', 'header:NAME' or 'query:NAME', got {value!r}"
+                "key_lookup",
+                f"expected 'cookie:NAME', 'header:NAME' or 'query:NAME', got {value!r}",
             )
         if not _TOKEN.match(name):
             raise ConfigError("key_lookup", f"{name!r} is not a valid {source} name")
@@ -66,7 +67,9 @@ def _attr_value(field: str, value: object) -> None:
     if not isinstance(value, str):
         raise ConfigError(field, f"expected a str, got {type(value).__name__}")
     if _UNSAFE_ATTR.search(value) or " " in value:
-        raise ConfigError(field, f"must not contain ';', ',', spaces or control characters: {value!r}")
+        raise ConfigError(
+            field, f"must not contain ';', ',', spaces or control characters: {value!r}"
+        )
 
 
 def _normalise_same_site(value: Any) -> Any:
@@ -125,7 +128,8 @@ class Config:
                 raise ConfigError(name, f"expected a bool, got {getattr(self, name)!r}")
         if self.cookie_same_site not in _SAME_SITE.values():
             raise ConfigError(
-                "cookie_same_site", f"expected 'Lax', 'Strict' or 'None', got {self.cookie_same_site!r}"
+                "cookie_same_site",
+                f"expected 'Lax', 'Strict' or 'None', got {self.cookie_same_site!r}",
             )
         if self.cookie_same_site == "None" and not self.cookie_secure:
             raise ConfigError("cookie_same_site", "SameSite=None requires cookie_secure=True")
@@ -134,8 +138,14 @@ class Config:
         if not callable(self.key_generator):
             raise ConfigError("key_generator", "expected a callable returning a str")
         self._check_key_generator()
-        if isinstance(self.max_size, bool) or not isinstance(self.max_size, int) or self.max_size < 64:
-            raise ConfigError("max_size", f"expected an int of at least 64 bytes, got {self.max_size!r}")
+        if (
+            isinstance(self.max_size, bool)
+            or not isinstance(self.max_size, int)
+            or self.max_size < 64
+        ):
+            raise ConfigError(
+                "max_size", f"expected an int of at least 64 bytes, got {self.max_size!r}"
+            )
 
     def _check_cookie_prefix(self, name: str) -> None:
         if name.startswith("__Host-"):
@@ -161,7 +171,9 @@ class Config:
                     f"ids must be at least {MIN_ID_LENGTH} characters (128 bits), got {len(sample)}",
                 )
         if len(samples[0]) != len(samples[1]) or samples[0] == samples[1]:
-            raise ConfigError("key_generator", "must return distinct random ids of one fixed length")
+            raise ConfigError(
+                "key_generator", "must return distinct random ids of one fixed length"
+            )
 
     @property
     def lookup(self) -> KeyLookup:

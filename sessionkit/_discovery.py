@@ -86,9 +86,10 @@ class PluginRegistry:
                 plugin = ep.load()
                 pm.register(plugin, name=f"{dist}:{ep.name}")
                 # Call this plugin's implementations alone, so a failure names its distribution.
-                impls = pm.subset_hook_caller("sessionkit_backends", remove_plugins=[
-                    p for p in pm.get_plugins() if p is not plugin
-                ])
+                impls = pm.subset_hook_caller(
+                    "sessionkit_backends",
+                    remove_plugins=[p for p in pm.get_plugins() if p is not plugin],
+                )
                 backends = [b for group in impls() for b in group]
             except Exception as exc:
                 self._fail(dist, "failed to load", exc)
@@ -138,16 +139,21 @@ class PluginRegistry:
 
     def _not_found_message(self, scheme: str) -> str:
         installed = self.by_scheme()
-        have = ", ".join(
-            f"{i.backend.name} ({', '.join(s + '://' for s in i.backend.schemes)})"
-            for i in self.backends()
-        ) or "none"
+        have = (
+            ", ".join(
+                f"{i.backend.name} ({', '.join(s + '://' for s in i.backend.schemes)})"
+                for i in self.backends()
+            )
+            or "none"
+        )
         parts = [f"no storage backend for scheme {scheme!r}; installed: {have}."]
         extra = FIRST_PARTY_EXTRAS.get(scheme)
         if extra is not None:
             parts.append(f'Install it with: pip install "sessionkit[{extra}]"')
         else:
-            close = difflib.get_close_matches(scheme, sorted({*installed, *FIRST_PARTY_EXTRAS}), n=1)
+            close = difflib.get_close_matches(
+                scheme, sorted({*installed, *FIRST_PARTY_EXTRAS}), n=1
+            )
             if close:
                 parts.append(f"Did you mean {close[0]!r}?")
             parts.append('First-party backends: pip install "sessionkit[sqlite|redis|mongo|all]".')

@@ -8,7 +8,7 @@ backends never imports redis or pymongo.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -24,9 +24,15 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
+def _schemes(value: Iterable[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 def _check_schemes(_: object, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
     if not value or any(not s or s != s.lower() for s in value):
-        raise ValueError(f"{attribute.name} must be non-empty lower-case URL schemes, got {value!r}")
+        raise ValueError(
+            f"{attribute.name} must be non-empty lower-case URL schemes, got {value!r}"
+        )
 
 
 @attrs.frozen
@@ -39,7 +45,7 @@ class Backend:
     """
 
     name: str
-    schemes: tuple[str, ...] = attrs.field(converter=tuple, validator=_check_schemes)
+    schemes: tuple[str, ...] = attrs.field(converter=_schemes, validator=_check_schemes)
     open: Callable[[str, Mapping[str, Any]], Storage]
     description: str = ""
 

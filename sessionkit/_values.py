@@ -247,7 +247,7 @@ def _decode_escaped_dict(value: Any) -> dict[str, Any]:
         type(p) is list and len(p) == 2 and type(p[0]) is str for p in value
     ):
         raise DecodeError("malformed escaped dict")
-    return {k: v for k, v in value}
+    return dict(value)
 
 
 def _decode_timedelta(value: Any) -> timedelta:

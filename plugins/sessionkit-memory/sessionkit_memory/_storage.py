@@ -57,7 +57,8 @@ class MemoryStorage:
         unknown = set(options) - known
         if unknown:
             raise ConfigError(
-                "storage", f"unknown memory storage option(s) {sorted(unknown)}; known: {sorted(known)}"
+                "storage",
+                f"unknown memory storage option(s) {sorted(unknown)}; known: {sorted(known)}",
             )
         kwargs: dict[str, Any] = {}
         for name in known & set(options):

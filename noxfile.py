@@ -1,0 +1,82 @@
+"""Developer sessions: ``nox`` runs lint, typing and the tests; see ``nox -l`` for the rest.
+
+Every session that installs the project installs all of this repo's distributions from the
+working tree in one pip run (``install_repo``), so no ``sessionkit*`` name is ever resolved from
+the package index, where ``sessionkit`` belongs to an unrelated project.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PLUGINS = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
+THIRD_PARTY = ROOT / "tests" / "thirdparty_plugin"
+DEV = ROOT / "requirements-dev.txt"
+
+nox.options.sessions = ["lint", "typing", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = False
+
+
+def install_repo(session: nox.Session, *extra: str) -> None:
+    """Install every distribution of this repo, editable, in one resolver run."""
+    paths = [str(ROOT), *(str(p) for p in PLUGINS)]
+    if THIRD_PARTY.exists():
+        paths.append(str(THIRD_PARTY))
+    args = [arg for path in paths for arg in ("-e", path)]
+    session.install(*args, "-r", str(DEV), *extra)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over everything."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typing(session: nox.Session) -> None:
+    """mypy --strict over the core and every plugin."""
+    install_repo(session)
+    packages = ["sessionkit", *(str(next(p.glob("sessionkit_*"))) for p in PLUGINS)]
+    session.run("mypy", "--strict", *packages)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite on every backend (starts its own Mongo test server; Redis if absent)."""
+    install_repo(session)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(name="tests-plugin")
+@nox.parametrize("plugin", [p.name for p in PLUGINS])
+def tests_plugin(session: nox.Session, plugin: str) -> None:
+    """One plugin's tests (e.g. ``nox -s "tests-plugin(plugin='sessionkit-redis')"``)."""
+    install_repo(session)
+    session.run("pytest", str(ROOT / "plugins" / plugin), *session.posargs)
+
+
+@nox.session
+def security(session: nox.Session) -> None:
+    """The security requirements of shared/spec/security.md, on every installed backend."""
+    install_repo(session)
+    session.run("pytest", str(ROOT / "tests" / "security"), *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation with warnings as errors."""
+    install_repo(session, "-r", str(ROOT / "docs" / "requirements.txt"))
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"))
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the peers (not part of the test run); writes benchmarks/results.md."""
+    install_repo(session, "-r", str(ROOT / "benchmarks" / "requirements.txt"))
+    session.run("python", str(ROOT / "benchmarks" / "run.py"), *session.posargs)

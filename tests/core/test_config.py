@@ -1,0 +1,103 @@
+"""Config validates at construction and names the field (api.md "Config"; security.md 6, 7, 11)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from sessionkit import Config, ConfigError, SessionKitError, Store
+
+
+def test_defaults_match_the_contract() -> None:
+    c = Config()
+    assert c.expiration == timedelta(hours=24)
+    assert c.absolute_timeout is None
+    assert c.storage == "memory"
+    assert c.key_lookup == "cookie:session_id"
+    assert (c.cookie_domain, c.cookie_path) == ("", "/")
+    assert c.cookie_secure is False and c.cookie_http_only is True
+    assert c.cookie_same_site == "Lax" and c.cookie_session_only is False
+    assert c.max_size == 65536
+    assert len(c.key_generator()) == 43
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"key_lookup": "body:x"}, "key_lookup"),
+        ({"key_lookup": "cookie:"}, "key_lookup"),
+        ({"key_lookup": "cookie:a;b"}, "key_lookup"),
+        ({"key_lookup": "header:bad name"}, "key_lookup"),
+        ({"cookie_same_site": "sometimes"}, "cookie_same_site"),
+        ({"cookie_same_site": "None"}, "cookie_same_site"),
+        ({"expiration": timedelta(0)}, "expiration"),
+        ({"expiration": timedelta(seconds=-1)}, "expiration"),
+        ({"expiration": 3600}, "expiration"),
+        ({"absolute_timeout": timedelta(seconds=-5)}, "absolute_timeout"),
+        ({"absolute_timeout": timedelta(hours=1)}, "absolute_timeout"),
+        ({"cookie_path": "no-slash"}, "cookie_path"),
+        ({"cookie_path": "/a;Domain=evil"}, "cookie_path"),
+        ({"cookie_domain": "example.com\r\nSet-Cookie: x=y"}, "cookie_domain"),
+        ({"cookie_domain": "a.com; Secure"}, "cookie_domain"),
+        ({"key_lookup": "cookie:__Host-sid"}, "cookie_secure"),
+        (
+            {"key_lookup": "cookie:__Host-sid", "cookie_secure": True, "cookie_path": "/app"},
+            "cookie_path",
+        ),
+        (
+            {"key_lookup": "cookie:__Host-sid", "cookie_secure": True, "cookie_domain": "a.com"},
+            "cookie_domain",
+        ),
+        ({"key_lookup": "cookie:__Secure-sid"}, "cookie_secure"),
+        ({"key_generator": lambda: "short"}, "key_generator"),
+        ({"key_generator": lambda: "x" * 40}, "key_generator"),  # not random
+        ({"key_generator": lambda: "a;b" * 20}, "key_generator"),
+        ({"key_generator": "not callable"}, "key_generator"),
+        ({"max_size": 0}, "max_size"),
+        ({"max_size": True}, "max_size"),
+        ({"storage": 42}, "storage"),
+        ({"storage": ""}, "storage"),
+        ({"cookie_secure": "yes"}, "cookie_secure"),
+    ],
+)
+def test_bad_field_fails_at_construction_naming_it(fields: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Config(**fields)
+    assert info.value.field == field
+    assert str(info.value).startswith(field)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, SessionKitError)
+
+
+def test_store_accepts_fields_or_config_and_fields_override() -> None:
+    assert Store(cookie_secure=True).config.cookie_secure is True
+    base = Config(key_lookup="header:X-Session")
+    store = Store(base, cookie_path="/app")
+    assert store.config.key_lookup == "header:X-Session" and store.config.cookie_path == "/app"
+    with pytest.raises(ConfigError, match="cookie_same_site"):
+        Store(base, cookie_same_site="None")
+
+
+def test_same_site_is_normalised_and_none_with_secure_is_fine() -> None:
+    assert Config(cookie_same_site="strict").cookie_same_site == "Strict"
+    assert Config(cookie_same_site="none", cookie_secure=True).cookie_same_site == "None"
+
+
+def test_host_prefix_accepted_when_rules_hold() -> None:
+    Config(key_lookup="cookie:__Host-sid", cookie_secure=True)
+
+
+def test_custom_fixed_length_generator_sets_id_shape() -> None:
+    import uuid
+
+    store = Store(key_generator=lambda: str(uuid.uuid4()))
+    assert store.is_valid_id(str(uuid.uuid4()))
+    assert not store.is_valid_id("x" * 43)
+
+
+def test_config_is_frozen() -> None:
+    import attrs
+
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        Config().cookie_secure = True  # type: ignore[misc]
