@@ -100,6 +100,9 @@ class Config:
     key_generator: Callable[[], str] = default_key_generator
     #: Largest encoded session, in bytes.
     max_size: int = 65536
+    #: When set (32+ bytes), the storage holds an HMAC of each id instead of the id itself,
+    #: so a leaked database or Redis dump holds no live session ids. Changing it logs everyone out.
+    storage_key_secret: bytes | str | None = attrs.field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         _positive("expiration", self.expiration)
@@ -138,6 +141,12 @@ class Config:
         if not callable(self.key_generator):
             raise ConfigError("key_generator", "expected a callable returning a str")
         self._check_key_generator()
+        secret = self.storage_key_secret
+        if secret is not None and (
+            not isinstance(secret, (bytes, str))
+            or len(secret.encode() if isinstance(secret, str) else secret) < 32
+        ):
+            raise ConfigError("storage_key_secret", "must be bytes or str of at least 32 bytes")
         if (
             isinstance(self.max_size, bool)
             or not isinstance(self.max_size, int)

@@ -6,7 +6,10 @@ per-request decision that can be made once is made here at construction.
 
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
+import hmac
 import logging
 import re
 import time
@@ -63,6 +66,12 @@ class Store:
         self._absolute = (
             None if config.absolute_timeout is None else config.absolute_timeout.total_seconds()
         )
+        secret = config.storage_key_secret
+        if secret is not None:
+            secret_bytes = secret.encode() if isinstance(secret, str) else secret
+            self.storage_key: Callable[[str], str] = functools.partial(_hashed_key, secret_bytes)
+        else:
+            self.storage_key = _plain_key
         storage = config.storage
         self.storage: Storage = open_storage(storage) if isinstance(storage, str) else storage
         self._conditional = isinstance(self.storage, ConditionalStorage)
@@ -179,11 +188,11 @@ class Store:
         return carrier, None
 
     def _read(self, session_id: str) -> bytes | None:
-        result: bytes | None = _guard(self.storage.get, session_id)
+        result: bytes | None = _guard(self.storage.get, self.storage_key(session_id))
         return result
 
     async def _aread(self, session_id: str) -> bytes | None:
-        result: bytes | None = await _aguard(self.storage.aget(session_id))
+        result: bytes | None = await _aguard(self.storage.aget(self.storage_key(session_id)))
         return result
 
     def _from_payload(self, session_id: str | None, payload: bytes | None) -> Session:
@@ -244,7 +253,8 @@ class Store:
                 session._persisted = False
             session._modified = False
             return
-        self._saved(session, _guard(self._write, session._id, session._persisted, *plan))
+        key = self.storage_key(session._id)
+        self._saved(session, _guard(self._write, key, session._persisted, *plan))
 
     def _write(self, sid: str, existing: bool, payload: bytes, ttl: timedelta) -> bool:
         storage = self.storage
@@ -266,7 +276,8 @@ class Store:
                 session._persisted = False
             session._modified = False
             return
-        wrote = await _aguard(self._awrite(session._id, session._persisted, *plan))
+        key = self.storage_key(session._id)
+        wrote = await _aguard(self._awrite(key, session._persisted, *plan))
         self._saved(session, wrote)
 
     async def _awrite(self, sid: str, existing: bool, payload: bytes, ttl: timedelta) -> bool:
@@ -282,10 +293,24 @@ class Store:
         return True
 
     def _delete_key(self, session_id: str) -> None:
-        _guard(self.storage.delete, session_id)
+        _guard(self.storage.delete, self.storage_key(session_id))
 
     async def _adelete_key(self, session_id: str) -> None:
-        await _aguard(self.storage.adelete(session_id))
+        await _aguard(self.storage.adelete(self.storage_key(session_id)))
+
+
+def _plain_key(session_id: str) -> str:
+    return session_id
+
+
+def _hashed_key(secret: bytes, session_id: str) -> str:
+    """The storage key for ``session_id`` when ``storage_key_secret`` is set: HMAC-SHA256.
+
+    A dump of the storage then holds no usable id: turning a key back into a cookie would
+    need both a preimage and the secret, which lives only in the application's config.
+    """
+    digest = hmac.new(secret, session_id.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def _guard(fn: Callable[..., Any], *args: Any) -> Any:

@@ -60,6 +60,8 @@ def test_defaults_match_the_contract() -> None:
         ({"storage": 42}, "storage"),
         ({"storage": ""}, "storage"),
         ({"cookie_secure": "yes"}, "cookie_secure"),
+        ({"storage_key_secret": b"short"}, "storage_key_secret"),
+        ({"storage_key_secret": 12345}, "storage_key_secret"),
     ],
 )
 def test_bad_field_fails_at_construction_naming_it(fields: dict[str, Any], field: str) -> None:

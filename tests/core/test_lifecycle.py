@@ -324,3 +324,19 @@ def test_corrupt_payload_is_a_lost_session_logged_without_the_id(
         assert s.fresh and s.id != sid
         assert "unreadable session" in caplog.text and sid not in caplog.text
         caplog.clear()
+
+
+def test_storage_key_secret_keeps_live_ids_out_of_the_storage(request_of: Request) -> None:
+    store = Store(storage_key_secret=b"k" * 32)
+    s = store.get(request_of())
+    s.set("user", "ada")
+    s.save()
+    assert store.storage.get(s.id) is None  # the raw id is nowhere in the storage
+    key = store.storage_key(s.id)
+    assert key != s.id and store.storage.get(key) is not None
+    loaded = store.get(request_of(cookie_for(store, s.id)))
+    assert not loaded.fresh and loaded.get("user") == "ada"
+    other = Store(storage=store.storage, storage_key_secret=b"z" * 32)
+    assert other.get_by_id(s.id) is None  # another secret cannot find it
+    loaded.destroy()
+    assert store.storage.get(key) is None
