@@ -1,0 +1,315 @@
+"""The apps under test: the same three handlers for every framework and session layer.
+
+- ``/new``: no cookie; the handler sets one value -> a session is created, saved, a cookie returned.
+- ``/read``: valid cookie; the handler reads one value.
+- ``/write``: valid cookie; the handler increments a counter -> saved.
+
+Each factory returns a :class:`Contender`; peers are built exactly as their docs show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+REDIS_DB = 15  # benchmarks never touch db 0; each contender uses its own key prefix there
+
+
+@dataclass
+class Contender:
+    name: str
+    framework: str  # starlette | litestar | flask
+    backend: str  # none | memory | sqlite | redis
+    kind: str  # asgi | wsgi
+    app: Any
+    cookie: str  # cookie name carrying the session id
+    peer: bool  # True for other libraries, False for sessionkit and baselines
+    cleanup: Callable[[], None] | None = None
+
+
+# -- Starlette ----------------------------------------------------------------------------------
+
+
+def _starlette_app(middleware: list[Any]) -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    has_session = bool(middleware)
+
+    async def new(request: Request) -> PlainTextResponse:
+        if has_session:
+            request.session["v"] = "hello"
+        return PlainTextResponse("ok")
+
+    async def read(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.session.get("v", "") if has_session else "hello")
+
+    async def write(request: Request) -> PlainTextResponse:
+        n = 1
+        if has_session:
+            n = request.session.get("n", 0) + 1
+            request.session["n"] = n
+        return PlainTextResponse(str(n))
+
+    routes = [Route("/new", new), Route("/read", read), Route("/write", write)]
+    return Starlette(routes=routes, middleware=middleware)
+
+
+def starlette_bare() -> Contender:
+    return Contender(
+        "starlette (no sessions)", "starlette", "none", "asgi", _starlette_app([]), "", peer=False
+    )
+
+
+def sessionkit_starlette(storage_url: str, backend: str) -> Contender:
+    from starlette.middleware import Middleware
+
+    from sessionkit import Store
+    from sessionkit.asgi import SessionMiddleware
+
+    store = Store(storage=storage_url)
+    app = _starlette_app([Middleware(SessionMiddleware, store=store)])
+    return Contender(
+        f"sessionkit asgi ({backend})",
+        "starlette",
+        backend,
+        "asgi",
+        app,
+        store.lookup.name,
+        peer=False,
+        cleanup=store.reset,
+    )
+
+
+def starsessions_starlette(backend: str, redis_url: str | None = None) -> Contender:
+    from starlette.middleware import Middleware
+    from starsessions import InMemoryStore, SessionAutoloadMiddleware, SessionMiddleware
+
+    if backend == "redis":
+        from starsessions.stores.redis import RedisStore
+
+        store: Any = RedisStore(url=f"{redis_url}/{REDIS_DB}", prefix="bench-starsessions:")
+    else:
+        store = InMemoryStore()
+    app = _starlette_app(
+        [
+            Middleware(SessionMiddleware, store=store, lifetime=86400, cookie_https_only=False),
+            Middleware(SessionAutoloadMiddleware),
+        ]
+    )
+    return Contender(
+        f"starsessions ({backend})", "starlette", backend, "asgi", app, "session", peer=True
+    )
+
+
+# -- Litestar -----------------------------------------------------------------------------------
+
+
+def _litestar_app(middleware: list[Any], stores: dict[str, Any] | None, session: bool) -> Any:
+    from litestar import Litestar, Request, get
+
+    @get("/new", sync_to_thread=False)
+    def new(request: Request[Any, Any, Any]) -> str:
+        if session:
+            request.session["v"] = "hello"
+        return "ok"
+
+    @get("/read", sync_to_thread=False)
+    def read(request: Request[Any, Any, Any]) -> str:
+        return str(request.session.get("v", "")) if session else "hello"
+
+    @get("/write", sync_to_thread=False)
+    def write(request: Request[Any, Any, Any]) -> str:
+        n = 1
+        if session:
+            n = request.session.get("n", 0) + 1
+            request.session["n"] = n
+        return str(n)
+
+    return Litestar(
+        route_handlers=[new, read, write],
+        middleware=middleware,
+        stores=stores,
+        debug=False,
+        logging_config=None,
+    )
+
+
+def litestar_bare() -> Contender:
+    return Contender(
+        "litestar (no sessions)",
+        "litestar",
+        "none",
+        "asgi",
+        _litestar_app([], None, session=False),
+        "",
+        peer=False,
+    )
+
+
+def litestar_sessions(backend: str, redis_url: str | None = None) -> Contender:
+    from litestar.middleware.session.server_side import ServerSideSessionConfig
+
+    if backend == "redis":
+        from litestar.stores.redis import RedisStore
+
+        store: Any = RedisStore.with_client(
+            url=f"{redis_url}/{REDIS_DB}", namespace="bench-litestar"
+        )
+    else:
+        from litestar.stores.memory import MemoryStore
+
+        store = MemoryStore()
+    config = ServerSideSessionConfig()
+    app = _litestar_app([config.middleware], {"sessions": store}, session=True)
+    return Contender(
+        f"litestar sessions ({backend})", "litestar", backend, "asgi", app, "session", peer=True
+    )
+
+
+def sessionkit_litestar(storage_url: str, backend: str) -> Contender:
+    from litestar.middleware import DefineMiddleware
+
+    from sessionkit import Store
+    from sessionkit.asgi import SessionMiddleware
+
+    store = Store(storage=storage_url)
+    app = _litestar_app([DefineMiddleware(SessionMiddleware, store=store)], None, session=True)
+    return Contender(
+        f"sessionkit asgi on litestar ({backend})",
+        "litestar",
+        backend,
+        "asgi",
+        app,
+        store.lookup.name,
+        peer=False,
+        cleanup=store.reset,
+    )
+
+
+# -- Flask --------------------------------------------------------------------------------------
+
+
+def _flask_app(session: bool) -> Any:
+    import flask
+
+    app = flask.Flask("bench")
+
+    @app.get("/new")
+    def new() -> str:
+        if session:
+            flask.session["v"] = "hello"
+        return "ok"
+
+    @app.get("/read")
+    def read() -> str:
+        return str(flask.session.get("v", "")) if session else "hello"
+
+    @app.get("/write")
+    def write() -> str:
+        n = 1
+        if session:
+            n = flask.session.get("n", 0) + 1
+            flask.session["n"] = n
+        return str(n)
+
+    return app
+
+
+def flask_bare() -> Contender:
+    app = _flask_app(session=False)
+    return Contender("flask (no sessions)", "flask", "none", "wsgi", app.wsgi_app, "", peer=False)
+
+
+def flask_session(backend: str, redis_url: str | None = None) -> Contender:
+    from flask_session import Session
+
+    app = _flask_app(session=True)
+    if backend == "redis":
+        import redis
+
+        app.config.update(
+            SESSION_TYPE="redis",
+            SESSION_KEY_PREFIX="bench-flasksession:",
+            SESSION_REDIS=redis.Redis.from_url(f"{redis_url}/{REDIS_DB}"),
+        )
+    else:
+        from cachelib import SimpleCache
+
+        app.config.update(SESSION_TYPE="cachelib", SESSION_CACHELIB=SimpleCache(threshold=10**6))
+    Session(app)
+    return Contender(
+        f"flask-session ({backend})", "flask", backend, "wsgi", app.wsgi_app, "session", peer=True
+    )
+
+
+def sessionkit_flask(storage_url: str, backend: str) -> Contender:
+    from sessionkit import Store
+    from sessionkit.flask import init_app
+
+    app = _flask_app(session=True)
+    store = Store(storage=storage_url)
+    init_app(app, store)
+    return Contender(
+        f"sessionkit flask ({backend})",
+        "flask",
+        backend,
+        "wsgi",
+        app.wsgi_app,
+        store.lookup.name,
+        peer=False,
+        cleanup=store.reset,
+    )
+
+
+def sessionkit_wsgi(storage_url: str, backend: str) -> Contender:
+    """sessionkit's plain WSGI middleware around a minimal WSGI app (no framework)."""
+    from sessionkit import Store
+    from sessionkit.wsgi import SessionMiddleware
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        session = environ["sessionkit.session"]
+        path = environ["PATH_INFO"]
+        if path == "/new":
+            session["v"] = "hello"
+            body = b"ok"
+        elif path == "/read":
+            body = str(session.get("v", "")).encode()
+        else:
+            n = session.get("n", 0) + 1
+            session["n"] = n
+            body = str(n).encode()
+        start_response(
+            "200 OK", [("content-type", "text/plain"), ("content-length", str(len(body)))]
+        )
+        return [body]
+
+    store = Store(storage=storage_url)
+    return Contender(
+        f"sessionkit wsgi, no framework ({backend})",
+        "wsgi",
+        backend,
+        "wsgi",
+        SessionMiddleware(app, store),
+        store.lookup.name,
+        peer=False,
+        cleanup=store.reset,
+    )
+
+
+def wsgi_bare() -> Contender:
+    answers = {"/new": b"ok", "/read": b"hello", "/write": b"1"}
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = answers[environ["PATH_INFO"]]
+        start_response(
+            "200 OK", [("content-type", "text/plain"), ("content-length", str(len(body)))]
+        )
+        return [body]
+
+    return Contender(
+        "wsgi (no framework, no sessions)", "wsgi", "none", "wsgi", app, "", peer=False
+    )

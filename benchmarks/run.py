@@ -1,0 +1,291 @@
+"""Run every contender through the three scenarios in one process and write ``results.md``.
+
+Usage: ``python benchmarks/run.py [--requests N] [--redis URL] [--out PATH] [--only SUBSTR]``
+(``nox -s bench`` runs it). Figures are medians of per-request times in microseconds; ratios
+compare contenders measured in this same run, so the machine's speed cancels out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import contenders as c  # noqa: E402
+from _drive import asgi_caller, median_us, time_async, time_sync, wsgi_caller  # noqa: E402
+
+SCENARIOS = ("new", "read", "write")
+SKIPPED: list[str] = []
+
+
+def build(redis_url: str, tmp: Path, only: str | None) -> list[c.Contender]:
+    sqlite_url = f"sqlite:///{tmp / 'bench.db'}"
+    sk_redis = f"{redis_url}/{c.REDIS_DB}?prefix=bench-sessionkit:"
+    factories: list[Callable[[], c.Contender]] = [
+        c.starlette_bare,
+        lambda: c.sessionkit_starlette("memory", "memory"),
+        lambda: c.sessionkit_starlette(sqlite_url, "sqlite"),
+        lambda: c.sessionkit_starlette(sk_redis, "redis"),
+        lambda: c.starsessions_starlette("memory"),
+        lambda: c.starsessions_starlette("redis", redis_url),
+        c.litestar_bare,
+        lambda: c.sessionkit_litestar("memory", "memory"),
+        lambda: c.sessionkit_litestar(sk_redis, "redis"),
+        lambda: c.litestar_sessions("memory"),
+        lambda: c.litestar_sessions("redis", redis_url),
+        c.flask_bare,
+        lambda: c.sessionkit_flask("memory", "memory"),
+        lambda: c.sessionkit_flask(sqlite_url, "sqlite"),
+        lambda: c.sessionkit_flask(sk_redis, "redis"),
+        lambda: c.flask_session("memory"),
+        lambda: c.flask_session("redis", redis_url),
+        c.wsgi_bare,
+        lambda: c.sessionkit_wsgi("memory", "memory"),
+        lambda: c.sessionkit_wsgi(sqlite_url, "sqlite"),
+        lambda: c.sessionkit_wsgi(sk_redis, "redis"),
+    ]
+    built = []
+    for factory in factories:
+        try:
+            contender = factory()
+        except ImportError as exc:  # a peer not installed: say so in the results, go on
+            print(f"not measured: {exc}", file=sys.stderr)
+            SKIPPED.append(str(exc))
+            continue
+        if only is None or only in contender.name:
+            built.append(contender)
+    return built
+
+
+class Failed(AssertionError):
+    pass
+
+
+def check(ok: bool, what: str) -> None:
+    if not ok:
+        raise Failed(what)
+
+
+def measure(
+    contender: c.Contender, n: int, warmup: int, loop: asyncio.AbstractEventLoop
+) -> dict[str, float]:
+    """Check each scenario is correct, then time it; return medians in µs by scenario."""
+    if contender.kind == "asgi":
+        acall = asgi_caller(contender.app)
+
+        def call(path: str, cookie: str | None) -> Any:
+            return loop.run_until_complete(acall(path, cookie))
+    else:
+        call = wsgi_caller(contender.app)
+    session = contender.backend != "none"
+
+    first = call("/new", None)
+    check(first.status == 200, f"{contender.name}: /new answered {first.status}")
+    sid = first.cookie(contender.cookie) if session else None
+    check(not session or sid is not None, f"{contender.name}: /new set no session cookie")
+    cookie = f"{contender.cookie}={sid}" if sid else None
+    got = call("/read", cookie)
+    check(got.body == b"hello", f"{contender.name}: /read returned {got.body!r}")
+    counts = [int(call("/write", cookie).body) for _ in range(3)]
+    check(not session or counts == [1, 2, 3], f"{contender.name}: counter went {counts}")
+
+    results = {}
+    if contender.kind == "asgi":
+        results["new"] = time_async(loop, lambda: acall("/new", None), n, warmup)
+        results["read"] = time_async(loop, lambda: acall("/read", cookie), n, warmup)
+        results["write"] = time_async(loop, lambda: acall("/write", cookie), n, warmup)
+    else:
+        results["new"] = time_sync(lambda: call("/new", None), n, warmup)
+        results["read"] = time_sync(lambda: call("/read", cookie), n, warmup)
+        results["write"] = time_sync(lambda: call("/write", cookie), n, warmup)
+    after = int(call("/write", cookie).body)
+    check(
+        not session or after == 3 + n + warmup + 1,
+        f"{contender.name}: counter is {after} after {n + warmup} timed writes",
+    )
+    return {k: median_us(v) for k, v in results.items()}
+
+
+def raw_limits(
+    redis_url: str, n: int, warmup: int, loop: asyncio.AbstractEventLoop
+) -> dict[str, float]:
+    """The physical limit: the storage's own round trips for the same payload, and a dict."""
+    import redis
+    import redis.asyncio as aredis
+
+    from sessionkit import Store
+
+    store = Store()
+    s = store.load(None)
+    s["v"] = "hello"
+    s["n"] = 1
+    s.save()
+    payload = store.storage.get(s.id)
+    assert payload is not None
+    key = "bench-raw:" + s.id
+    sync = redis.Redis.from_url(f"{redis_url}/{c.REDIS_DB}")
+    sync.set(key, payload, ex=86400)
+    out = {
+        "redis GET (sync)": median_us(time_sync(lambda: sync.get(key), n, warmup)),
+        "redis GET + SET EX (sync)": median_us(
+            time_sync(lambda: (sync.get(key), sync.set(key, payload, ex=86400)), n, warmup)
+        ),
+    }
+    client = aredis.Redis.from_url(f"{redis_url}/{c.REDIS_DB}")
+
+    async def aget() -> Any:
+        return await client.get(key)
+
+    async def aget_set() -> Any:
+        await client.get(key)
+        return await client.set(key, payload, ex=86400)
+
+    out["redis GET (asyncio)"] = median_us(time_async(loop, aget, n, warmup))
+    out["redis GET + SET EX (asyncio)"] = median_us(time_async(loop, aget_set, n, warmup))
+    d: dict[str, bytes] = {}
+    out["dict get + set"] = median_us(
+        time_sync(lambda: (d.get(key), d.__setitem__(key, payload)), n, warmup)
+    )
+    sync.delete(key)
+    loop.run_until_complete(client.aclose())
+    sync.close()
+    return out
+
+
+def table(rows: list[tuple[c.Contender, dict[str, float]]], raw: dict[str, float]) -> str:
+    base = {ct.framework: r for ct, r in rows if ct.backend == "none"}
+    lines = [
+        "| contender | backend | new µs | read µs | write µs | overhead over bare framework (new/read/write µs) |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for ct, r in rows:
+        b = base.get(ct.framework)
+        over = (
+            "—"
+            if b is None or ct.backend == "none"
+            else " / ".join(f"{r[s] - b[s]:.1f}" for s in SCENARIOS)
+        )
+        lines.append(
+            f"| {ct.name} | {ct.backend} | {r['new']:.1f} | {r['read']:.1f} | "
+            f"{r['write']:.1f} | {over} |"
+        )
+    lines += [
+        "",
+        "### Ratios: sessionkit ÷ fastest peer on the same framework and backend",
+        "",
+        "| sessionkit | peer | new | read | write |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for ct, r in rows:
+        if ct.peer or ct.backend == "none":
+            continue
+        peers = [
+            (p, pr)
+            for p, pr in rows
+            if p.peer and p.framework == ct.framework and p.backend == ct.backend
+        ]
+        if not peers:
+            continue
+        cells = []
+        names = set()
+        for s in SCENARIOS:
+            p, pr = min(peers, key=lambda x: x[1][s])
+            names.add(p.name)
+            cells.append(f"{r[s] / pr[s]:.2f}")
+        lines.append(f"| {ct.name} | {', '.join(sorted(names))} | {' | '.join(cells)} |")
+    lines += [
+        "",
+        "### Ratios: session-layer overhead, sessionkit ÷ fastest peer (same backend)",
+        "",
+        "Overhead = contender − its bare framework; this isolates the session layer.",
+        "",
+        "| sessionkit | backend | new | read | write |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for ct, r in rows:
+        if ct.peer or ct.backend == "none" or ct.framework not in base:
+            continue
+        peers = [
+            (p, pr) for p, pr in rows if p.peer and p.backend == ct.backend and p.framework in base
+        ]
+        if not peers:
+            continue
+        cells = []
+        for s in SCENARIOS:
+            mine = r[s] - base[ct.framework][s]
+            best = min(pr[s] - base[p.framework][s] for p, pr in peers)
+            cells.append(f"{mine / best:.2f}" if best > 0 else "n/a")
+        lines.append(f"| {ct.name} | {ct.backend} | {' | '.join(cells)} |")
+    lines += ["", "### The storage's own limit", "", "| operation | µs |", "|---|---:|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in raw.items()]
+    lines += [
+        "",
+        "| sessionkit on redis ÷ raw limit | read ÷ GET | write ÷ (GET + SET EX) |",
+        "|---|---:|---:|",
+    ]
+    for ct, r in rows:
+        if ct.peer or ct.backend != "redis":
+            continue
+        flavour = "asyncio" if ct.kind == "asgi" else "sync"
+        base_fw = base.get(ct.framework, {"read": 0.0, "write": 0.0})
+        lines.append(
+            f"| {ct.name} (minus bare framework) | "
+            f"{(r['read'] - base_fw['read']) / raw[f'redis GET ({flavour})']:.2f} | "
+            f"{(r['write'] - base_fw['write']) / raw[f'redis GET + SET EX ({flavour})']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="timed requests per scenario")
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument(
+        "--redis", default=os.environ.get("SESSIONKIT_BENCH_REDIS", "redis://127.0.0.1:6379")
+    )
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results.md"))
+    parser.add_argument("--only", default=None, help="run contenders whose name contains this")
+    args = parser.parse_args(argv)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for contender in build(args.redis, Path(tmp), args.only):
+            gc.collect()
+            started = time.perf_counter()
+            rows.append((contender, measure(contender, args.requests, args.warmup, loop)))
+            r = rows[-1][1]
+            print(
+                f"{contender.name:45s} new {r['new']:8.1f}  read {r['read']:8.1f}  "
+                f"write {r['write']:8.1f} µs  ({time.perf_counter() - started:.1f} s)",
+                flush=True,
+            )
+            if contender.cleanup is not None:
+                contender.cleanup()
+        raw = raw_limits(args.redis, args.requests, args.warmup, loop)
+    header = (
+        f"# sessionkit benchmarks\n\nOne run, {args.requests} timed requests per scenario "
+        f"(median µs per request), in-process drivers, Python {platform.python_version()} on "
+        f"{platform.machine()}, {os.cpu_count()} cores. Redis at {args.redis} "
+        f"(loopback).\n\n"
+    )
+    text = header + table(rows, raw) + "\n"
+    if SKIPPED:
+        text += "\nNot measured (not importable): " + "; ".join(SKIPPED) + "\n"
+    Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
