@@ -21,8 +21,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import contenders as c  # noqa: E402
-from _drive import asgi_caller, median_us, time_async, time_sync, wsgi_caller  # noqa: E402
+import contenders as c
+from _drive import asgi_caller, median_us, time_async, time_sync, wsgi_caller
 
 SCENARIOS = ("new", "read", "write")
 SKIPPED: list[str] = []
@@ -207,7 +207,7 @@ def table(rows: list[tuple[c.Contender, dict[str, float]]], raw: dict[str, float
         "",
         "### Ratios: session-layer overhead, sessionkit ÷ fastest peer (same backend)",
         "",
-        "Overhead = contender − its bare framework; this isolates the session layer.",
+        "Overhead = contender minus its bare framework; this isolates the session layer.",
         "",
         "| sessionkit | backend | new | read | write |",
         "|---|---|---:|---:|---:|",
