@@ -57,6 +57,10 @@ class TypeRegistry:
         self._converter = cattrs.Converter()
         for leaf in (datetime, date, time, timedelta, Decimal, UUID, bytes, set, frozenset):
             self._converter.register_structure_hook(leaf, _passthrough(leaf))
+        # One encoder and decoder per registry, built once: json.dumps/loads with options
+        # would build new ones on every call.
+        self._json_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        self._json_decode = json.JSONDecoder(object_hook=self.object_hook).decode
         self._by_name: dict[str, type] = {}
         self._name_of: dict[type, str] = {}
         identity = _identity
@@ -186,7 +190,7 @@ class TypeRegistry:
 
     def dumps(self, tree: Any) -> bytes:
         """Serialise an encoded tree to compact UTF-8 JSON."""
-        return json.dumps(tree, ensure_ascii=False, separators=(",", ":")).encode()
+        return self._json_encode(tree).encode()
 
     # -- decoding -----------------------------------------------------------------------------
 
@@ -216,11 +220,19 @@ class TypeRegistry:
     def loads(self, payload: bytes) -> Any:
         """Parse bytes written by :meth:`dumps`; raise :class:`DecodeError` on any defect."""
         try:
-            return json.loads(payload, object_hook=self.object_hook)
+            text = payload.decode()
+            # Our encoder writes every tag as the literal '"$t"'; text without it holds plain
+            # JSON only and skips the per-object Python hook.
+            if '"$t"' not in text:
+                return _plain_decode(text)
+            return self._json_decode(text)
         except DecodeError:
             raise
         except Exception as exc:  # corrupt JSON, bad base64, cattrs errors, ...
             raise DecodeError(f"{type(exc).__name__}: {exc}") from exc
+
+
+_plain_decode = json.JSONDecoder().decode
 
 
 def _identity(value: Any) -> Any:
