@@ -26,6 +26,7 @@ from ._errors import (
     StorageNotFound,
 )
 from ._hookspec import Backend, hookimpl, hookspec
+from ._inspect import CountableStorage, PurgeableStorage, ScannableStorage
 from ._session import Session
 from ._storage import AsyncFromSyncMixin, ConditionalStorage, Storage, ttl_seconds
 from ._store import Store
@@ -38,10 +39,13 @@ __all__ = [
     "ConditionalStorage",
     "Config",
     "ConfigError",
+    "CountableStorage",
     "InstalledBackend",
     "KeyLookup",
     "PluginLoadWarning",
     "PluginRegistry",
+    "PurgeableStorage",
+    "ScannableStorage",
     "Session",
     "SessionGone",
     "SessionKitError",

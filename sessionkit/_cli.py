@@ -1,20 +1,41 @@
 """The ``sessionkit`` command line.
 
 Each sub-command is a small function taking parsed arguments and returning an exit code:
-0 success, 1 the operation failed (a storage error, a failed check), 2 bad usage.
+0 success, 1 the operation failed (a storage error, a failed check), 2 bad usage,
+3 aborted at a confirmation prompt. Their logic lives in small modules (``_check``,
+``_stats``, ``_purge``, ``_newplugin``); this file only parses, prints and maps errors to codes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import json
 import sys
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from ._discovery import available_backends
+import attrs
+
+from . import __version__
+from ._check import format_step, run_check
+from ._clitext import describe, redact
+from ._discovery import available_backends, open_storage
+from ._errors import ConfigError, StorageNotFound
+from ._newplugin import PluginNames, generate, taken_by
+from ._purge import Unsupported, expired_purger, live_count, purge_all
+from ._stats import collect_stats, format_stats
+from ._storage import Storage
+from .demo._command import add_demo_command
 
 __all__ = ["main"]
 
 Command = Callable[[argparse.Namespace], int]
+StorageCommand = Callable[[argparse.Namespace, Storage], int]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:
@@ -33,6 +54,218 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _err(message: str) -> None:
+    print(f"sessionkit: {message}", file=sys.stderr, flush=True)
+
+
+def _with_storage(command: StorageCommand) -> Command:
+    """Open ``args.url`` for ``command`` and close it afterwards, mapping failures to codes:
+    a URL nothing can open is bad usage (2), a storage that fails is a failure (1)."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            storage = open_storage(args.url)
+        except (StorageNotFound, ConfigError) as exc:
+            _err(str(exc))
+            return EXIT_USAGE
+        except Exception as exc:
+            _err(f"cannot open {redact(args.url)}: {describe(exc)}")
+            return EXIT_FAILED
+        try:
+            return command(args, storage)
+        except Exception as exc:
+            _err(describe(exc))
+            return EXIT_FAILED
+        finally:
+            with contextlib.suppress(Exception):
+                storage.close()
+
+    return run
+
+
+@_with_storage
+def _cmd_check(args: argparse.Namespace, storage: Storage) -> int:
+    print(f"checking {redact(args.url)}", flush=True)
+    opener = functools.partial(open_storage, args.url)
+    ok = True
+    for step in run_check(storage, opener, reset_scratch=args.reset_scratch):
+        print(format_step(step), flush=True)
+        ok = ok and step.ok is not False
+    print("all checks passed" if ok else "check FAILED")
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+@_with_storage
+def _cmd_stats(args: argparse.Namespace, storage: Storage) -> int:
+    stats = collect_stats(storage)
+    if args.json:
+        print(json.dumps({"storage": redact(args.url), **attrs.asdict(stats)}))
+    else:
+        print("\n".join(format_stats(redact(args.url), stats, time.time())))
+    return EXIT_OK
+
+
+def _confirm(question: str) -> bool:
+    """Ask on stderr, read the answer from stdin; anything but y/yes (or no input) is no."""
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    if not sys.stdin.isatty():  # the answer was not echoed: end the prompt's line
+        print(file=sys.stderr)
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _progress(done: int, total: int) -> None:
+    print(f"purge: {done}/{total} deleted", file=sys.stderr, flush=True)
+
+
+@_with_storage
+def _cmd_purge(args: argparse.Namespace, storage: Storage) -> int:
+    url = redact(args.url)
+    purge: Callable[[], str]
+    if args.expired_only:
+        try:
+            purger = expired_purger(storage)  # before asking: can the backend do it at all?
+        except Unsupported as exc:
+            _err(f"{exc} ({url})")
+            return EXIT_FAILED
+        question = f"Delete the expired sessions in {url}?"
+        purge = lambda: f"{purger.purge_expired()} expired session(s)"  # noqa: E731
+    else:
+        count = live_count(storage)
+        what = "every session" if count is None else f"all {count} sessions"
+        question = f"Delete {what} in {url}? Their users will be logged out."
+        purge = lambda: _deleted(purge_all(storage, _progress))  # noqa: E731
+    if not args.yes and not _confirm(question):
+        _err("aborted; nothing was deleted")
+        return EXIT_ABORTED
+    print(f"deleted {purge()} from {url}")
+    return EXIT_OK
+
+
+def _deleted(count: int | None) -> str:
+    return "every session" if count is None else f"{count} session(s)"
+
+
+def _cmd_new_plugin(args: argparse.Namespace) -> int:
+    try:
+        names = PluginNames.parse(args.name, args.scheme)
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    owner = taken_by(names.scheme)
+    if owner is not None:
+        _err(f"scheme {names.scheme!r} belongs to {owner}; choose another with --scheme")
+        return EXIT_USAGE
+    try:
+        files = generate(names, Path(args.dir), __version__)
+    except OSError as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    root = Path(args.dir) / names.dist
+    print(f"created {root}")
+    for path in files:
+        print(f"  {path.relative_to(root)}")
+    print(
+        f"\nnext:\n  pip install -e {root}\n  pytest {root}\n  sessionkit check {names.scheme}://"
+    )
+    return EXIT_OK
+
+
+_URL_HELP = "storage URL: memory://, sqlite:////abs/path.db, redis://host:6379/0, mongodb://host/db"
+_RAW = argparse.RawDescriptionHelpFormatter
+
+
+def _command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    func: Command,
+    *,
+    summary: str,
+    description: str,
+    epilog: str,
+    takes_url: bool = True,
+) -> argparse.ArgumentParser:
+    """Add sub-command ``name``; descriptions and epilogs keep their own line breaks."""
+    parser = sub.add_parser(
+        name, help=summary, description=description, epilog=epilog, formatter_class=_RAW
+    )
+    if takes_url:
+        parser.add_argument("url", metavar="URL", help=_URL_HELP)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _add_operator_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``check``, ``stats``, ``purge`` and ``new-plugin``."""
+    check = _command(
+        sub,
+        "check",
+        _cmd_check,
+        summary="round-trip scratch keys through a storage, timing each operation",
+        description="Write, read, touch, replace and delete a random scratch key, wait 1.2 s\n"
+        "for a 1 s TTL to lapse, repeat the round trip through the async methods, and\n"
+        "print each operation's latency. Real sessions are never read, written or reset.",
+        epilog="exit status: 0 every check passed, 1 a check failed, 2 bad URL\n\n"
+        "example:\n  sessionkit check redis://localhost:6379/0 --reset-scratch",
+    )
+    check.add_argument(
+        "--reset-scratch",
+        action="store_true",
+        help="also check reset(), on a scratch namespace opened with a prefix, table or "
+        "collection option (skipped when the backend takes none; SQLite and MongoDB keep "
+        "the empty scratch table or collection)",
+    )
+
+    stats = _command(
+        sub,
+        "stats",
+        _cmd_stats,
+        summary="count live sessions; show the oldest and the largest",
+        description="Report what a storage can tell about its sessions, without decoding\n"
+        "their data. A figure the backend cannot give is 'not supported by this backend'.",
+        epilog="exit status: 0 reported, 1 the storage failed, 2 bad URL",
+    )
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
+
+    purge = _command(
+        sub,
+        "purge",
+        _cmd_purge,
+        summary="delete every session of a storage, or only the expired ones",
+        description="Delete the sessions of a storage (its namespace only: the prefix, table\n"
+        "or collection of the URL) after a y/N confirmation read from stdin.\n"
+        "Long purges report progress on stderr.",
+        epilog="exit status: 0 done, 1 the storage failed or cannot do it, 2 bad usage,\n"
+        "3 aborted at the prompt\n\n"
+        "example (cron):\n  sessionkit purge sqlite:////var/lib/app/sessions.db --expired-only --yes",
+    )
+    purge.add_argument(
+        "--expired-only",
+        action="store_true",
+        help="delete only expired sessions (backends with purge_expired(): memory, SQLite)",
+    )
+    purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    new = _command(
+        sub,
+        "new-plugin",
+        _cmd_new_plugin,
+        takes_url=False,
+        summary="generate a storage plugin that passes the conformance suite",
+        description="Write DIR/sessionkit-NAME/: a pyproject declaring the 'sessionkit' entry\n"
+        "point, the package sessionkit_NAME with a working storage to adapt, and\n"
+        "tests/test_conformance.py running sessionkit.testing.StorageConformance.",
+        epilog="exit status: 0 written, 1 the directory exists or cannot be written, "
+        "2 bad name or scheme\n\n"
+        "example:\n  sessionkit new-plugin etcd --dir ~/src\n"
+        "  pip install -e ~/src/sessionkit-etcd && pytest ~/src/sessionkit-etcd",
+    )
+    new.add_argument("name", metavar="NAME", help="short name, e.g. etcd or my-kv")
+    new.add_argument("--scheme", help="URL scheme it serves (default: NAME)")
+    new.add_argument("--dir", default=".", help="parent directory (default: the current one)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser; sub-commands register themselves on it."""
     parser = argparse.ArgumentParser(
@@ -41,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     backends = sub.add_parser("backends", help="list the installed storage backends")
     backends.set_defaults(func=_cmd_backends)
+    _add_operator_commands(sub)
+    add_demo_command(sub)
     return parser
 
 

@@ -39,9 +39,12 @@ class Session(MutableMapping[str, Any]):
         "_fresh",
         "_id",
         "_lifetime",
+        "_loaded_at",
         "_modified",
+        "_pending",
         "_persisted",
         "_store",
+        "_wrote",
     )
 
     def __init__(
@@ -52,38 +55,62 @@ class Session(MutableMapping[str, Any]):
         *,
         now: float,
         client_id: str | None = None,
+        pending: bool = False,
     ) -> None:
         self._store = store
-        self._id = session_id
         #: The well-formed id the client presented, if any (the middleware uses it to decide
         #: whether an old cookie must be expired).
         self._client_id = client_id
         self._accessed = False
         self._modified = False
         self._destroyed = False
+        #: True once a save wrote a record during this request (the cookie is then refreshed).
+        self._wrote = False
+        #: Lazy loading (the WSGI middleware, Flask): ``session_id`` is the client's id, not
+        #: read yet; the first use of the session reads it (see :meth:`Store._fill`), so a
+        #: request that never touches its session costs no storage call at all.
+        self._pending = pending
+        self._apply(session_id, record, now)
+
+    def _apply(self, session_id: str, record: Record | None, now: float) -> None:
+        """Take the state of a loaded ``record``, or of a new session when it is ``None``."""
+        self._id = session_id
         if record is None:
             self._data: dict[str, Any] = {}
             self._created = now
             self._lifetime: float | None = None
             self._fresh = True
             self._persisted = False
+            #: Save time of the record the client's id loaded (``None``: nothing loaded); the
+            #: middleware renews a session read past half its lifetime from it.
+            self._loaded_at: float | None = None
         else:
             self._data = record.data
             self._created = record.created
             self._lifetime = record.lifetime
             self._fresh = False
             self._persisted = True
+            self._loaded_at = record.saved
+
+    def _touch(self) -> None:
+        """Mark the session used (the response then varies by its cookie), and read a lazily
+        loaded one now; a storage failure propagates."""
+        self._accessed = True
+        if self._pending:
+            self._store._fill(self)
 
     # -- identity -----------------------------------------------------------------------------
 
     @property
     def id(self) -> str:
         """The session id (Fiber: ``ID()``). Changes on ``regenerate``, ``reset`` and ``destroy``."""
+        self._touch()
         return self._id
 
     @property
     def fresh(self) -> bool:
         """True when no stored session was loaded: new, or after ``regenerate``/``reset``/``destroy``."""
+        self._touch()
         return self._fresh
 
     @property
@@ -93,7 +120,8 @@ class Session(MutableMapping[str, Any]):
 
     @property
     def accessed(self) -> bool:
-        """True once the session's data was read or written (the response then varies by cookie)."""
+        """True once the session was used -- its data, id or freshness read, or anything written
+        -- so the response depends on the cookie and is sent with ``Vary: Cookie``."""
         return self._accessed
 
     @property
@@ -104,11 +132,13 @@ class Session(MutableMapping[str, Any]):
     @property
     def created(self) -> float:
         """When the session was created, as a Unix timestamp (survives ``regenerate``)."""
+        self._touch()
         return self._created
 
     @property
     def expiry(self) -> timedelta:
         """The lifetime this session is saved with: ``set_expiry``'s value or the config's."""
+        self._touch()
         if self._lifetime is None:
             return self._store.config.expiration
         return timedelta(seconds=self._lifetime)
@@ -117,7 +147,7 @@ class Session(MutableMapping[str, Any]):
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the value stored under ``key``, or ``default``."""
-        self._accessed = True
+        self._touch()
         return self._data.get(key, default)
 
     def set(self, key: str, value: Any) -> None:
@@ -128,64 +158,66 @@ class Session(MutableMapping[str, Any]):
         """
         if type(key) is not str:
             raise TypeError(f"session keys must be str, got {type(key).__qualname__}")
+        self._touch()
         self._store.types.encode(value)
-        self._accessed = True
         self._modified = True
         self._data[key] = value
 
     def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""
-        self._accessed = True
+        self._touch()
         if self._data.pop(key, _MISSING) is not _MISSING:
             self._modified = True
 
     def keys(self) -> list[str]:  # type: ignore[override]
         """Return the keys, as a list (Fiber: ``Keys()``)."""
-        self._accessed = True
+        self._touch()
         return list(self._data)
 
     def set_expiry(self, expiry: timedelta) -> None:
         """Give this session its own lifetime; it is stored with the session and outlives reloads."""
         if not isinstance(expiry, timedelta) or expiry <= timedelta(0):
             raise ValueError(f"set_expiry() takes a positive timedelta, got {expiry!r}")
-        self._accessed = True
+        self._touch()
         self._modified = True
         self._lifetime = expiry.total_seconds()
 
     # -- mapping protocol ---------------------------------------------------------------------
 
     def __getitem__(self, key: str) -> Any:
-        self._accessed = True
+        self._touch()
         return self._data[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.set(key, value)
 
     def __delitem__(self, key: str) -> None:
-        self._accessed = True
+        self._touch()
         del self._data[key]
         self._modified = True
 
     def __iter__(self) -> Iterator[str]:
-        self._accessed = True
+        self._touch()
         return iter(list(self._data))
 
     def __len__(self) -> int:
-        self._accessed = True
+        self._touch()
         return len(self._data)
 
     def __contains__(self, key: object) -> bool:
-        self._accessed = True
+        self._touch()
         return key in self._data
 
     def clear(self) -> None:
         """Remove every key (the id stays; use ``reset()`` for a new id as well)."""
-        self._accessed = True
+        self._touch()
         if self._data:
             self._modified = True
             self._data.clear()
 
     def __repr__(self) -> str:
+        if self._pending:
+            return "<Session pending>"
         state = "fresh" if self._fresh else "loaded"
         return f"<Session {state} keys={sorted(self._data)!r}>"
 
@@ -199,10 +231,12 @@ class Session(MutableMapping[str, Any]):
         :class:`~sessionkit.SessionGone` if another request destroyed or regenerated this
         session meanwhile, in which case nothing is written.
         """
+        self._touch()
         self._store._run_save(self)
 
     async def asave(self) -> None:
         """Async twin of :meth:`save`."""
+        self._touch()
         await self._store._arun_save(self)
 
     def destroy(self) -> None:
@@ -249,11 +283,11 @@ class Session(MutableMapping[str, Any]):
 
     def _plan_new_id(self, *, keep_data: bool, destroyed: bool) -> str | None:
         """Switch to a new server-made id; return the old id whose record must be deleted."""
+        self._touch()
         old = self._id if self._persisted else None
         self._id = self._store.new_id()
         self._fresh = True
         self._persisted = False
-        self._accessed = True
         self._destroyed = destroyed
         if keep_data:
             self._modified = True

@@ -84,9 +84,6 @@ class AsyncFromSyncMixin:
     def touch(self, key: str, ttl: timedelta | None) -> bool:
         raise NotImplementedError
 
-    def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        raise NotImplementedError
-
     def reset(self) -> None:
         raise NotImplementedError
 
@@ -106,7 +103,9 @@ class AsyncFromSyncMixin:
         return await asyncio.to_thread(self.touch, key, ttl)
 
     async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        return await asyncio.to_thread(self.replace, key, value, ttl)
+        # Only reached when the subclass defines ``replace``; without it the storage is not a
+        # ConditionalStorage, and the core never calls either method.
+        return await asyncio.to_thread(self.replace, key, value, ttl)  # type: ignore[attr-defined]
 
     async def areset(self) -> None:
         await asyncio.to_thread(self.reset)

@@ -195,23 +195,72 @@ class Store:
         result: bytes | None = await _aguard(self.storage.aget(self.storage_key(session_id)))
         return result
 
-    def _from_payload(self, session_id: str | None, payload: bytes | None) -> Session:
+    def _from_payload(
+        self, session_id: str | None, payload: bytes | None, cls: type[Session] = Session
+    ) -> Session:
         now = self.now()
-        if payload is not None and session_id is not None:
-            try:
-                record = decode_record(self.types, payload)
-            except DecodeError as exc:
-                logger.warning(
-                    "sessionkit: unreadable session %s dropped (%s)", fingerprint(session_id), exc
-                )
-            else:
-                if not self._expired(record, now):
-                    return Session(self, session_id, record, now=now, client_id=session_id)
-        return Session(self, self.new_id(), None, now=now, client_id=session_id)
+        record = self._live_record(session_id, payload, now)
+        if record is not None and session_id is not None:
+            return cls(self, session_id, record, now=now, client_id=session_id)
+        return cls(self, self.new_id(), None, now=now, client_id=session_id)
+
+    def _live_record(
+        self, session_id: str | None, payload: bytes | None, now: float
+    ) -> Record | None:
+        """Decode ``payload``; ``None`` when absent, unreadable (logged) or expired."""
+        if payload is None or session_id is None:
+            return None
+        try:
+            record = decode_record(self.types, payload)
+        except DecodeError as exc:
+            logger.warning(
+                "sessionkit: unreadable session %s dropped (%s)", fingerprint(session_id), exc
+            )
+            return None
+        return None if self._expired(record, now) else record
+
+    def _get_lazy(self, request: Any, cls: type[Session] = Session) -> Session:
+        """Like :meth:`get`, but the storage is read on the session's first use, not here.
+
+        For the WSGI middleware and Flask, whose session methods are synchronous and so can
+        load on demand: a route that never touches its session costs no storage call, and
+        keeps answering while the storage is down. A request without a well-formed id gets a
+        fresh session at once (there is nothing to read).
+        """
+        carrier, cached = self._cached(request)
+        if cached is not None:
+            return cached
+        sid = self.client_id(request)
+        if sid is None:
+            session = self._from_payload(None, None, cls)
+        else:
+            session = cls(self, sid, None, now=0.0, client_id=sid, pending=True)
+        carrier[self._cache_key(request)] = session
+        return session
+
+    def _fill(self, session: Session) -> None:
+        """Load a pending session (see :meth:`_get_lazy`); on a storage error it stays pending."""
+        sid = session._id
+        payload = self._read(sid)
+        now = self.now()
+        record = self._live_record(sid, payload, now)
+        session._pending = False
+        session._apply(sid if record is not None else self.new_id(), record, now)
+
+    def _lifetime(self, per_session: float | None) -> float:
+        """Seconds a session lives after a save: its own ``set_expiry`` or the configured one."""
+        return self._expiration if per_session is None else per_session
+
+    def _ttl(self, session: Session, now: float) -> float:
+        """Seconds ``session`` would live if saved at ``now``: its lifetime, capped by
+        ``absolute_timeout`` (the storage TTL and the cookie's Max-Age both use it)."""
+        lifetime = self._lifetime(session._lifetime)
+        if self._absolute is not None:
+            lifetime = max(1.0, min(lifetime, session._created + self._absolute - now))
+        return lifetime
 
     def _expired(self, record: Record, now: float) -> bool:
-        lifetime = self._expiration if record.lifetime is None else record.lifetime
-        if now >= record.saved + lifetime:
+        if now >= record.saved + self._lifetime(record.lifetime):
             return True
         return self._absolute is not None and now >= record.created + self._absolute
 
@@ -222,9 +271,7 @@ class Store:
         if not session._data:
             return None
         now = self.now()
-        lifetime = self._expiration if session._lifetime is None else session._lifetime
-        if self._absolute is not None:
-            lifetime = max(1.0, min(lifetime, session._created + self._absolute - now))
+        lifetime = self._ttl(session, now)
         payload = encode_record(
             self.types, Record(session._data, session._created, now, session._lifetime)
         )
@@ -244,6 +291,7 @@ class Store:
             )
         session._persisted = True
         session._destroyed = False
+        session._wrote = True
 
     def _run_save(self, session: Session) -> None:
         plan = self._plan_save(session)

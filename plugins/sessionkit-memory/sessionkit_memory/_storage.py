@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -83,17 +83,20 @@ class MemoryStorage:
         seconds = ttl_seconds(ttl)
         return _NEVER if seconds is None else self._clock() + seconds
 
-    def _purge(self, now: float, limit: int) -> None:
+    def _purge(self, now: float, limit: int) -> int:
+        """Delete up to ``limit`` expired entries, soonest-expired first; return how many."""
         heap, data = self._heap, self._data
-        while limit and heap and heap[0][0] <= now:
+        purged = 0
+        while purged < limit and heap and heap[0][0] <= now:
             expires_at, key = heapq.heappop(heap)
             entry = data.get(key)
             if entry is not None and entry[1] == expires_at:
                 del data[key]
-                limit -= 1
+                purged += 1
         if len(heap) > 2 * len(data) + 1024:
             self._heap = [(exp, k) for k, (_, exp) in data.items() if exp != _NEVER]
             heapq.heapify(self._heap)
+        return purged
 
     def _store(self, key: str, value: bytes, expires_at: float) -> None:
         data = self._data
@@ -159,6 +162,29 @@ class MemoryStorage:
             self._check_open()
             self._data.clear()
             self._heap.clear()
+
+    # -- optional abilities for operators (see sessionkit._inspect) ----------------------------
+
+    def count(self) -> int:
+        """Number of live entries (expired ones not yet purged are left out)."""
+        with self._lock:
+            self._check_open()
+            now = self._clock()
+            return sum(1 for _, expires_at in self._data.values() if expires_at > now)
+
+    def scan(self) -> Iterator[tuple[str, bytes]]:
+        """Yield each live ``(key, value)``, from a snapshot taken under the lock."""
+        with self._lock:
+            self._check_open()
+            now = self._clock()
+            live = [(k, v) for k, (v, expires_at) in self._data.items() if expires_at > now]
+        yield from live
+
+    def purge_expired(self) -> int:
+        """Delete every expired entry now; return how many."""
+        with self._lock:
+            self._check_open()
+            return self._purge(self._clock(), len(self._data))
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,20 @@
+"""The memory storage against the shared conformance suite (fake clock, conditional)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sessionkit_memory import MemoryStorage
+
+from sessionkit import Storage
+from sessionkit.testing import StorageConformance
+
+
+class TestMemoryStorage(StorageConformance):
+    clock_injectable = True
+    conditional = True
+
+    def make_storage(self, namespace: str, clock: Callable[[], float] | None) -> Storage:
+        # Every MemoryStorage is its own dict: a namespace is a separate instance.
+        assert clock is not None
+        return MemoryStorage(clock=clock)

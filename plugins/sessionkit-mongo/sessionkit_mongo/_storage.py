@@ -1,0 +1,334 @@
+"""MongoDB storage: one document per key in a collection of its own.
+
+A record is ``{_id: key, v: Binary(value), expires_at: datetime | None}``. A TTL index on
+``expires_at`` (``expireAfterSeconds=0``) lets the server delete expired records, but its
+sweeper runs about once a minute, so every read and conditional write also filters on
+``expires_at`` itself: an expired record is absent the moment it expires. The index is created
+once per storage, on first use (neither at import nor per request; again only after a failed
+operation, as the server may have come back empty), and creating it again is a no-op, so many
+storages or processes may share a collection.
+
+Each operation is one command, so one round trip (plus ``createIndexes`` once per storage):
+``get`` = ``find``; ``set`` = ``replace_one(upsert=True)``; ``replace`` and ``touch`` =
+``update_one`` on the live record only (never upserting, so a destroyed session is not
+brought back); ``delete`` = ``delete_one``; ``reset`` = ``delete_many({})`` on the storage's
+own collection, which keeps the collection and its indexes.
+
+The key is only ever the value of ``_id`` in a filter built here, and must be a ``str``: text
+such as ``{"$gt": ""}`` or ``$where`` is a literal id, never an operator.
+
+From a URL (``mongodb://host/dbname?collection=sessions``; the database defaults to
+``sessionkit``) a storage makes its own ``MongoClient`` and, lazily, one ``AsyncMongoClient``
+per event loop, and closes them; clients passed in (``client=``, ``async_client=``, with
+``database=``) are used and never closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any, NamedTuple, TypeAlias
+
+import pymongo.errors
+from bson.binary import Binary
+from pymongo import AsyncMongoClient, MongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.collection import Collection
+from pymongo.write_concern import WriteConcern
+
+from sessionkit import ConfigError, StorageError, ttl_seconds
+
+from ._loops import PerLoop
+from ._options import (
+    DEFAULT_COLLECTION,
+    DEFAULT_DATABASE,
+    check_collection,
+    driver_options,
+    parse_write_concern,
+)
+
+__all__ = ["MongoStorage"]
+
+Document: TypeAlias = dict[str, Any]
+
+
+class _AsyncSide(NamedTuple):
+    """An asyncio client, its collection, and the lock that guards index creation in its loop."""
+
+    client: AsyncMongoClient[Document]
+    collection: AsyncCollection[Document]
+    index_lock: asyncio.Lock
+
+
+@contextlib.contextmanager
+def _config_errors() -> Iterator[None]:
+    try:
+        yield
+    except (pymongo.errors.ConfigurationError, pymongo.errors.InvalidName) as exc:
+        raise ConfigError("storage", str(exc)) from exc
+
+
+def _brief(exc: Exception, limit: int = 240) -> str:
+    """The driver's message, cut short: pymongo appends a whole topology description."""
+    text = str(exc)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _by_id(key: str) -> Document:
+    """The filter for ``key``, refusing anything but text (a dict here would be a query)."""
+    if type(key) is not str:
+        raise TypeError(f"storage keys are str, got {type(key).__name__}")
+    return {"_id": key}
+
+
+def _live(key: str, now: datetime) -> Document:
+    """The filter for ``key`` while it has not expired."""
+    return {**_by_id(key), "$or": [{"expires_at": None}, {"expires_at": {"$gt": now}}]}
+
+
+def _expires(now: datetime, ttl: timedelta | None) -> datetime | None:
+    if ttl is None:
+        return None
+    ttl_seconds(ttl)  # rejects a zero or negative TTL, as every storage does
+    return now + ttl
+
+
+class MongoStorage:
+    """Session storage in a MongoDB collection.
+
+    ``MongoStorage("mongodb://host/db?retryWrites=false", collection="web_sessions",
+    write_concern="majority")``; any pymongo client option is accepted (checked by name;
+    server selection and connect timeouts default to 5 s, socket reads to 10 s). ``clock``
+    returns seconds since the epoch (tests move time with it). Or pass clients:
+    ``MongoStorage(client=..., async_client=..., database="app")``.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: MongoClient[Document] | None = None,
+        async_client: AsyncMongoClient[Document] | None = None,
+        database: str | None = None,
+        collection: str | None = None,
+        write_concern: str | int | WriteConcern | None = None,
+        clock: Callable[[], float] | None = None,
+        **options: Any,
+    ) -> None:
+        if clock is not None and not callable(clock):
+            raise ConfigError("clock", f"must be a callable returning epoch seconds: {clock!r}")
+        self._clock: Callable[[], float] = time.time if clock is None else clock
+        self._closed = False
+        self._index_ready = False
+        self._index_lock = threading.Lock()
+        self._loop_sides: PerLoop[_AsyncSide] | None = None
+        self._async_side: _AsyncSide | None = None
+        own: Mapping[str, str] = {}
+        if url is not None:
+            if client is not None or async_client is not None:
+                raise ConfigError("client", "give a URL or clients, not both")
+            driver_url, kwargs, own = driver_options(url, options)
+            with _config_errors():
+                client = MongoClient(driver_url, connect=False, **kwargs)
+                database = database or client.get_default_database(DEFAULT_DATABASE).name
+            self._loop_sides = PerLoop(lambda: self._side(AsyncMongoClient(driver_url, **kwargs)))
+        elif options:
+            raise ConfigError(min(options), "client options need a URL; set them on your client")
+        elif client is None and async_client is None:
+            raise ConfigError("storage", "MongoStorage needs a URL, a client or an async_client")
+        self._owned = url is not None
+        self._client = client
+        try:
+            self._database = database or DEFAULT_DATABASE
+            self._name = check_collection(
+                own.get("collection", DEFAULT_COLLECTION) if collection is None else collection
+            )
+            self._concern = parse_write_concern(
+                own.get("write_concern") if write_concern is None else write_concern
+            )
+            self._collection = None if client is None else self._bind(client)
+            if async_client is not None:
+                self._async_side = self._side(async_client)
+        except BaseException:
+            if self._owned and client is not None:
+                client.close()
+            raise
+
+    @classmethod
+    def from_url(cls, url: str, options: Mapping[str, Any]) -> MongoStorage:
+        """Build from ``mongodb://host/db?collection=...`` and options (the plugin's opener)."""
+        return cls(url, **options)
+
+    @property
+    def database(self) -> str:
+        return self._database
+
+    @property
+    def collection(self) -> str:
+        return self._name
+
+    def _bind(self, client: MongoClient[Document]) -> Collection[Document]:
+        with _config_errors():
+            collection = client[self._database].get_collection(
+                self._name, write_concern=self._concern
+            )
+        if not collection.write_concern.acknowledged:
+            raise ConfigError(
+                "write_concern", "must acknowledge writes (w=0 cannot report matches)"
+            )
+        return collection
+
+    def _side(self, client: AsyncMongoClient[Document]) -> _AsyncSide:
+        with _config_errors():
+            collection = client[self._database].get_collection(
+                self._name, write_concern=self._concern
+            )
+        return _AsyncSide(client, collection, asyncio.Lock())
+
+    @contextlib.contextmanager
+    def _failures(self, operation: str) -> Iterator[None]:
+        """Report a driver failure as a StorageError with the cause chained.
+
+        The TTL index is made again after a failure: the server may have come back empty.
+        """
+        try:
+            yield
+        except pymongo.errors.PyMongoError as exc:
+            self._index_ready = False
+            raise StorageError(f"mongo {operation} failed: {_brief(exc)}") from exc
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), tz=timezone.utc)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError("mongo storage is closed")
+
+    def _sync(self) -> Collection[Document]:
+        """The collection, its TTL index made on first use (call inside ``_failures``)."""
+        self._check_open()
+        if self._collection is None:
+            raise ConfigError("client", "this storage has only an async_client; pass client= too")
+        if not self._index_ready:
+            with self._index_lock:
+                if not self._index_ready:
+                    self._collection.create_index("expires_at", expireAfterSeconds=0)
+                    self._index_ready = True
+        return self._collection
+
+    async def _async(self) -> AsyncCollection[Document]:
+        """The asyncio collection of the running loop, its TTL index made on first use."""
+        self._check_open()
+        side = self._async_side if self._loop_sides is None else self._loop_sides.get()
+        if side is None:
+            raise ConfigError("async_client", "this storage has only a client; pass async_client=")
+        if not self._index_ready:
+            async with side.index_lock:
+                if not self._index_ready:
+                    await side.collection.create_index("expires_at", expireAfterSeconds=0)
+                    self._index_ready = True
+        return side.collection
+
+    # -- sync ----------------------------------------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        with self._failures("find"):
+            doc = self._sync().find_one(_live(key, self._now()), {"v": True, "_id": False})
+        return None if doc is None else bytes(doc["v"])
+
+    def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
+        record = {"v": Binary(bytes(value)), "expires_at": _expires(self._now(), ttl)}
+        with self._failures("replace_one"):
+            self._sync().replace_one(_by_id(key), record, upsert=True)
+
+    def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        """Write ``key`` only if its record exists and has not expired."""
+        now = self._now()
+        change = {"$set": {"v": Binary(bytes(value)), "expires_at": _expires(now, ttl)}}
+        with self._failures("update_one"):
+            return self._sync().update_one(_live(key, now), change).matched_count == 1
+
+    def touch(self, key: str, ttl: timedelta | None) -> bool:
+        now = self._now()
+        change = {"$set": {"expires_at": _expires(now, ttl)}}
+        with self._failures("update_one"):
+            return self._sync().update_one(_live(key, now), change).matched_count == 1
+
+    def delete(self, key: str) -> None:
+        with self._failures("delete_one"):
+            self._sync().delete_one(_by_id(key))
+
+    def reset(self) -> None:
+        """Delete every record of this storage's collection; the collection and indexes stay."""
+        with self._failures("delete_many"):
+            self._sync().delete_many({})
+
+    def close(self) -> None:
+        """Close the clients this storage made; clients passed in are left open.
+
+        asyncio clients cannot be closed from sync code; call ``aclose()`` from the loop.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._owned and self._client is not None:
+            if self._loop_sides is not None:
+                self._loop_sides.clear()
+            with self._failures("close"):
+                self._client.close()
+
+    # -- async ---------------------------------------------------------------------------------
+
+    async def aget(self, key: str) -> bytes | None:
+        with self._failures("find"):
+            collection = await self._async()
+            doc = await collection.find_one(_live(key, self._now()), {"v": True, "_id": False})
+        return None if doc is None else bytes(doc["v"])
+
+    async def aset(self, key: str, value: bytes, ttl: timedelta | None) -> None:
+        record = {"v": Binary(bytes(value)), "expires_at": _expires(self._now(), ttl)}
+        with self._failures("replace_one"):
+            collection = await self._async()
+            await collection.replace_one(_by_id(key), record, upsert=True)
+
+    async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        now = self._now()
+        change = {"$set": {"v": Binary(bytes(value)), "expires_at": _expires(now, ttl)}}
+        with self._failures("update_one"):
+            collection = await self._async()
+            return (await collection.update_one(_live(key, now), change)).matched_count == 1
+
+    async def atouch(self, key: str, ttl: timedelta | None) -> bool:
+        now = self._now()
+        change = {"$set": {"expires_at": _expires(now, ttl)}}
+        with self._failures("update_one"):
+            collection = await self._async()
+            return (await collection.update_one(_live(key, now), change)).matched_count == 1
+
+    async def adelete(self, key: str) -> None:
+        with self._failures("delete_one"):
+            collection = await self._async()
+            await collection.delete_one(_by_id(key))
+
+    async def areset(self) -> None:
+        with self._failures("delete_many"):
+            collection = await self._async()
+            await collection.delete_many({})
+
+    async def aclose(self) -> None:
+        """Close this loop's asyncio client and the sync client, if this storage made them."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owned and self._client is not None and self._loop_sides is not None:
+            side = self._loop_sides.pop_current()
+            self._loop_sides.clear()
+            with self._failures("close"):
+                if side is not None:
+                    await side.client.close()
+                # MongoClient.close() may talk to the server (endSessions): not on the loop.
+                await asyncio.to_thread(self._client.close)

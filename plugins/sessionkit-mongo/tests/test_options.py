@@ -1,0 +1,160 @@
+"""Opening a Mongo storage: database, collection, write concern, driver options, errors.
+
+None of these talk to a server: building a storage does not connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pymongo
+import pytest
+from pymongo.write_concern import WriteConcern
+from sessionkit_mongo import MongoStorage
+from sessionkit_mongo._options import driver_options
+
+import sessionkit
+from sessionkit import ConfigError, PluginRegistry
+
+URL = "mongodb://127.0.0.1:1/?retryWrites=false"
+
+
+@pytest.fixture
+def opened() -> Iterator[list[Any]]:
+    """Storages a test opens; closed at teardown."""
+    storages: list[Any] = []
+    yield storages
+    for storage in storages:
+        storage.close()
+
+
+def open_storage(opened: list[Any], url: str, **options: Any) -> MongoStorage:
+    storage = sessionkit.open_storage(url, **options)
+    assert isinstance(storage, MongoStorage)
+    opened.append(storage)
+    return storage
+
+
+def test_both_schemes_belong_to_the_mongo_backend() -> None:
+    by_scheme = PluginRegistry().by_scheme()
+    assert by_scheme["mongodb"].backend.name == by_scheme["mongodb+srv"].backend.name == "mongo"
+
+
+def test_database_comes_from_the_url_path(opened: list[Any]) -> None:
+    assert open_storage(opened, URL).database == "sessionkit"
+    assert open_storage(opened, "mongodb://127.0.0.1:1/appdb?retryWrites=false").database == "appdb"
+
+
+def test_collection_defaults_and_comes_from_query_or_keyword(opened: list[Any]) -> None:
+    assert open_storage(opened, URL).collection == "sessions"
+    assert open_storage(opened, URL + "&collection=web").collection == "web"
+    assert open_storage(opened, URL + "&collection=web", collection="kw").collection == "kw"
+
+
+def test_own_options_leave_the_url_and_the_driver_keeps_the_rest() -> None:
+    url, kwargs, own = driver_options(
+        "mongodb://u:p%40ss@a:1,b:2/db?collection=c&readPreferenceTags=dc:ny"
+        "&readPreferenceTags=&retryWrites=false&write_concern=majority",
+        {"appname": "web"},
+    )
+    assert url == (
+        "mongodb://u:p%40ss@a:1,b:2/db?readPreferenceTags=dc:ny&readPreferenceTags=&retryWrites=false"
+    )
+    assert own == {"collection": "c", "write_concern": "majority"}
+    assert kwargs == {
+        "appname": "web",
+        "serverSelectionTimeoutMS": 5000,
+        "connectTimeoutMS": 5000,
+        "socketTimeoutMS": 10000,
+    }
+
+
+def test_timeouts_default_short_and_can_be_overridden(opened: list[Any]) -> None:
+    options = open_storage(opened, URL)._client.options  # type: ignore[union-attr]
+    assert options.server_selection_timeout == 5.0
+    assert options.pool_options.connect_timeout == 5.0
+    assert options.pool_options.socket_timeout == 10.0
+    from_url = open_storage(opened, URL + "&serverselectiontimeoutms=250")
+    assert from_url._client.options.server_selection_timeout == 0.25  # type: ignore[union-attr]
+    from_keyword = open_storage(opened, URL, serverSelectionTimeoutMS=750)
+    assert from_keyword._client.options.server_selection_timeout == 0.75  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("value", "document"),
+    [
+        ("majority", {"w": "majority"}),
+        ("2", {"w": 2}),
+        (1, {"w": 1}),
+        (WriteConcern(w="majority", j=True), {"w": "majority", "j": True}),
+    ],
+)
+def test_write_concern_option(opened: list[Any], value: Any, document: dict[str, Any]) -> None:
+    storage = open_storage(opened, URL, write_concern=value)
+    assert storage._collection.write_concern.document == document  # type: ignore[union-attr]
+
+
+def test_write_concern_in_the_query(opened: list[Any]) -> None:
+    storage = open_storage(opened, URL + "&write_concern=majority")
+    assert storage._collection.write_concern.document == {"w": "majority"}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "field"),
+    [
+        (URL + "&bogus=1", {}, "bogus"),
+        (URL, {"serverSelectionTimeout": 5}, "serverSelectionTimeout"),
+        (URL + "&socketTimeoutMS=soon", {}, "socketTimeoutMS"),
+        (URL, {"write_concern": 0}, "write_concern"),
+        (URL + "&w=0", {}, "write_concern"),
+        (URL, {"write_concern": True}, "write_concern"),
+        (URL, {"write_concern": -1}, "write_concern"),
+        (URL, {"collection": ""}, "collection"),
+        (URL, {"collection": "a$b"}, "collection"),
+        (URL, {"collection": "system.users"}, "collection"),
+        (URL + "&clock=now", {}, "clock"),
+        (URL, {"clock": 3.0}, "clock"),
+        ("mongodb://127.0.0.1:1/bad%20db?retryWrites=false", {}, "storage"),
+        ("mongodb://127.0.0.1:1/?retryWrites=maybe", {}, "retryWrites"),
+    ],
+)
+def test_bad_options_are_config_errors_naming_them(
+    url: str, options: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        sessionkit.open_storage(url, **options).get("k")
+    assert caught.value.field == field
+
+
+def test_client_arguments_are_checked() -> None:
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(URL, connect=False)
+    with pytest.raises(ConfigError, match="not both"):
+        MongoStorage(URL, client=client)
+    with pytest.raises(ConfigError, match="needs a URL"):
+        MongoStorage()
+    with pytest.raises(ConfigError) as caught:
+        MongoStorage(client=client, appname="x")
+    assert caught.value.field == "appname"
+    storage = MongoStorage(client=client, database="app", collection="web")
+    assert (storage.database, storage.collection) == ("app", "web")
+    with pytest.raises(ConfigError) as caught:
+        asyncio.run(storage.aget("k"))
+    assert caught.value.field == "async_client"
+    client.close()
+
+
+def test_listing_backends_does_not_import_pymongo() -> None:
+    """The entry point is light: pymongo is imported when a storage is opened, not before."""
+    code = (
+        "import sys, sessionkit\n"
+        "names = {b.backend.name for b in sessionkit.available_backends()}\n"
+        "assert 'mongo' in names, names\n"
+        "assert 'pymongo' not in sys.modules, 'pymongo imported by discovery'\n"
+        f"sessionkit.open_storage({URL!r}).close()\n"
+        "assert 'pymongo' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

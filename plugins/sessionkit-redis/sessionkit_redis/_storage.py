@@ -1,0 +1,308 @@
+"""Redis / Valkey storage: one key per session, the TTL kept by the server.
+
+Every operation is one command, so one round trip (``reset`` aside):
+
+========================  ====================================
+``get``                   ``GET``
+``set``                   ``SET key value PX ms`` (plain ``SET`` for no expiry)
+``replace``               ``SET key value XX PX ms`` (written only if the key still lives)
+``touch``                 ``PEXPIRE key ms`` (``GETEX key PERSIST`` for no expiry)
+``get_and_touch``         ``GETEX key PX ms`` (read and renew together)
+``delete``                ``DEL``
+``reset``                 ``SCAN MATCH <prefix>*`` and ``UNLINK`` in batches; never FLUSHDB
+========================  ====================================
+
+TTLs go in milliseconds, rounded up, so a sub-second TTL is honoured. Expiry is the server's:
+an expired key is absent to every command at once, whatever its background cleanup has done.
+The server must be Redis >= 6.2 or Valkey (``GETEX``).
+
+Keys are the prefix followed by the key, literally. Only ``reset`` uses a pattern, and it
+escapes the prefix's glob characters, so ``sess*`` as a prefix matches itself and nothing
+else. Two storages whose prefixes start one another (``a:`` and ``a:b:``) are not separate:
+``reset`` of the shorter one empties both.
+
+Connections: from a URL, a storage makes its own ``redis.Redis`` (one connection pool) and,
+lazily, one ``redis.asyncio.Redis`` per event loop; ``close``/``aclose`` disconnect them. Or
+pass clients you built, which the storage uses and never closes::
+
+    # Redis Cluster: every primary is scanned by reset(); UNLINK is split per hash slot.
+    from redis.cluster import RedisCluster
+    from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+    storage = RedisStorage(client=RedisCluster.from_url("redis://node1:7000"),
+                           async_client=AsyncRedisCluster.from_url("redis://node1:7000"))
+
+    # Sentinel: the master's client follows failovers.
+    from redis.sentinel import Sentinel
+    from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+    storage = RedisStorage(
+        client=Sentinel([("sentinel1", 26379)]).master_for("mymaster"),
+        async_client=AsyncSentinel([("sentinel1", 26379)]).master_for("mymaster"),
+    )
+
+A storage given only ``client`` serves the sync API, one given only ``async_client`` the async
+API; calling the other side is a :class:`~sessionkit.ConfigError`. Clients must not decode
+responses (``decode_responses=False``, the default).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+from typing import Any, TypeAlias
+
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
+
+from sessionkit import ConfigError, StorageError, ttl_seconds
+
+from ._loops import PerLoop
+from ._options import DEFAULT_PREFIX, check_prefix, connection_options
+
+__all__ = ["AsyncClient", "RedisStorage", "SyncClient", "glob_escape"]
+
+SyncClient: TypeAlias = redis.Redis | redis.cluster.RedisCluster
+AsyncClient: TypeAlias = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+
+#: Keys asked of each SCAN call, and keys per UNLINK, during ``reset``.
+SCAN_COUNT = 500
+
+_ONE_MS = timedelta(milliseconds=1)
+_GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
+
+
+def glob_escape(text: str) -> str:
+    """Escape Redis glob metacharacters so ``text`` matches only itself in ``SCAN MATCH``."""
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
+
+
+def ttl_ms(ttl: timedelta | None) -> int | None:
+    """``ttl`` in whole milliseconds, rounded up (a positive TTL never becomes zero)."""
+    if ttl is None:
+        return None
+    ttl_seconds(ttl)  # rejects a zero or negative TTL, as every storage does
+    return -(-ttl // _ONE_MS)
+
+
+@contextlib.contextmanager
+def _failures(operation: str) -> Iterator[None]:
+    """Report a driver or socket failure as a StorageError with the cause chained."""
+    try:
+        yield
+    except (redis.RedisError, OSError) as exc:
+        raise StorageError(f"redis {operation} failed: {exc}") from exc
+
+
+def _as_bytes(value: object) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    raise StorageError(f"redis returned {type(value).__name__}, not bytes: decode_responses is on")
+
+
+def _check_raw(client: SyncClient | AsyncClient | None, name: str) -> None:
+    kwargs: Mapping[str, Any] = client.get_connection_kwargs() if client is not None else {}
+    if kwargs.get("decode_responses"):
+        raise ConfigError(name, "must not decode responses (decode_responses=False)")
+
+
+class RedisStorage:
+    """Session storage in Redis or Valkey, keys namespaced by ``prefix``.
+
+    ``RedisStorage("redis://host:6379/0", prefix="app:sess:", socket_timeout=2.0)`` builds its
+    own clients (any redis-py connection option is accepted, checked by name; connect and
+    socket timeouts default to 5 s). ``RedisStorage(client=..., async_client=...)`` uses yours.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: SyncClient | None = None,
+        async_client: AsyncClient | None = None,
+        prefix: str | None = None,
+        **options: Any,
+    ) -> None:
+        self._closed = False
+        self._loop_clients: PerLoop[redis.asyncio.Redis] | None = None
+        self._async_client: AsyncClient | None = None
+        if url is not None:
+            if client is not None or async_client is not None:
+                raise ConfigError("client", "give a URL or clients, not both")
+            driver_url, kwargs, own = connection_options(url, options)
+            self._set_prefix(own.get("prefix", DEFAULT_PREFIX) if prefix is None else prefix)
+            try:
+                self._client: SyncClient | None = redis.Redis.from_url(driver_url, **kwargs)
+            except (TypeError, ValueError) as exc:  # a malformed URL (a port that is no number)
+                raise ConfigError("storage", f"not a usable redis URL: {exc}") from exc
+            self._loop_clients = PerLoop(lambda: redis.asyncio.Redis.from_url(driver_url, **kwargs))
+            return
+        self._set_prefix(DEFAULT_PREFIX if prefix is None else prefix)
+        if options:
+            raise ConfigError(
+                min(options), "connection options need a URL; set them on your client"
+            )
+        if client is None and async_client is None:
+            raise ConfigError("storage", "RedisStorage needs a URL, a client or an async_client")
+        _check_raw(client, "client")
+        _check_raw(async_client, "async_client")
+        self._client = client
+        self._async_client = async_client
+
+    @classmethod
+    def from_url(cls, url: str, options: Mapping[str, Any]) -> RedisStorage:
+        """Build from ``redis://host:port/db?prefix=...`` and options (the plugin's opener)."""
+        return cls(url, **options)
+
+    def _set_prefix(self, prefix: object) -> None:
+        self._prefix = check_prefix(prefix)
+        self._pattern = glob_escape(self._prefix) + "*"
+
+    @property
+    def prefix(self) -> str:
+        """What every key of this storage starts with."""
+        return self._prefix
+
+    def _key(self, key: str) -> str:
+        return self._prefix + key
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError("redis storage is closed")
+
+    def _sync(self) -> SyncClient:
+        self._check_open()
+        if self._client is None:
+            raise ConfigError("client", "this storage has only an async_client; pass client= too")
+        return self._client
+
+    def _async(self) -> AsyncClient:
+        self._check_open()
+        if self._loop_clients is not None:
+            return self._loop_clients.get()
+        if self._async_client is None:
+            raise ConfigError("async_client", "this storage has only a client; pass async_client=")
+        return self._async_client
+
+    # -- sync ----------------------------------------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        client = self._sync()
+        with _failures("GET"):
+            return _as_bytes(client.get(self._key(key)))
+
+    def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
+        client, ms = self._sync(), ttl_ms(ttl)
+        with _failures("SET"):
+            client.set(self._key(key), value, px=ms)
+
+    def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        """Write ``key`` only if it exists and has not expired (``SET ... XX``)."""
+        client, ms = self._sync(), ttl_ms(ttl)
+        with _failures("SET XX"):
+            return bool(client.set(self._key(key), value, px=ms, xx=True))
+
+    def touch(self, key: str, ttl: timedelta | None) -> bool:
+        client, ms = self._sync(), ttl_ms(ttl)
+        with _failures("PEXPIRE"):
+            if ms is None:
+                return client.getex(self._key(key), persist=True) is not None
+            return bool(client.pexpire(self._key(key), ms))
+
+    def get_and_touch(self, key: str, ttl: timedelta | None) -> bytes | None:
+        """Read ``key`` and renew its TTL in one round trip (``GETEX``); ``None`` if absent."""
+        client, ms = self._sync(), ttl_ms(ttl)
+        with _failures("GETEX"):
+            return _as_bytes(client.getex(self._key(key), px=ms, persist=ms is None))
+
+    def delete(self, key: str) -> None:
+        client = self._sync()
+        with _failures("DEL"):
+            client.delete(self._key(key))
+
+    def reset(self) -> None:
+        """Delete every key under this storage's prefix, and no other."""
+        client = self._sync()
+        with _failures("reset"):
+            batch: list[bytes] = []
+            for name in client.scan_iter(match=self._pattern, count=SCAN_COUNT):
+                batch.append(name)
+                if len(batch) >= SCAN_COUNT:
+                    client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                client.unlink(*batch)
+
+    def close(self) -> None:
+        """Disconnect the pools this storage made; a client passed in is left open.
+
+        asyncio clients cannot be closed from sync code; call ``aclose()`` from the loop.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._loop_clients is not None and self._client is not None:
+            self._loop_clients.clear()
+            with _failures("close"):
+                self._client.close()
+
+    # -- async ---------------------------------------------------------------------------------
+
+    async def aget(self, key: str) -> bytes | None:
+        client = self._async()
+        with _failures("GET"):
+            return _as_bytes(await client.get(self._key(key)))
+
+    async def aset(self, key: str, value: bytes, ttl: timedelta | None) -> None:
+        client, ms = self._async(), ttl_ms(ttl)
+        with _failures("SET"):
+            await client.set(self._key(key), value, px=ms)
+
+    async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        client, ms = self._async(), ttl_ms(ttl)
+        with _failures("SET XX"):
+            return bool(await client.set(self._key(key), value, px=ms, xx=True))
+
+    async def atouch(self, key: str, ttl: timedelta | None) -> bool:
+        client, ms = self._async(), ttl_ms(ttl)
+        with _failures("PEXPIRE"):
+            if ms is None:
+                return await client.getex(self._key(key), persist=True) is not None
+            return bool(await client.pexpire(self._key(key), ms))
+
+    async def aget_and_touch(self, key: str, ttl: timedelta | None) -> bytes | None:
+        client, ms = self._async(), ttl_ms(ttl)
+        with _failures("GETEX"):
+            return _as_bytes(await client.getex(self._key(key), px=ms, persist=ms is None))
+
+    async def adelete(self, key: str) -> None:
+        client = self._async()
+        with _failures("DEL"):
+            await client.delete(self._key(key))
+
+    async def areset(self) -> None:
+        client = self._async()
+        with _failures("reset"):
+            batch: list[bytes] = []
+            async for name in client.scan_iter(match=self._pattern, count=SCAN_COUNT):
+                batch.append(name)
+                if len(batch) >= SCAN_COUNT:
+                    await client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                await client.unlink(*batch)
+
+    async def aclose(self) -> None:
+        """Disconnect this loop's asyncio pool and the sync pool, if this storage made them."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._loop_clients is not None and self._client is not None:
+            client = self._loop_clients.pop_current()
+            self._loop_clients.clear()
+            with _failures("close"):
+                if client is not None:
+                    await client.aclose()
+                self._client.close()

@@ -1,0 +1,137 @@
+"""Opening a Redis storage: URL schemes, options, their precedence and their errors.
+
+None of these talk to a server: building a storage does not connect.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+from sessionkit_redis import RedisStorage
+
+import sessionkit
+from sessionkit import ConfigError
+
+
+def connection_kwargs(storage: Any) -> dict[str, Any]:
+    kwargs: dict[str, Any] = storage._client.get_connection_kwargs()
+    return kwargs
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:6379/0", "rediss://example.com:6380/1", "unix:///tmp/redis.sock"]
+)
+def test_open_storage_picks_redis_for_each_scheme(url: str) -> None:
+    storage = sessionkit.open_storage(url)
+    try:
+        assert isinstance(storage, RedisStorage)
+        assert isinstance(storage, sessionkit.ConditionalStorage)
+    finally:
+        storage.close()
+
+
+def test_unix_socket_path_and_db_come_from_the_url() -> None:
+    storage = RedisStorage("unix:///run/redis/redis.sock?db=3")
+    kwargs = connection_kwargs(storage)
+    assert (kwargs["path"], kwargs["db"]) == ("/run/redis/redis.sock", 3)
+
+
+def test_prefix_defaults_and_comes_from_query_or_keyword() -> None:
+    assert RedisStorage("redis://h/0").prefix == "sessionkit:"
+    assert RedisStorage("redis://h/0?prefix=app%3As%3A").prefix == "app:s:"
+    assert RedisStorage("redis://h/0?prefix=url:", prefix="kw:").prefix == "kw:"
+    assert sessionkit.open_storage("redis://h/0?prefix=url:", prefix="kw:").prefix == "kw:"  # type: ignore[attr-defined]
+
+
+def test_query_values_are_typed_with_redis_py_parsers() -> None:
+    storage = RedisStorage("redis://h:1/0?socket_timeout=2.5&health_check_interval=7")
+    kwargs = connection_kwargs(storage)
+    assert kwargs["socket_timeout"] == 2.5
+    assert kwargs["health_check_interval"] == 7
+
+
+def test_keywords_win_over_the_query_and_db_over_the_path() -> None:
+    storage = sessionkit.open_storage(
+        "redis://h:1/2?socket_timeout=9&db=4", socket_timeout=1.5, client_name="web"
+    )
+    kwargs = connection_kwargs(storage)
+    assert (kwargs["socket_timeout"], kwargs["db"], kwargs["client_name"]) == (1.5, 4, "web")
+
+
+def test_timeouts_default_to_five_seconds() -> None:
+    kwargs = connection_kwargs(RedisStorage("redis://h/0"))
+    assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == 5.0
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "field"),
+    [
+        ("redis://h/0?bogus=1", {}, "bogus"),
+        ("redis://h/0", {"socket_timout": 1.0}, "socket_timout"),
+        ("redis://h/0?socket_timeout=soon", {}, "socket_timeout"),
+        ("redis://h/0?max_connections=many", {}, "max_connections"),
+        ("redis://h/0?decode_responses=true", {}, "decode_responses"),
+        ("redis://h/0", {"connection_class": object}, "connection_class"),
+        ("redis://h/0?prefix=", {}, "prefix"),
+        ("redis://h/0", {"prefix": 7}, "prefix"),
+        ("redis://h:port/0", {}, "storage"),
+        ("redis://h/0?prefx=a", {}, "prefx"),
+    ],
+)
+def test_bad_options_are_config_errors_naming_them(
+    url: str, options: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        sessionkit.open_storage(url, **options)
+    assert caught.value.field == field
+    assert str(caught.value).startswith(f"{field}: ")
+
+
+def test_client_arguments_are_checked() -> None:
+    sync = redis.Redis()
+    with pytest.raises(ConfigError, match="not both"):
+        RedisStorage("redis://h/0", client=sync)
+    with pytest.raises(ConfigError, match="needs a URL"):
+        RedisStorage()
+    with pytest.raises(ConfigError) as caught:
+        RedisStorage(client=sync, socket_timeout=1.0)
+    assert caught.value.field == "socket_timeout"
+    with pytest.raises(ConfigError) as caught:
+        RedisStorage(async_client=redis.asyncio.Redis(decode_responses=True))
+    assert caught.value.field == "async_client"
+
+
+def test_one_sided_storage_refuses_the_other_side() -> None:
+    sync_only = RedisStorage(client=redis.Redis())
+    with pytest.raises(ConfigError) as caught:
+        sync_only._async()
+    assert caught.value.field == "async_client"
+    async_only = RedisStorage(async_client=redis.asyncio.Redis())
+    with pytest.raises(ConfigError) as caught:
+        async_only.get("k")
+    assert caught.value.field == "client"
+
+
+def test_listing_backends_does_not_import_redis() -> None:
+    """The entry point is light: redis is imported when a storage is opened, not before."""
+    code = (
+        "import sys, sessionkit\n"
+        "names = {b.backend.name for b in sessionkit.available_backends()}\n"
+        "assert 'redis' in names, names\n"
+        "assert 'redis' not in sys.modules, 'redis imported by discovery'\n"
+        "sessionkit.open_storage('redis://127.0.0.1:1/0')\n"
+        "assert 'redis' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_unknown_option_suggests_the_near_one() -> None:
+    with pytest.raises(ConfigError, match="did you mean 'socket_timeout'"):
+        RedisStorage("redis://h/0?socket_timout=1")
+    with pytest.raises(ConfigError, match="did you mean 'prefix'"):
+        RedisStorage("redis://h/0?prefx=a")

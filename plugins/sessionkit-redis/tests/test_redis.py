@@ -1,0 +1,357 @@
+"""What the Redis storage does on a real server beyond the shared contract.
+
+Key layout and TTL precision, the one-round-trip commands, ``reset`` confined to its prefix
+(glob characters included), clients passed in, failures, and Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any, ClassVar
+
+import pytest
+import redis
+import redis.asyncio
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
+from sessionkit_redis import RedisStorage
+from sessionkit_redis._storage import SCAN_COUNT
+
+from sessionkit import StorageError
+from tests._servers import start_redis
+
+pytestmark = pytest.mark.redis
+
+HOUR = timedelta(hours=1)
+
+
+# -- key layout and TTLs -----------------------------------------------------------------------
+
+
+def test_key_is_prefix_plus_key_with_a_millisecond_ttl(
+    storage: RedisStorage, raw: redis.Redis, prefix: str
+) -> None:
+    storage.set("k", b"v", timedelta(seconds=30))
+    assert raw.get(prefix + "k") == b"v"
+    assert 29_000 < raw.pttl(prefix + "k") <= 30_000
+    storage.set("k", b"w", None)
+    assert raw.pttl(prefix + "k") == -1  # plain SET: no expiry left behind
+
+
+def test_sub_second_ttl_is_honoured(storage: RedisStorage, raw: redis.Redis, prefix: str) -> None:
+    storage.set("short", b"v", timedelta(milliseconds=150))
+    assert 0 < raw.pttl(prefix + "short") <= 150
+    storage.set("tiny", b"v", timedelta(microseconds=1))  # rounds up to 1 ms, not to 0
+    time.sleep(0.2)
+    assert storage.get("short") is None
+    assert storage.get("tiny") is None
+
+
+def test_replace_never_creates_a_key(storage: RedisStorage, raw: redis.Redis, prefix: str) -> None:
+    assert storage.replace("absent", b"v", HOUR) is False
+    assert raw.exists(prefix + "absent") == 0
+
+
+def test_touch_without_ttl_on_a_persistent_key(
+    storage: RedisStorage, raw: redis.Redis, prefix: str
+) -> None:
+    """PERSIST alone would answer 0 here; the key exists, so touch must say True."""
+    storage.set("k", b"v", None)
+    assert storage.touch("k", None) is True
+    storage.set("k", b"v", HOUR)
+    assert storage.touch("k", None) is True
+    assert raw.pttl(prefix + "k") == -1
+
+
+def test_get_and_touch_reads_and_renews(
+    storage: RedisStorage, raw: redis.Redis, prefix: str
+) -> None:
+    storage.set("k", b"v", timedelta(seconds=5))
+    assert storage.get_and_touch("k", HOUR) == b"v"
+    assert raw.pttl(prefix + "k") > 3_500_000
+    assert storage.get_and_touch("k", None) == b"v"
+    assert raw.pttl(prefix + "k") == -1
+    assert storage.get_and_touch("absent", HOUR) is None
+    assert raw.exists(prefix + "absent") == 0
+
+
+async def test_aget_and_touch_reads_and_renews(
+    storage: RedisStorage, raw: redis.Redis, prefix: str
+) -> None:
+    await storage.aset("k", b"v", timedelta(seconds=5))
+    assert await storage.aget_and_touch("k", HOUR) == b"v"
+    assert raw.pttl(prefix + "k") > 3_500_000
+    assert await storage.aget_and_touch("absent", HOUR) is None
+    await storage.aclose()
+
+
+# -- round trips -------------------------------------------------------------------------------
+
+
+class CountingConnection(redis.Connection):
+    """Counts packed sends: one per round trip (a pipeline would be one too)."""
+
+    sent: ClassVar[int] = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        type(self).sent += 1
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+
+
+class AsyncCountingConnection(redis.asyncio.Connection):
+    sent: ClassVar[int] = 0
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        type(self).sent += 1
+        await super().send_packed_command(command, check_health)
+
+
+#: operation -> (method, arguments after the key)
+ROUND_TRIPS: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "get": ("get", ()),
+    "set": ("set", (b"v", HOUR)),
+    "set_no_ttl": ("set", (b"v", None)),
+    "replace": ("replace", (b"v", HOUR)),
+    "touch": ("touch", (HOUR,)),
+    "touch_no_ttl": ("touch", (None,)),
+    "get_and_touch": ("get_and_touch", (HOUR,)),
+    "delete": ("delete", ()),
+}
+
+
+@pytest.mark.parametrize("operation", list(ROUND_TRIPS))
+def test_each_operation_is_one_round_trip(redis_url: str, prefix: str, operation: str) -> None:
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=CountingConnection)
+    client = redis.Redis(connection_pool=pool)
+    storage = RedisStorage(client=client, prefix=prefix)
+    client.ping()  # the connection's handshake is not the operation's
+    storage.set("k", b"v", HOUR)
+    method, args = ROUND_TRIPS[operation]
+    before = CountingConnection.sent
+    getattr(storage, method)("k", *args)
+    assert CountingConnection.sent - before == 1
+    pool.disconnect()
+
+
+@pytest.mark.parametrize("operation", list(ROUND_TRIPS))
+async def test_each_async_operation_is_one_round_trip(
+    redis_url: str, prefix: str, operation: str
+) -> None:
+    pool = redis.asyncio.ConnectionPool.from_url(
+        redis_url, connection_class=AsyncCountingConnection
+    )
+    client = redis.asyncio.Redis(connection_pool=pool)
+    storage = RedisStorage(async_client=client, prefix=prefix)
+    await client.ping()
+    await storage.aset("k", b"v", HOUR)
+    method, args = ROUND_TRIPS[operation]
+    before = AsyncCountingConnection.sent
+    await getattr(storage, f"a{method}")("k", *args)
+    assert AsyncCountingConnection.sent - before == 1
+    await pool.disconnect()
+
+
+# -- reset stays inside its prefix -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("special", ["*", "?", "[ab]", "\\", "[", "]"])
+def test_reset_treats_glob_characters_in_the_prefix_literally(
+    redis_url: str, raw: redis.Redis, key_root: str, special: str
+) -> None:
+    base = f"{key_root}{uuid.uuid4().hex[:6]}"
+    prefix = f"{base}{special}:"
+    # Each of these would match the prefix read as a pattern (or is the pattern's own text).
+    candidates = [f"{base}:k", f"{base}a:k", f"{base}ab:k", f"{base}\\:k", f"{base}{special}"]
+    bystanders = [name for name in candidates if not name.startswith(prefix)]
+    for name in bystanders:
+        raw.set(name, b"keep")
+    storage = RedisStorage(redis_url, prefix=prefix)
+    storage.set("k", b"v", None)
+    storage.reset()
+    assert storage.get("k") is None
+    assert [raw.get(name) for name in bystanders] == [b"keep"] * len(bystanders)
+    storage.close()
+
+
+def test_reset_leaves_other_prefixes_and_plain_keys(
+    redis_url: str, raw: redis.Redis, key_root: str
+) -> None:
+    mine = RedisStorage(redis_url, prefix=f"{key_root}mine:")
+    other = RedisStorage(redis_url, prefix=f"{key_root}other:")
+    plain = f"{key_root}plain-key"
+    raw.set(plain, b"plain")
+    mine.set("k", b"m", None)
+    other.set("k", b"o", None)
+    mine.reset()
+    assert (mine.get("k"), other.get("k"), raw.get(plain)) == (None, b"o", b"plain")
+    mine.close()
+    other.close()
+
+
+def test_reset_deletes_more_keys_than_one_batch(storage: RedisStorage, raw: redis.Redis) -> None:
+    count = SCAN_COUNT * 2 + 7
+    with raw.pipeline(transaction=False) as pipe:
+        for index in range(count):
+            pipe.set(f"{storage.prefix}{index}", b"v")
+        pipe.execute()
+    storage.reset()
+    assert next(raw.scan_iter(match=storage._pattern), None) is None
+
+
+async def test_areset_deletes_more_keys_than_one_batch(
+    storage: RedisStorage, raw: redis.Redis
+) -> None:
+    for index in range(SCAN_COUNT + 3):
+        raw.set(f"{storage.prefix}{index}", b"v")
+    await storage.areset()
+    assert next(raw.scan_iter(match=storage._pattern), None) is None
+    await storage.aclose()
+
+
+# -- connections -------------------------------------------------------------------------------
+
+
+def connection_names(raw: redis.Redis) -> list[str]:
+    return [entry["name"] for entry in raw.client_list()]
+
+
+def test_close_disconnects_the_pools_the_storage_made(
+    redis_url: str, raw: redis.Redis, prefix: str
+) -> None:
+    name = f"sk-{uuid.uuid4().hex[:10]}"
+    storage = RedisStorage(redis_url, prefix=prefix, client_name=name)
+    storage.set("k", b"v", HOUR)
+
+    async def use() -> None:
+        await storage.aget("k")
+        assert connection_names(raw).count(name) == 2
+        await storage.aclose()
+
+    asyncio.run(use())
+    assert name not in connection_names(raw)
+    with pytest.raises(StorageError, match="closed"):
+        storage.get("k")
+
+
+def test_clients_passed_in_are_not_closed(redis_url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    storage = RedisStorage(client=client, prefix=prefix)
+    storage.set("k", b"v", HOUR)
+    connection = client.client_id()
+    storage.close()
+    assert client.client_id() == connection  # the same connection, never dropped
+    client.close()
+
+
+async def test_async_clients_passed_in_are_not_closed(redis_url: str, prefix: str) -> None:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    storage = RedisStorage(async_client=client, prefix=prefix)
+    await storage.aset("k", b"v", HOUR)
+    connection = await client.client_id()
+    await storage.aclose()
+    assert await client.client_id() == connection
+    await client.aclose()
+
+
+def test_one_storage_serves_several_event_loops(storage: RedisStorage) -> None:
+    """asyncio connections belong to a loop; the storage makes one client per loop."""
+    storage.set("k", b"v", HOUR)
+    for _ in range(3):
+        assert asyncio.run(storage.aget("k")) == b"v"
+
+
+# -- failures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def closed_port() -> int:
+    from tests._servers import free_port
+
+    return free_port()
+
+
+def test_unreachable_server_is_a_storage_error_fast(closed_port: int) -> None:
+    storage = RedisStorage(f"redis://127.0.0.1:{closed_port}/0")
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="redis GET failed") as caught:
+        storage.get("k")
+    assert isinstance(caught.value.__cause__, redis.ConnectionError)
+    assert time.monotonic() - started < 2
+    storage.close()
+
+
+async def test_unreachable_server_is_a_storage_error_fast_async(closed_port: int) -> None:
+    storage = RedisStorage(f"redis://127.0.0.1:{closed_port}/0")
+    started = time.monotonic()
+    for call in (storage.aget("k"), storage.aset("k", b"v", HOUR), storage.areset()):
+        with pytest.raises(StorageError) as caught:
+            await call
+        assert isinstance(caught.value.__cause__, (redis.RedisError, OSError))
+    assert time.monotonic() - started < 2
+    await storage.aclose()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[Any]:
+    server = start_redis()
+    yield server
+    server.close()
+
+
+def test_killed_server_fails_then_recovers_after_restart(private_redis: Any) -> None:
+    storage = RedisStorage(private_redis.url)
+    storage.set("k", b"v", HOUR)
+    private_redis.kill()
+    with pytest.raises(StorageError) as caught:
+        storage.get("k")
+    assert isinstance(caught.value.__cause__, (redis.RedisError, OSError))
+    private_redis.restart()  # no persistence: the data is gone, the storage reconnects
+    assert storage.get("k") is None
+    storage.set("k", b"again", HOUR)
+    assert storage.get("k") == b"again"
+    storage.close()
+
+
+def test_wrong_type_under_a_key_is_a_storage_error(
+    storage: RedisStorage, raw: redis.Redis, prefix: str
+) -> None:
+    raw.rpush(prefix + "list", b"x")
+    with pytest.raises(StorageError) as caught:
+        storage.get("list")
+    assert isinstance(caught.value.__cause__, redis.ResponseError)
+
+
+# -- Redis Cluster -----------------------------------------------------------------------------
+
+
+def test_cluster_reset_scans_every_primary(redis_cluster_url: str) -> None:
+    client = RedisCluster.from_url(redis_cluster_url)
+    storage = RedisStorage(client=client, prefix="sess*:")
+    keys = [f"k{index}" for index in range(200)]
+    for key in keys:
+        storage.set(key, key.encode(), HOUR)
+    client.set("sessA:bystander", b"keep")
+    owners = {client.get_node_from_key(f"sess*:{k}").name for k in keys}  # type: ignore[no-untyped-call]
+    assert len(owners) == 3, "the keys should spread over every primary"
+    storage.reset()
+    assert [storage.get(key) for key in keys] == [None] * len(keys)
+    assert client.get("sessA:bystander") == b"keep"
+    storage.close()
+    client.close()
+
+
+async def test_cluster_async_operations_and_reset(redis_cluster_url: str) -> None:
+    client = AsyncRedisCluster.from_url(redis_cluster_url)
+    storage = RedisStorage(async_client=client, prefix="asess:")
+    for index in range(50):
+        await storage.aset(f"k{index}", b"v", HOUR)
+    assert await storage.areplace("k1", b"w", HOUR) is True
+    assert await storage.aget("k1") == b"w"
+    await storage.areset()
+    assert [await storage.aget(f"k{index}") for index in range(50)] == [None] * 50
+    await storage.aclose()
+    await client.aclose()

@@ -1,0 +1,132 @@
+"""What a SQLite storage is opened with, read from a ``sqlite:`` URL and keyword options.
+
+Everything is checked here, before any file is touched, so a misconfigured deployment fails at
+start-up with a :class:`~sessionkit.ConfigError` naming the field. This module does not import
+``sqlite3``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import attrs
+
+from sessionkit import ConfigError
+
+__all__ = ["MEMORY", "SQLiteOptions"]
+
+#: The path that makes sqlite3 open a private in-memory database.
+MEMORY = ":memory:"
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def _identifier(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    # The table name is the only text ever formatted into SQL, so it is held to a strict shape.
+    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
+        raise ConfigError(
+            attribute.name, f"must match [A-Za-z_][A-Za-z0-9_]{{0,62}}, got {value!r}"
+        )
+
+
+def _positive_int(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(attribute.name, f"must be a positive int, got {value!r}")
+
+
+def _seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    # Chained comparison: NaN fails it, so does infinity.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ConfigError(attribute.name, f"must be a number of seconds >= 0, got {value!r}")
+
+
+def _callable(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not callable(value):
+        raise ConfigError(attribute.name, f"must be a callable returning seconds, got {value!r}")
+
+
+@attrs.frozen
+class SQLiteOptions:
+    """The settings of one SQLite storage.
+
+    ``path`` is a file path or ``":memory:"``. ``table`` holds this storage's sessions, and
+    ``reset()`` empties that table alone. ``purge_batch`` bounds how many expired rows one
+    clean-up statement deletes. ``busy_timeout`` is how long, in seconds (as
+    :func:`sqlite3.connect`'s ``timeout``), a write waits for another process's lock.
+    ``clock`` returns wall-clock seconds: expiry times are stored in the file and must mean the
+    same thing to the next process, after a restart, so a monotonic clock would be wrong here.
+    """
+
+    path: str
+    table: str = attrs.field(default="sessions", validator=_identifier)
+    purge_batch: int = attrs.field(default=256, validator=_positive_int)
+    busy_timeout: float = attrs.field(default=5.0, validator=_seconds)
+    clock: Callable[[], float] = attrs.field(default=time.time, validator=_callable)
+
+    @property
+    def in_memory(self) -> bool:
+        return self.path == MEMORY
+
+    @classmethod
+    def from_url(cls, url: str, options: Mapping[str, Any]) -> SQLiteOptions:
+        """Read ``sqlite:///relative.db``, ``sqlite:////abs.db`` or ``sqlite://:memory:``.
+
+        The slashes follow SQLAlchemy: three before a relative path (from the current
+        directory), four before an absolute one. ``options`` holds the URL's query parameters
+        and keyword arguments, as strings or as values.
+        """
+        unknown = set(options) - _CONVERTERS.keys()
+        if unknown:
+            raise ConfigError(
+                "storage",
+                f"unknown sqlite storage option(s) {sorted(unknown)}; known: {sorted(_CONVERTERS)}",
+            )
+        kwargs: dict[str, Any] = {n: _CONVERTERS[n](n, value) for n, value in options.items()}
+        return cls(_path_of(url), **kwargs)
+
+
+def _path_of(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        raise ConfigError("storage", f"not a sqlite URL: {url!r}")
+    if parts.netloc == MEMORY and not parts.path:
+        return MEMORY
+    if parts.netloc or (parts.path and not parts.path.startswith("/")):
+        raise ConfigError(
+            "storage",
+            f"expected sqlite:///relative.db, sqlite:////absolute.db or sqlite://:memory:, "
+            f"got {url!r}",
+        )
+    return unquote(parts.path[1:]) or MEMORY
+
+
+def _parsed(parse: Callable[[str], object], expected: str) -> Callable[[str, object], object]:
+    """A converter that parses query-string text with ``parse`` and passes values through."""
+
+    def convert(name: str, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse(value)
+        except ValueError:
+            raise ConfigError(name, f"expected {expected}, got {value!r}") from None
+
+    return convert
+
+
+def _as_is(_: str, value: object) -> object:
+    return value
+
+
+# Query parameters arrive as strings; keyword arguments as values. The validators check both.
+_CONVERTERS: dict[str, Callable[[str, object], object]] = {
+    "table": _as_is,
+    "purge_batch": _parsed(int, "an integer"),
+    "busy_timeout": _parsed(float, "a number of seconds"),
+    "clock": _as_is,
+}

@@ -1,0 +1,72 @@
+"""The SQL of a SQLite storage, for one table.
+
+The table name is the only text ever formatted into a statement, and it reaches here already
+validated as ``[A-Za-z_][A-Za-z0-9_]{0,62}`` (and quoted besides). Keys, values and times are
+always bound parameters, so no client text becomes SQL.
+
+``expires_at`` is wall-clock seconds or NULL (no expiry). Every read, touch and replace treats a
+row with ``expires_at <= now`` as absent, so expiry holds before any clean-up has run; the
+clean-up (``purge``) deletes a bounded batch through the index on ``expires_at``.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["Statements"]
+
+_TEMPLATES = {
+    "create_table": (
+        "CREATE TABLE IF NOT EXISTS {table} "
+        "(key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL, expires_at REAL)"
+    ),
+    "create_index": "CREATE INDEX IF NOT EXISTS {index} ON {table} (expires_at)",
+    "get": "SELECT value FROM {table} WHERE key = :key AND (expires_at IS NULL OR expires_at > :now)",
+    "set": (
+        "INSERT INTO {table} (key, value, expires_at) VALUES (:key, :value, :expires_at) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"
+    ),
+    "touch": (
+        "UPDATE {table} SET expires_at = :expires_at "
+        "WHERE key = :key AND (expires_at IS NULL OR expires_at > :now)"
+    ),
+    "replace": (
+        "UPDATE {table} SET value = :value, expires_at = :expires_at "
+        "WHERE key = :key AND (expires_at IS NULL OR expires_at > :now)"
+    ),
+    "delete": "DELETE FROM {table} WHERE key = :key",
+    "reset": "DELETE FROM {table}",
+    "purge": (
+        "DELETE FROM {table} WHERE rowid IN "
+        "(SELECT rowid FROM {table} WHERE expires_at <= :now LIMIT :limit)"
+    ),
+    "count": "SELECT count(*) FROM {table} WHERE (expires_at IS NULL OR expires_at > :now)",
+    "scan": (
+        "SELECT key, value FROM {table} "
+        "WHERE key >= :start AND (expires_at IS NULL OR expires_at > :now) "
+        "ORDER BY key LIMIT :limit"
+    ),
+}
+
+
+@attrs.frozen
+class Statements:
+    """Every statement a storage runs, built once for its table."""
+
+    create_table: str
+    create_index: str
+    get: str
+    set: str
+    touch: str
+    replace: str
+    delete: str
+    reset: str
+    purge: str
+    count: str
+    scan: str
+
+    @classmethod
+    def for_table(cls, table: str) -> Statements:
+        """Build the statements for ``table``, a name already checked to be an identifier."""
+        names = {"table": f'"{table}"', "index": f'"{table}_expires_at"'}
+        return cls(**{name: sql.format(**names) for name, sql in _TEMPLATES.items()})

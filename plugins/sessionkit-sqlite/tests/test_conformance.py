@@ -1,0 +1,36 @@
+"""The SQLite storage against the shared conformance suite: a WAL file and ``:memory:``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sessionkit_sqlite import SQLiteStorage
+
+from sessionkit import Storage
+from sessionkit.testing import StorageConformance
+
+
+class TestSQLiteFileStorage(StorageConformance):
+    """Namespaces are tables of one database file, as several apps sharing a file would be."""
+
+    clock_injectable = True
+
+    @pytest.fixture(autouse=True)
+    def _database(self, tmp_path: Path) -> None:
+        self.database = tmp_path / "sessions.db"
+
+    def make_storage(self, namespace: str, clock: Callable[[], float] | None) -> Storage:
+        assert clock is not None
+        return SQLiteStorage(self.database, table=namespace, clock=clock)
+
+
+class TestSQLiteMemoryStorage(StorageConformance):
+    """Each ``:memory:`` storage is its own database, shared by the threads that use it."""
+
+    clock_injectable = True
+
+    def make_storage(self, namespace: str, clock: Callable[[], float] | None) -> Storage:
+        assert clock is not None
+        return SQLiteStorage(":memory:", table=namespace, clock=clock)

@@ -1,0 +1,357 @@
+"""What the SQLite storage promises beyond the shared suite: URLs, options, WAL, purging,
+errors and threads."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sessionkit_sqlite import SQLiteStorage
+
+from sessionkit import ConfigError, StorageError, open_storage
+from sessionkit.testing import FakeClock
+
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "sessions.db"
+
+
+@pytest.fixture
+def opened() -> Iterator[Callable[..., Any]]:
+    """Open storages (by URL or by constructor) and close them all at teardown."""
+    storages: list[Any] = []
+
+    def open_(target: str | Path, **options: Any) -> Any:
+        if isinstance(target, str) and target.startswith("sqlite:"):
+            storage = open_storage(target, **options)
+        else:
+            storage = SQLiteStorage(target, **options)
+        storages.append(storage)
+        return storage
+
+    yield open_
+    for storage in storages:
+        storage.close()
+
+
+def raw_rows(path: Path, table: str = "sessions") -> int:
+    """Count the rows in ``table``, expired ones included, through a connection of our own."""
+    with sqlite3.connect(path) as conn:
+        (count,) = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+    return int(count)
+
+
+# -- URLs and options ----------------------------------------------------------------------
+
+
+def test_relative_url_opens_a_file_in_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opened: Callable[..., Any]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    storage = opened("sqlite:///sub%20dir.db")
+    storage.set("k", b"v", None)
+    assert (tmp_path / "sub dir.db").exists()
+
+
+def test_absolute_url_takes_four_slashes(database: Path, opened: Callable[..., Any]) -> None:
+    storage = opened(f"sqlite:///{database}")  # database is absolute: "sqlite:////tmp/..."
+    storage.set("k", b"v", None)
+    assert storage.options.path == str(database)
+    assert raw_rows(database) == 1
+
+
+@pytest.mark.parametrize("url", ["sqlite://:memory:", "sqlite:///:memory:", "sqlite://"])
+def test_memory_urls(url: str, opened: Callable[..., Any]) -> None:
+    storage = opened(url)
+    assert storage.options.in_memory
+    storage.set("k", b"v", None)
+    assert storage.get("k") == b"v"
+
+
+def test_memory_database_is_shared_by_threads(opened: Callable[..., Any]) -> None:
+    storage = opened("sqlite://:memory:")
+    storage.set("k", b"v", None)
+    seen: list[bytes | None] = []
+    thread = threading.Thread(target=lambda: seen.append(storage.get("k")))
+    thread.start()
+    thread.join()
+    assert seen == [b"v"]
+    assert asyncio.run(storage.aget("k")) == b"v"  # the async twin runs in a worker thread
+
+
+def test_query_options_are_applied_and_keywords_win(
+    database: Path, opened: Callable[..., Any]
+) -> None:
+    storage = opened(f"sqlite:///{database}?table=app_one&purge_batch=7&busy_timeout=0.5")
+    assert (storage.options.table, storage.options.purge_batch) == ("app_one", 7)
+    assert storage.options.busy_timeout == 0.5
+    other = opened(f"sqlite:///{database}?table=app_one", table="app_two")
+    assert other.options.table == "app_two"
+
+
+@pytest.mark.parametrize(
+    "table", ["1sessions", "", "sessions; DROP TABLE x", 'a"b', "s" * 64, "séance"]
+)
+def test_table_must_be_an_identifier(table: str, database: Path) -> None:
+    with pytest.raises(ConfigError, match="table") as info:
+        SQLiteStorage(database, table=table)
+    assert info.value.field == "table"
+    assert not database.exists(), "nothing is opened before the options are valid"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("purge_batch=0", "purge_batch"),
+        ("purge_batch=many", "purge_batch"),
+        ("busy_timeout=-1", "busy_timeout"),
+        ("busy_timeout=nan", "busy_timeout"),
+        ("clock=now", "clock"),
+        ("tabel=x", "storage"),
+    ],
+)
+def test_bad_option_raises_config_error_naming_the_field(query: str, field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        open_storage(f"sqlite://:memory:?{query}")
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize("url", ["sqlite://host/x.db", "sqlite:x.db"])
+def test_malformed_url_raises_config_error(url: str) -> None:
+    with pytest.raises(ConfigError, match="sqlite:///"):
+        open_storage(url)
+
+
+def test_entry_point_does_not_import_sqlite3() -> None:
+    code = (
+        "import sys, sessionkit\n"
+        "names = [b.backend.name for b in sessionkit.available_backends()]\n"
+        "assert 'sqlite' in names, names\n"
+        "assert 'sqlite3' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- the file ------------------------------------------------------------------------------
+
+
+def test_file_database_uses_wal(database: Path, opened: Callable[..., Any]) -> None:
+    opened(database)
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_sessions_outlive_the_storage_object(database: Path, opened: Callable[..., Any]) -> None:
+    first = opened(database)
+    first.set("k", b"v", HOUR)
+    first.close()
+    assert opened(database).get("k") == b"v"
+
+
+def test_reset_leaves_other_tables_of_the_file(database: Path, opened: Callable[..., Any]) -> None:
+    with sqlite3.connect(database) as conn:
+        conn.execute("CREATE TABLE app_data (x)")
+        conn.execute("INSERT INTO app_data VALUES (1)")
+    storage = opened(database)
+    storage.set("k", b"v", None)
+    storage.reset()
+    assert raw_rows(database) == 0
+    assert raw_rows(database, "app_data") == 1
+
+
+# -- expiry and purging --------------------------------------------------------------------
+
+
+def test_write_purges_one_bounded_batch_of_expired_rows(
+    database: Path, opened: Callable[..., Any]
+) -> None:
+    clock = FakeClock()
+    storage = opened(database, purge_batch=10, clock=clock)
+    every = SQLiteStorage.purge_every
+    for i in range(50):
+        storage.set(f"old{i}", b"x", timedelta(seconds=1))
+    clock.advance(2)
+    for i in range(every - 51):  # up to the write just before the purge
+        storage.set(f"live{i}", b"y", HOUR)
+    assert raw_rows(database) == 50 + every - 51, "no purge before purge_every writes"
+    storage.set("trigger", b"y", HOUR)
+    assert raw_rows(database) == 50 + every - 50 - 10, "one purge deletes at most purge_batch"
+    assert storage.count() == every - 50
+
+
+def test_purge_uses_the_expiry_index(database: Path, opened: Callable[..., Any]) -> None:
+    """A purge is a range scan of the index, never a scan of every session."""
+    storage = opened(database)
+    with sqlite3.connect(database) as conn:
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN " + storage._sql.purge, {"now": 0.0, "limit": 1}
+        ).fetchall()
+    details = " ".join(str(row[-1]) for row in plan)
+    assert "USING COVERING INDEX sessions_expires_at (expires_at<?)" in details, details
+
+
+def test_purge_expired_deletes_every_expired_row_and_nothing_else(
+    database: Path, opened: Callable[..., Any]
+) -> None:
+    clock = FakeClock()
+    storage = opened(database, purge_batch=7, clock=clock)
+    for i in range(30):
+        storage.set(f"old{i}", b"x", timedelta(seconds=1))
+    storage.set("forever", b"y", None)
+    storage.set("later", b"y", HOUR)
+    clock.advance(2)
+    assert storage.purge_expired() == 30  # five batches, the last one short
+    assert storage.purge_expired() == 0
+    assert raw_rows(database) == 2
+    assert storage.count() == 2
+    assert asyncio.run(storage.apurge_expired()) == 0
+    assert asyncio.run(storage.acount()) == 2
+
+
+def test_count_ignores_expired_rows(opened: Callable[..., Any]) -> None:
+    clock = FakeClock()
+    storage = opened(":memory:", clock=clock)
+    storage.set("short", b"x", timedelta(seconds=1))
+    storage.set("long", b"x", HOUR)
+    assert storage.count() == 2
+    clock.advance(2)
+    assert storage.count() == 1
+
+
+def test_scan_walks_live_keys_across_pages_while_the_caller_deletes(
+    opened: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(SQLiteStorage, "scan_page", 3)
+    clock = FakeClock()
+    storage = opened(":memory:", clock=clock)
+    live = ["", "a", "a\x00", "a\x00b", "ab", "b", "ключ", "z*", "zz", "zzz"]
+    for key in live:
+        storage.set(key, key.encode(), HOUR)
+    storage.set("expired", b"x", timedelta(seconds=1))
+    clock.advance(2)
+    assert [key for key, _ in storage.scan()] == sorted(live)  # no repeats, no gaps
+    seen = []
+    for key, value in storage.scan():
+        assert value == key.encode()
+        seen.append(key)
+        storage.delete(key)  # the walk must survive this
+    assert seen == sorted(live)
+    assert storage.count() == 0
+
+
+def test_storage_offers_the_operator_abilities() -> None:
+    """``sessionkit stats`` and ``sessionkit purge`` find these by isinstance."""
+    from sessionkit._inspect import CountableStorage, PurgeableStorage, ScannableStorage
+
+    storage = SQLiteStorage()
+    try:
+        for ability in (CountableStorage, PurgeableStorage, ScannableStorage):
+            assert isinstance(storage, ability), ability.__name__
+    finally:
+        storage.close()
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+def test_read_only_database_raises_storage_error(
+    database: Path, opened: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = opened(database)
+    first.set("k", b"v", None)
+    first.close()
+    database.chmod(0o444)
+    if os.access(database, os.W_OK):  # root ignores file modes: have SQLite enforce it
+        connect = sqlite3.connect
+
+        def read_only(path: str, **kwargs: Any) -> sqlite3.Connection:
+            return connect(f"file:{path}?mode=ro", uri=True, **kwargs)
+
+        monkeypatch.setattr(sqlite3, "connect", read_only)
+    storage = opened(database)
+    assert storage.get("k") == b"v"
+    with pytest.raises(StorageError, match="readonly") as info:
+        storage.set("k", b"w", None)
+    assert isinstance(info.value.__cause__, sqlite3.Error)
+
+
+def test_missing_directory_raises_storage_error(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="cannot open") as info:
+        SQLiteStorage(tmp_path / "missing" / "sessions.db")
+    assert isinstance(info.value.__cause__, sqlite3.Error)
+
+
+def test_driver_errors_are_chained_and_never_name_the_key(
+    database: Path, opened: Callable[..., Any]
+) -> None:
+    storage = opened(database)
+    with sqlite3.connect(database) as conn:
+        conn.execute("DROP TABLE sessions")
+    for call in (
+        lambda: storage.get("secret-id"),
+        lambda: storage.set("secret-id", b"v", None),
+        lambda: storage.touch("secret-id", HOUR),
+        lambda: asyncio.run(storage.areplace("secret-id", b"v", HOUR)),
+    ):
+        with pytest.raises(StorageError, match="no such table") as info:
+            call()
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+        assert "secret-id" not in str(info.value)
+
+
+def test_calls_after_close_raise_storage_error(opened: Callable[..., Any]) -> None:
+    storage = opened(":memory:")
+    storage.close()
+    with pytest.raises(StorageError, match="closed"):
+        storage.get("k")
+
+
+# -- threads -------------------------------------------------------------------------------
+
+
+def test_threads_hammering_two_storages_on_one_file(
+    database: Path, opened: Callable[..., Any]
+) -> None:
+    """Threads share one storage; a second storage (another connection, as another process
+    would hold) writes the same file at the same time; nothing fails or gets lost."""
+    storages = [opened(database, busy_timeout=10), opened(database, busy_timeout=10)]
+    errors: list[BaseException] = []
+    rounds = 150
+
+    def work(worker: int) -> None:
+        storage = storages[worker % 2]
+        key = f"worker{worker}"
+        try:
+            for i in range(rounds):
+                value = f"{worker}:{i}".encode()
+                storage.set(key, value, HOUR)
+                assert storage.get(key) == value
+                assert storage.touch(key, HOUR)
+                assert storage.replace(key, value + b"!", HOUR)
+                storage.set("shared", value, HOUR)
+                if i % 10 == 0:
+                    storage.delete(f"{key}-gone")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for worker in range(16):
+        assert storages[0].get(f"worker{worker}") == f"{worker}:{rounds - 1}!".encode()
+    assert storages[1].get("shared") is not None

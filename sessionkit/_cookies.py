@@ -1,0 +1,86 @@
+"""Rendering the id's transport on a response: a ``Set-Cookie`` line, or a header value.
+
+Everything that does not depend on the request (the cookie name, its attributes, the whole
+expiry line) is rendered once, when the middleware is built; a response only formats the id,
+``Max-Age`` and ``Expires`` into a precomputed frame.
+"""
+
+from __future__ import annotations
+
+import re
+from email.utils import formatdate
+from typing import Final
+
+from ._config import Config
+from ._errors import SessionKitError
+
+__all__ = ["CookieRenderer", "checked", "http_date"]
+
+#: What may never reach a header line, whatever produced it: ``;`` ends a cookie attribute,
+#: ``,`` splits folded headers, CR/LF end the header itself.
+_UNSAFE = re.compile(r"[;,\s\x00-\x1f\x7f]")
+#: Expires date of an expiry cookie: the epoch, as browsers and RFC 6265 examples use.
+_EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
+
+
+def http_date(timestamp: float) -> str:
+    """``timestamp`` as an RFC 1123 date (``Wed, 21 Oct 2015 07:28:00 GMT``)."""
+    return formatdate(timestamp, usegmt=True)
+
+
+def checked(what: str, value: str) -> str:
+    """Return ``value``, or raise if it could break out of its header line.
+
+    Config validated its fields and the store validates client ids; this is the last line
+    for server-made ids (a custom ``key_generator`` is only sampled at construction).
+    """
+    if _UNSAFE.search(value):
+        raise SessionKitError(f"refusing to render {what} {value!r}: it holds a separator")
+    return value
+
+
+class CookieRenderer:
+    """The ``Set-Cookie`` values for one store's config.
+
+    ``session_only`` cookies carry neither ``Max-Age`` nor ``Expires`` and die with the
+    browser; the others carry both (``Max-Age`` wins where understood, ``Expires`` serves the
+    old clients that ignore it).
+    """
+
+    __slots__ = ("_date", "_prefix", "_session_only", "_suffix", "expire")
+
+    def __init__(self, config: Config) -> None:
+        name = checked("cookie name", config.lookup.name)
+        parts = [f"Path={checked('cookie path', config.cookie_path)}"]
+        if config.cookie_domain:
+            parts.append(f"Domain={checked('cookie domain', config.cookie_domain)}")
+        if config.cookie_secure:
+            parts.append("Secure")
+        if config.cookie_http_only:
+            parts.append("HttpOnly")
+        parts.append(f"SameSite={config.cookie_same_site}")
+        self._prefix = f"{name}="
+        self._suffix = "; " + "; ".join(parts)
+        self._session_only = config.cookie_session_only
+        #: The line that makes a browser drop the cookie: empty value, ``Max-Age=0``, a past date.
+        self.expire: Final = f"{name}=; Max-Age=0; Expires={_EPOCH}{self._suffix}"
+        self._date = (-1, "")
+
+    def _expires(self, at: int) -> str:
+        # Responses within one second share a date: format it once per second, not per response.
+        # One tuple, swapped whole, so threads never pair a second with another second's text.
+        second, text = self._date
+        if second != at:
+            text = http_date(at)
+            self._date = (at, text)
+        return text
+
+    def set(self, session_id: str, max_age: float, now: float) -> str:
+        """The line that stores ``session_id`` for ``max_age`` seconds from ``now``."""
+        value = self._prefix + checked("session id", session_id)
+        if self._session_only:
+            return value + self._suffix
+        seconds = max(1, int(max_age))
+        return (
+            f"{value}; Max-Age={seconds}; Expires={self._expires(int(now) + seconds)}{self._suffix}"
+        )

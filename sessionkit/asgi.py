@@ -1,0 +1,143 @@
+"""Sessions for any ASGI application: Starlette, FastAPI, Litestar, Quart, or a bare ASGI app.
+
+Mounting::
+
+    store = Store()
+    app = Starlette(routes=..., middleware=[Middleware(SessionMiddleware, store=store)])
+    app.add_middleware(SessionMiddleware, store=store)                          # FastAPI
+    Litestar(route_handlers=..., middleware=[DefineMiddleware(SessionMiddleware, store=store)])
+    app.asgi_app = SessionMiddleware(app.asgi_app, store)                       # Quart
+    app = SessionMiddleware(app, store)                                         # any ASGI app
+
+The session is ``scope["session"]``, so Starlette's and Litestar's ``request.session`` is the
+sessionkit :class:`~sessionkit.Session`, and ``await store.aget(request)`` returns that same
+object. This module imports no framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from ._errors import SessionKitError
+from ._response import FAILURES, Failure, Finisher, Outcome, add_vary, failure_for
+from ._session import Session
+from ._store import Store
+
+__all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send", "SessionMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_WAITING, _STARTED, _REPLACED = range(3)
+
+
+async def _send_failure(send: Send, failure: Failure) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in failure.headers]
+    await send({"type": "http.response.start", "status": failure.status, "headers": headers})
+    await send({"type": "http.response.body", "body": failure.body})
+
+
+class SessionMiddleware:
+    """Loads the session before the app runs; saves it and sets the cookie as headers leave.
+
+    **Loading is eager**: a request carrying a well-formed id costs one async storage read
+    before the app is called, because a session's methods are synchronous and so cannot read
+    on first use under asyncio. A request with no id, or a malformed one, gets a fresh session
+    with no storage call at all.
+
+    **Saving** happens when the app sends ``http.response.start``, before any header leaves,
+    so the cookie and the stored record always agree: a changed session is written, a read one
+    is renewed past half its lifetime (see :meth:`Finisher.needs_write
+    <sessionkit._response.Finisher.needs_write>`), and an untouched one costs nothing more and
+    sets no cookie. Changes made after the response started (in a streamed body) are not saved.
+
+    **Failures**: a :class:`~sessionkit.StorageError` while loading, while saving, or raised by
+    the app before its response started, replaces the response with a plain 503 carrying no
+    ``Set-Cookie`` (a :class:`~sessionkit.SessionTooLarge` with a 500); the error is logged with
+    its driver exception. Requests without a session id never touch the storage, so they keep
+    being served during an outage; requests carrying an id answer 503 until it is back (mount
+    health checks and static files outside this middleware). If the app already started its
+    response, the error is only logged and the response ends where it broke.
+
+    **Websockets** get the session loaded, read-only: there is no response to carry a cookie,
+    so nothing is ever saved. A storage failure closes the handshake (code 1011).
+    """
+
+    def __init__(self, app: ASGIApp, store: Store) -> None:
+        self.app = app
+        self.store = store
+        self._finisher = finisher = Finisher(store)
+        name, vary = finisher.header_name, finisher.vary
+        self._header = None if name is None else name.encode("latin-1")
+        self._vary = None if vary is None else vary.encode("latin-1")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        try:
+            session = await self.store.aget(scope)
+        except FAILURES as exc:
+            failure = failure_for(exc)
+            if kind == "http":
+                await _send_failure(send, failure)
+            else:
+                await send({"type": "websocket.close", "code": 1011})
+            return
+        if kind == "websocket":
+            await self.app(scope, receive, send)
+            return
+        exchange = _Exchange(self, session, send)
+        try:
+            await self.app(scope, receive, exchange.send)
+        except FAILURES as exc:
+            await exchange.fail(exc)
+
+    def headers(self, message: Message, outcome: Outcome) -> list[Any]:
+        """The headers of ``message`` (a response start) with the session's added."""
+        headers = list(message.get("headers", ()))
+        if outcome.value is not None and self._header is not None:
+            headers.append((self._header, outcome.value.encode("latin-1")))
+        if outcome.vary and self._vary is not None:
+            add_vary(headers, b"vary", self._vary, b", ")
+        return headers
+
+
+class _Exchange:
+    """One request's response side: finishes the session as the response starts."""
+
+    __slots__ = ("_middleware", "_send", "_session", "_state")
+
+    def __init__(self, middleware: SessionMiddleware, session: Session, send: Send) -> None:
+        self._middleware = middleware
+        self._session = session
+        self._send = send
+        self._state = _WAITING
+
+    async def send(self, message: Message) -> None:
+        if self._state == _WAITING and message["type"] == "http.response.start":
+            middleware = self._middleware
+            try:
+                outcome = await middleware._finisher.afinish(self._session)
+            except FAILURES as exc:
+                await self.fail(exc)
+                return
+            self._state = _STARTED
+            if outcome.value is not None or outcome.vary:
+                message = {**message, "headers": middleware.headers(message, outcome)}
+            await self._send(message)
+        elif self._state != _REPLACED:
+            await self._send(message)
+        # else: the app's own response was replaced by a failure; the rest of it is dropped.
+
+    async def fail(self, exc: SessionKitError) -> None:
+        """Answer the failure if no header left yet; else it is only logged."""
+        failure = failure_for(exc)
+        if self._state == _WAITING:
+            self._state = _REPLACED
+            await _send_failure(self._send, failure)

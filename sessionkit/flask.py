@@ -1,0 +1,164 @@
+"""Flask integration: ``flask.session`` becomes a sessionkit session.
+
+::
+
+    from flask import Flask, session
+    from sessionkit import Store
+    from sessionkit.flask import init_app
+
+    app = Flask(__name__)
+    store = Store()
+    init_app(app, store)
+
+    @app.get("/")
+    def index():
+        session["visits"] = session.get("visits", 0) + 1
+        return f"visit {session['visits']}"
+
+The store's :class:`~sessionkit.Config` decides the cookie and the lifetime; Flask's
+``SESSION_COOKIE_*``, ``PERMANENT_SESSION_LIFETIME`` and ``SECRET_KEY`` play no part (the cookie
+holds only a random id, so nothing needs signing). Use this or the WSGI middleware, not both.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import flask
+from flask.sessions import SessionInterface, SessionMixin
+
+from ._errors import SessionKitError
+from ._response import FAILURES, Failure, Finisher, failure_for
+from ._session import Session
+from ._store import Store
+
+if TYPE_CHECKING:
+    from flask.wrappers import Request, Response
+
+__all__ = ["FlaskSession", "SessionkitInterface", "init_app"]
+
+#: Set in the WSGI environ when a storage failure already answered the request, so the
+#: session is not saved on the way out of the 503.
+_FAILED = "sessionkit.failed"
+
+
+class FlaskSession(Session, SessionMixin):
+    """A :class:`~sessionkit.Session` with the attributes Flask and its extensions expect.
+
+    Loaded lazily: the storage is read at the first use of the session's data, so a view that
+    never uses ``flask.session`` costs no storage call.
+    """
+
+    __slots__ = ()
+
+    @property
+    def accessed(self) -> bool:
+        """Whether the session was used; Flask sets it whenever ``flask.session`` is touched."""
+        return self._accessed
+
+    @accessed.setter
+    def accessed(self, value: bool) -> None:
+        self._accessed = value
+
+    @property
+    def modified(self) -> bool:
+        """Unsaved changes. Set it to ``True`` after changing a value in place (a nested list or
+        dict), which the session cannot see, so the request saves it."""
+        return self._modified
+
+    @modified.setter
+    def modified(self, value: bool) -> None:
+        if value:
+            self._touch()
+        self._modified = value
+
+    @property
+    def new(self) -> bool:  # type: ignore[override]
+        """Flask's name for :attr:`fresh`."""
+        return self.fresh
+
+    @property
+    def permanent(self) -> bool:
+        """Whether the cookie outlives the browser: ``not Config.cookie_session_only``.
+
+        Assigning it is accepted and ignored, so code written for Flask's own sessions
+        (``session.permanent = True``) keeps working; the lifetime is the store's
+        ``expiration`` or the session's :meth:`set_expiry`.
+        """
+        return not self._store.config.cookie_session_only
+
+    @permanent.setter
+    def permanent(self, value: bool) -> None:
+        pass
+
+
+def _failure_response(failure: Failure) -> Response:
+    flask.request.environ[_FAILED] = True
+    return flask.current_app.response_class(
+        failure.body, status=failure.status, headers=failure.headers
+    )
+
+
+def _on_failure(exc: Exception) -> Response:
+    """Error handler: a storage failure raised by a view answers 503 (too large: 500)."""
+    if not isinstance(exc, SessionKitError):  # registered for FAILURES only
+        raise exc
+    return _failure_response(failure_for(exc))
+
+
+class SessionkitInterface(SessionInterface):
+    """Flask's session interface backed by a :class:`~sessionkit.Store`.
+
+    ``open_session`` costs no storage call (the session loads on first use). ``save_session``
+    saves, renews, and sets or expires the cookie as the WSGI middleware does; a storage
+    failure there replaces the response with a 503 carrying no ``Set-Cookie``.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._finisher = Finisher(store)
+
+    def open_session(self, app: flask.Flask, request: Request) -> FlaskSession:
+        session = self.store._get_lazy(request, FlaskSession)
+        if not isinstance(session, FlaskSession):
+            raise SessionKitError(
+                "the request already has a session from sessionkit.wsgi.SessionMiddleware; "
+                "use init_app or the WSGI middleware, not both"
+            )
+        return session
+
+    def save_session(self, app: flask.Flask, session: SessionMixin, response: Response) -> None:
+        if not isinstance(session, Session) or flask.request.environ.get(_FAILED):
+            return
+        finisher = self._finisher
+        try:
+            outcome = finisher.finish(session)
+        except FAILURES as exc:
+            _replace(response, failure_for(exc))
+            return
+        if outcome.value is not None and finisher.header_name is not None:
+            response.headers.add(finisher.header_name, outcome.value)
+        if outcome.vary and finisher.vary is not None:
+            response.vary.add(finisher.vary)
+
+
+def _replace(response: Response, failure: Failure) -> None:
+    """Turn the app's response into ``failure`` in place (``save_session`` cannot return one)."""
+    response.status = failure.status_line
+    response.headers.clear()
+    response.headers.extend(failure.headers)
+    response.direct_passthrough = False
+    response.set_data(failure.body)
+
+
+def init_app(app: flask.Flask, store: Store) -> None:
+    """Make ``flask.session`` a sessionkit session backed by ``store``.
+
+    Also registers error handlers so a :class:`~sessionkit.StorageError` raised in a view
+    answers 503 (and :class:`~sessionkit.SessionTooLarge` 500) with no cookie set; an app may
+    register its own for those classes afterwards to override them.
+    """
+    app.session_interface = SessionkitInterface(store)
+    for exc in FAILURES:
+        app.register_error_handler(exc, _on_failure)
+    app.extensions["sessionkit"] = store

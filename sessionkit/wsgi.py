@@ -1,0 +1,142 @@
+"""Sessions for any WSGI application (Werkzeug, Bottle, Falcon, a bare WSGI callable).
+
+Mounting::
+
+    store = Store()
+    app = SessionMiddleware(app, store)
+
+The session is ``environ["sessionkit.session"]``, and ``store.get(request)`` (any request
+object with an ``environ``) returns that same object. For Flask, use
+:func:`sessionkit.flask.init_app`, which makes ``flask.session`` a sessionkit session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._errors import SessionKitError
+from ._response import FAILURES, Finisher, Outcome, add_vary, failure_for
+from ._session import Session
+from ._store import Store
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["SessionMiddleware"]
+
+_WAITING, _STARTED, _REPLACED = range(3)
+
+
+def _close(result: Iterable[bytes]) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
+
+
+def _discard(data: bytes) -> None:
+    """The ``write`` handed to an app whose response was replaced: its bytes go nowhere."""
+
+
+class SessionMiddleware:
+    """Loads the session on first use; saves it and sets the cookie in ``start_response``.
+
+    **Loading is lazy**: ``environ["sessionkit.session"]`` is in place before the app runs, but
+    the storage is read only when the app first uses the session. A request that never
+    touches it costs no storage call, and keeps answering while the storage is down.
+
+    **Saving** happens inside ``start_response``, before the headers can leave, so the cookie
+    and the stored record always agree: a changed session is written, a read one is renewed
+    past half its lifetime, and an untouched one costs nothing and sets no cookie. Changes
+    made after ``start_response`` (while the body is iterated) are not saved.
+
+    **Failures**: a :class:`~sessionkit.StorageError` while loading (in the app, at first use),
+    while saving, or raised by the app before ``start_response``, replaces the response with a
+    plain 503 carrying no ``Set-Cookie`` (a :class:`~sessionkit.SessionTooLarge` with a 500);
+    the error is logged with its driver exception. If the response had already started, the
+    error is only logged and the body ends where it broke.
+    """
+
+    def __init__(self, app: WSGIApplication, store: Store) -> None:
+        self.app = app
+        self.store = store
+        self._finisher = finisher = Finisher(store)
+        self._header = finisher.header_name
+        self._vary = finisher.vary
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        exchange = _Exchange(self, self.store._get_lazy(environ), start_response)
+        try:
+            result = self.app(environ, exchange.start_response)
+        except FAILURES as exc:
+            return exchange.fail(exc)
+        if exchange.state == _STARTED:
+            return result
+        if exchange.state == _REPLACED:
+            _close(result)
+            return exchange.replacement
+        # The app calls start_response while its body is iterated (a generator app).
+        return exchange.iterate(result)
+
+    def headers(self, headers: list[tuple[str, str]], outcome: Outcome) -> list[tuple[str, str]]:
+        """``headers`` with the session's added (a copy: the app's list is left alone)."""
+        headers = list(headers)
+        if outcome.value is not None and self._header is not None:
+            headers.append((self._header, outcome.value))
+        if outcome.vary and self._vary is not None:
+            add_vary(headers, "vary", self._vary, ", ")
+        return headers
+
+
+class _Exchange:
+    """One request's response side: finishes the session inside ``start_response``."""
+
+    __slots__ = ("_middleware", "_session", "_start_response", "replacement", "state")
+
+    def __init__(
+        self, middleware: SessionMiddleware, session: Session, start_response: StartResponse
+    ) -> None:
+        self._middleware = middleware
+        self._session = session
+        self._start_response = start_response
+        self.state = _WAITING
+        self.replacement: list[bytes] = []
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+    ) -> Any:
+        if self.state == _REPLACED:
+            return _discard
+        if self.state == _WAITING:
+            middleware = self._middleware
+            try:
+                outcome = middleware._finisher.finish(self._session)
+            except FAILURES as exc:
+                self.fail(exc)
+                return _discard
+            self.state = _STARTED
+            if outcome.value is not None or outcome.vary:
+                headers = middleware.headers(headers, outcome)
+        return self._start_response(status, headers, exc_info)
+
+    def fail(self, exc: SessionKitError) -> list[bytes]:
+        """Answer the failure if the response has not started; else it is only logged."""
+        failure = failure_for(exc)
+        if self.state == _WAITING:
+            self.state = _REPLACED
+            self._start_response(failure.status_line, failure.headers)
+            self.replacement = [failure.body]
+        return self.replacement
+
+    def iterate(self, result: Iterable[bytes]) -> Iterator[bytes]:
+        try:
+            for chunk in result:
+                if self.state == _REPLACED:
+                    break
+                yield chunk
+        except FAILURES as exc:
+            self.fail(exc)
+        finally:
+            _close(result)
+        yield from self.replacement

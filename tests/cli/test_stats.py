@@ -1,0 +1,90 @@
+"""``sessionkit stats URL``: what the backend can tell, and "not supported" for the rest."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from sessionkit import Storage, Store
+from sessionkit._cli import main
+from sessionkit._stats import collect_stats
+from tests.cli.conftest import KeptMemoryStorage, PlainStorage, fill
+
+
+def report(out: str) -> dict[str, str]:
+    return {line[:14].strip(): line[15:] for line in out.splitlines()}
+
+
+def test_memory_storage_reports_count_oldest_and_largest(
+    memory: KeptMemoryStorage,
+    use_storage: Callable[[Storage], None],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    now = [time.time() - 7200]
+    store = Store(storage=memory, clock=lambda: now[0])
+    fill(store, [10])  # created two hours ago
+    now[0] = time.time()
+    fill(store, [5000, 20])
+    memory.set("expired", b"{}", timedelta(seconds=1))
+    memory._data["expired"] = (b"{}", 0.0)  # expired long ago, not purged yet
+    use_storage(memory)
+    assert main(["stats", "memory://"]) == 0
+    lines = report(capsys.readouterr().out)
+    assert lines["live sessions"] == "3"
+    assert lines["oldest"].endswith("(2 h 0 min ago)")
+    size = int(lines["largest"].split("(")[1].split()[0])
+    assert 5000 < size < 5200 and lines["largest"].startswith("5.0 KiB")
+
+
+def test_json_output(
+    memory: KeptMemoryStorage,
+    use_storage: Callable[[Storage], None],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fill(Store(storage=memory), [1, 2])
+    memory.set("not-a-session", b"\xff garbage", None)
+    use_storage(memory)
+    assert main(["stats", "--json", "memory://"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["storage"] == "memory://"
+    assert data["live"] == 3 and data["unreadable"] == 1 and data["scanned"] is True
+    assert isinstance(data["oldest"], float) and data["largest"] > 0
+
+
+def test_sqlite_counts_and_scans(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    fill(Store(storage=sqlite_url), [100, 300])
+    assert main(["stats", sqlite_url]) == 0
+    lines = report(capsys.readouterr().out)
+    assert lines["live sessions"] == "2"
+    assert "ago)" in lines["oldest"]
+    assert lines["largest"].endswith("bytes")
+
+
+def test_empty_scannable_storage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stats", "memory://"]) == 0
+    lines = report(capsys.readouterr().out)
+    assert (lines["live sessions"], lines["oldest"], lines["largest"]) == ("0", "-", "-")
+
+
+def test_a_backend_without_the_abilities_says_so(
+    use_storage: Callable[[Storage], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = PlainStorage()
+    assert collect_stats(storage).live is None
+    use_storage(storage)
+    assert main(["stats", "redis://:hunter2@cache:6379/0"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out and "redis://:***@cache:6379/0" in out
+    lines = report(out)
+    for label in ("live sessions", "oldest", "largest"):
+        assert lines[label] == "not supported by this backend"
+
+
+@pytest.mark.redis
+def test_redis_reports_what_it_can(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stats", f"{redis_url}?prefix=clitest-stats:"]) == 0
+    assert "live sessions" in capsys.readouterr().out

@@ -1,0 +1,19 @@
+"""The example plugin runs sessionkit's conformance suite exactly as any outside plugin would."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sessionkit_example_thirdparty import ExampleStorage
+
+from sessionkit import Storage
+from sessionkit.testing import StorageConformance
+
+
+class TestExampleStorage(StorageConformance):
+    clock_injectable = True
+    conditional = False  # no replace(): the core uses touch-then-set for it
+
+    def make_storage(self, namespace: str, clock: Callable[[], float] | None) -> Storage:
+        assert clock is not None
+        return ExampleStorage(prefix=f"{namespace}:", clock=clock)
