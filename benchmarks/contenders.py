@@ -65,10 +65,10 @@ def starlette_bare() -> Contender:
 
 
 def sessionkit_starlette(storage_url: str, backend: str) -> Contender:
-    from sessionkit.asgi import SessionMiddleware
     from starlette.middleware import Middleware
 
     from sessionkit import Store
+    from sessionkit.asgi import SessionMiddleware
 
     store = Store(storage=storage_url)
     app = _starlette_app([Middleware(SessionMiddleware, store=store)])
@@ -172,9 +172,9 @@ def litestar_sessions(backend: str, redis_url: str | None = None) -> Contender:
 
 def sessionkit_litestar(storage_url: str, backend: str) -> Contender:
     from litestar.middleware import DefineMiddleware
-    from sessionkit.asgi import SessionMiddleware
 
     from sessionkit import Store
+    from sessionkit.asgi import SessionMiddleware
 
     store = Store(storage=storage_url)
     app = _litestar_app([DefineMiddleware(SessionMiddleware, store=store)], None, session=True)
@@ -247,9 +247,8 @@ def flask_session(backend: str, redis_url: str | None = None) -> Contender:
 
 
 def sessionkit_flask(storage_url: str, backend: str) -> Contender:
-    from sessionkit.flask import init_app
-
     from sessionkit import Store
+    from sessionkit.flask import init_app
 
     app = _flask_app(session=True)
     store = Store(storage=storage_url)
@@ -268,9 +267,8 @@ def sessionkit_flask(storage_url: str, backend: str) -> Contender:
 
 def sessionkit_wsgi(storage_url: str, backend: str) -> Contender:
     """sessionkit's plain WSGI middleware around a minimal WSGI app (no framework)."""
-    from sessionkit.wsgi import SessionMiddleware
-
     from sessionkit import Store
+    from sessionkit.wsgi import SessionMiddleware
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         session = environ["sessionkit.session"]

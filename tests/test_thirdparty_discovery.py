@@ -6,10 +6,9 @@ in the core knows its name.
 
 from __future__ import annotations
 
-from sessionkit_example_thirdparty import ExampleStorage
-
 import sessionkit
 from sessionkit import ConditionalStorage, Store
+from sessionkit_example_thirdparty import ExampleStorage
 
 
 def test_open_storage_finds_the_third_party_scheme() -> None:

@@ -8,9 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sessionkit_memory import MemoryStorage
 
 from sessionkit import AsyncFromSyncMixin, Storage, Store
+from sessionkit_memory import MemoryStorage
 
 
 class KeptMemoryStorage(MemoryStorage):

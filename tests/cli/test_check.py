@@ -6,10 +6,10 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from sessionkit_memory import MemoryStorage
 
 from sessionkit import Storage, Store
 from sessionkit._cli import main
+from sessionkit_memory import MemoryStorage
 from tests.cli.conftest import KeptMemoryStorage, fill
 
 STEPS = ["set", "get", "touch", "replace", "delete", "expiry", "async", "reset"]

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from sessionkit_sqlite import SQLiteStorage
 
 from sessionkit import Storage, Store
 from sessionkit._cli import main
+from sessionkit_sqlite import SQLiteStorage
 from tests.cli.conftest import KeptMemoryStorage, PlainStorage, fill
 
 

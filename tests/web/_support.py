@@ -14,13 +14,13 @@ from urllib.parse import parse_qsl
 
 import attrs
 import httpx
-from sessionkit_memory import MemoryStorage
 from werkzeug.test import Client as WerkzeugClient
 
 from sessionkit import Session, Store
 from sessionkit.asgi import SessionMiddleware as ASGISessionMiddleware
 from sessionkit.testing import FakeClock
 from sessionkit.wsgi import SessionMiddleware as WSGISessionMiddleware
+from sessionkit_memory import MemoryStorage
 
 
 class CountingStorage:

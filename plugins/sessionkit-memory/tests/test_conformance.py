@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sessionkit_memory import MemoryStorage
-
 from sessionkit import Storage
 from sessionkit.testing import StorageConformance
+from sessionkit_memory import MemoryStorage
 
 
 class TestMemoryStorage(StorageConformance):

@@ -12,9 +12,9 @@ from typing import Any
 
 import pymongo
 import pytest
-from sessionkit_mongo import MongoStorage
 
 from sessionkit.testing import FakeClock
+from sessionkit_mongo import MongoStorage
 
 Document = dict[str, Any]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from sessionkit_mongo import MongoStorage
 
 from sessionkit import Storage
 from sessionkit.testing import StorageConformance
+from sessionkit_mongo import MongoStorage
 
 pytestmark = pytest.mark.mongo
 

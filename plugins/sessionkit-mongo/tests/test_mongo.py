@@ -16,10 +16,10 @@ from typing import Any
 import pymongo
 import pytest
 from pymongo import monitoring
-from sessionkit_mongo import MongoStorage
 
 from sessionkit import StorageError
 from sessionkit.testing import FakeClock
+from sessionkit_mongo import MongoStorage
 from tests._servers import ServerProcess, free_port, start_mongo
 
 pytestmark = pytest.mark.mongo

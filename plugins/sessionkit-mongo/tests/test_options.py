@@ -14,11 +14,11 @@ from typing import Any
 import pymongo
 import pytest
 from pymongo.write_concern import WriteConcern
-from sessionkit_mongo import MongoStorage
-from sessionkit_mongo._options import driver_options
 
 import sessionkit
 from sessionkit import ConfigError, PluginRegistry
+from sessionkit_mongo import MongoStorage
+from sessionkit_mongo._options import driver_options
 
 URL = "mongodb://127.0.0.1:1/?retryWrites=false"
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+
 from sessionkit_redis import RedisStorage
 from sessionkit_redis._storage import glob_escape
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from sessionkit_redis import RedisStorage
 
 from sessionkit import Storage
 from sessionkit.testing import StorageConformance
+from sessionkit_redis import RedisStorage
 
 pytestmark = pytest.mark.redis
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
-from sessionkit_redis import RedisStorage
 
 import sessionkit
 from sessionkit import ConfigError
+from sessionkit_redis import RedisStorage
 
 
 def connection_kwargs(storage: Any) -> dict[str, Any]:

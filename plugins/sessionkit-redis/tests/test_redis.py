@@ -18,10 +18,10 @@ import redis
 import redis.asyncio
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
-from sessionkit_redis import RedisStorage
-from sessionkit_redis._storage import SCAN_COUNT
 
 from sessionkit import StorageError
+from sessionkit_redis import RedisStorage
+from sessionkit_redis._storage import SCAN_COUNT
 from tests._servers import start_redis
 
 pytestmark = pytest.mark.redis

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sessionkit_sqlite import SQLiteStorage
 
 from sessionkit import Storage
 from sessionkit.testing import StorageConformance
+from sessionkit_sqlite import SQLiteStorage
 
 
 class TestSQLiteFileStorage(StorageConformance):

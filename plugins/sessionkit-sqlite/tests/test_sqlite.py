@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sessionkit_sqlite import SQLiteStorage
 
 from sessionkit import ConfigError, StorageError, open_storage
 from sessionkit.testing import FakeClock
+from sessionkit_sqlite import SQLiteStorage
 
 HOUR = timedelta(hours=1)
 

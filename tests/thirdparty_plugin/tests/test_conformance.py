@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sessionkit_example_thirdparty import ExampleStorage
-
 from sessionkit import Storage
 from sessionkit.testing import StorageConformance
+from sessionkit_example_thirdparty import ExampleStorage
 
 
 class TestExampleStorage(StorageConformance):
