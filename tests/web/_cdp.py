@@ -184,7 +184,9 @@ class Page:
 def chromium(executable: str, *, timeout: float = 30.0) -> Iterator[Page]:
     """Start a headless Chromium on a free debugging port; yield its first page."""
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="sessionkit-chromium-") as profile:
+    with tempfile.TemporaryDirectory(
+        prefix="sessionkit-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         proc = subprocess.Popen(
             [
                 executable,

@@ -6,6 +6,7 @@ import builtins
 import re
 import subprocess
 import sys
+import time
 from typing import Any
 
 import httpx
@@ -148,7 +149,16 @@ def test_cli_demo_serves_and_prints_its_url(tmp_path: Any) -> None:
         line = proc.stdout.readline()
         match = re.search(r"http://127\.0\.0\.1:\d+/", line)
         assert match, line
-        reply = httpx.get(match.group(0), timeout=10)
+        # The URL is printed as the server starts; on a loaded machine it may take a moment
+        # more before it accepts connections.
+        for _ in range(100):
+            try:
+                reply = httpx.get(match.group(0), timeout=10)
+                break
+            except httpx.ConnectError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError(f"demo never answered at {match.group(0)}")
         assert reply.status_code == 200 and "sessionkit demo" in reply.text
     finally:
         proc.terminate()
