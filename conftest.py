@@ -1,1 +1,1 @@
-pytest_plugins = ["tests._servers"]
+pytest_plugins = ["tests._servers", "tests._backends"]

@@ -16,7 +16,7 @@ import attrs
 import httpx
 from werkzeug.test import Client as WerkzeugClient
 
-from sessionkit import Session, Store
+from sessionkit import Session, Storage, Store
 from sessionkit.asgi import SessionMiddleware as ASGISessionMiddleware
 from sessionkit.testing import FakeClock
 from sessionkit.wsgi import SessionMiddleware as WSGISessionMiddleware
@@ -24,7 +24,7 @@ from sessionkit_memory import MemoryStorage
 
 
 class CountingStorage:
-    """The memory storage, counting every call by name (``get`` and ``aget`` both count as
+    """A storage (any backend; memory by default), counting every call by name (``get`` and ``aget`` both count as
     ``get``), so tests can prove how many storage round trips a request costs; the calls named
     in ``failing`` raise as a driver would (not a sessionkit error).
 
@@ -36,8 +36,8 @@ class CountingStorage:
     WRITES = frozenset({"set", "replace", "touch", "delete"})
     OPS = READS | WRITES | {"reset", "close"}
 
-    def __init__(self, clock: Callable[[], float] | None = None) -> None:
-        self.inner = MemoryStorage(clock=clock) if clock is not None else MemoryStorage()
+    def __init__(self, inner: Storage | None = None) -> None:
+        self.inner: Storage = MemoryStorage() if inner is None else inner
         self.calls: collections.Counter[str] = collections.Counter()
         self.failing: frozenset[str] = frozenset()
 
@@ -90,7 +90,7 @@ class CountingStorage:
 
 def make_store(clock: FakeClock, storage: CountingStorage | None = None, **fields: Any) -> Store:
     if storage is None:
-        storage = CountingStorage(clock)
+        storage = CountingStorage(MemoryStorage(clock=clock))
     return Store(storage=storage, clock=clock, **fields)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sessionkit import Store
+from tests._backends import open_backend
 from tests.web._support import (
     Client,
     CountingStorage,
@@ -22,8 +23,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def storage(clock: FakeClock) -> CountingStorage:
-    return CountingStorage(clock)
+def storage(request: pytest.FixtureRequest, backend: str, clock: FakeClock) -> CountingStorage:
+    """The storage under test: each backend in turn (``tests._backends``), counting its calls."""
+    return CountingStorage(open_backend(request, backend, clock))
 
 
 @pytest.fixture
