@@ -36,6 +36,7 @@ class Session(MutableMapping[str, Any]):
         "_created",
         "_data",
         "_destroyed",
+        "_failure",
         "_fresh",
         "_id",
         "_lifetime",
@@ -70,6 +71,9 @@ class Session(MutableMapping[str, Any]):
         #: read yet; the first use of the session reads it (see :meth:`Store._fill`), so a
         #: request that never touches its session costs no storage call at all.
         self._pending = pending
+        #: Set on a pending session whose load already failed (the ASGI middleware): its first
+        #: use raises the storage error again, instead of reading (see :meth:`Store._fill`).
+        self._failure: StorageError | None = None
         self._apply(session_id, record, now)
 
     def _apply(self, session_id: str, record: Record | None, now: float) -> None:

@@ -238,9 +238,22 @@ class Store:
         carrier[self._cache_key(request)] = session
         return session
 
+    def _get_unavailable(self, request: Any, error: StorageError) -> Session:
+        """The request's session after loading it failed with ``error`` (the ASGI middleware).
+
+        It is pending and its first use raises the storage error again, so a route that never
+        touches its session is served during an outage, and one that does answers 503.
+        """
+        session = self._get_lazy(request)
+        session._failure = error
+        return session
+
     def _fill(self, session: Session) -> None:
         """Load a pending session (see :meth:`_get_lazy`); on a storage error it stays pending."""
         sid = session._id
+        failure = session._failure
+        if failure is not None:
+            raise StorageError(str(failure)) from failure.__cause__
         payload = self._read(sid)
         now = self.now()
         record = self._live_record(sid, payload, now)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ._errors import SessionKitError
+from ._errors import SessionKitError, StorageError
 from ._response import FAILURES, Failure, Finisher, Outcome, add_vary, failure_for
 from ._session import Session
 from ._store import Store
@@ -58,10 +58,11 @@ class SessionMiddleware:
     **Failures**: a :class:`~sessionkit.StorageError` while loading, while saving, or raised by
     the app before its response started, replaces the response with a plain 503 carrying no
     ``Set-Cookie`` (a :class:`~sessionkit.SessionTooLarge` with a 500); the error is logged with
-    its driver exception. Requests without a session id never touch the storage, so they keep
-    being served during an outage; requests carrying an id answer 503 until it is back (mount
-    health checks and static files outside this middleware). If the app already started its
-    response, the error is only logged and the response ends where it broke.
+    its driver exception. A failed load is not answered at once: the app runs, and its first
+    use of the session raises the load's error again, so routes that never touch the session
+    keep being served during an outage, with or without a cookie, and no cookie is changed.
+    If the app already started its response, the error is only logged and the response ends
+    where it broke.
 
     **Websockets** get the session loaded, read-only: there is no response to carry a cookie,
     so nothing is ever saved. A storage failure closes the handshake (code 1011).
@@ -82,13 +83,13 @@ class SessionMiddleware:
             return
         try:
             session = await self.store.aget(scope)
-        except FAILURES as exc:
-            failure = failure_for(exc)
-            if kind == "http":
-                await _send_failure(send, failure)
-            else:
+        except StorageError as exc:
+            if kind != "http":
+                failure_for(exc)  # logged
                 await send({"type": "websocket.close", "code": 1011})
-            return
+                return
+            # The app may never touch its session: it is served, and answers 503 if it does.
+            session = self.store._get_unavailable(scope, exc)
         if kind == "websocket":
             await self.app(scope, receive, send)
             return
