@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._envelope import Record
+    from ._errors import StorageError
     from ._store import Store
 
 __all__ = ["Session"]
