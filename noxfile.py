@@ -16,7 +16,7 @@ PLUGINS = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml
 THIRD_PARTY = ROOT / "tests" / "thirdparty_plugin"
 DEV = ROOT / "requirements-dev.txt"
 
-nox.options.sessions = ["lint", "typing", "tests"]
+nox.options.sessions = ["lint", "typing", "tests", "security"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
@@ -48,9 +48,10 @@ def typing(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole test suite on every backend (starts its own Mongo test server; Redis if absent)."""
+    """The test suite on every backend (starts its own Mongo test server; Redis if absent),
+    except ``tests/security``, which is the ``security`` session's."""
     install_repo(session)
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "--ignore", str(ROOT / "tests" / "security"), *session.posargs)
 
 
 @nox.session(name="tests-plugin")

@@ -1,4 +1,4 @@
-"""Every ```python sample of docs/ runs, page by page, so the documentation cannot rot.
+"""Every ```python sample of docs/ and of the README runs, page by page, so the documentation cannot rot.
 
 The runner itself is tested first (a broken sample must fail, markers must be honoured), since a
 docs test that can never fail would be worse than none.
@@ -22,16 +22,17 @@ from tests.docs._samples import (
     run_page,
 )
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-PAGES = pages(DOCS)
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+PAGES = [*pages(DOCS), ROOT / "README.md"]
 
 
 def _id(page: Path) -> str:
-    return page.relative_to(DOCS).as_posix()
+    return page.relative_to(ROOT).as_posix()
 
 
 def test_the_docs_have_samples() -> None:
-    assert len(PAGES) >= 15, [_id(p) for p in PAGES]
+    assert len(PAGES) >= 16, [_id(p) for p in PAGES]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_id)
@@ -39,7 +40,7 @@ def test_page_samples_run(
     page: Path, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # samples may write files (sqlite:///sessions.db)
-    relative = f"docs/{_id(page)}"
+    relative = _id(page)
     samples = extract(page.read_text(encoding="utf-8"), relative)
     rewrites = []
     for placeholder in placeholders_in(samples):
@@ -51,7 +52,7 @@ def test_page_samples_run(
             code = step(code)
         return code
 
-    module = "docs_sample_" + _id(page).removesuffix(".md").replace("/", "_").replace("-", "_")
+    module = "sample_" + _id(page).removesuffix(".md").replace("/", "_").replace("-", "_")
     try:
         ran = run_page(samples, module, rewrite)
     except SampleSkipped as exc:
