@@ -14,7 +14,7 @@ import attrs
 
 from ._values import DecodeError, TypeRegistry
 
-__all__ = ["VERSION", "Record", "decode_record", "encode_record"]
+__all__ = ["VERSION", "Record", "decode_record", "encode_envelope", "encode_record"]
 
 VERSION = 1
 
@@ -31,19 +31,28 @@ class Record:
 
 def encode_record(registry: TypeRegistry, record: Record) -> bytes:
     """Encode ``record`` to bytes (one JSON pass over the data)."""
+    return encode_envelope(registry, record.data, record.created, record.saved, record.lifetime)
+
+
+def encode_envelope(
+    registry: TypeRegistry,
+    data: dict[str, Any],
+    created: float,
+    saved: float,
+    lifetime: float | None,
+) -> bytes:
+    """:func:`encode_record` without building a :class:`Record` first (the save path)."""
     return registry.dumps(
-        {
-            "v": VERSION,
-            "c": record.created,
-            "t": record.saved,
-            "l": record.lifetime,
-            "d": registry.encode(record.data),
-        }
+        {"v": VERSION, "c": created, "t": saved, "l": lifetime, "d": registry.encode(data)}
     )
 
 
+_ENVELOPE_KEYS = frozenset({"v", "c", "t", "l", "d"})
+_NUMBER = (int, float)
+
+
 def _number(value: Any) -> float:
-    if type(value) not in (int, float):
+    if type(value) not in _NUMBER:
         raise DecodeError("envelope field is not a number")
     return float(value)
 
@@ -53,7 +62,7 @@ def decode_record(registry: TypeRegistry, payload: bytes) -> Record:
     env = registry.loads(payload)
     if type(env) is not dict or env.get("v") != VERSION:
         raise DecodeError("not a sessionkit record of a known version")
-    if env.keys() != {"v", "c", "t", "l", "d"} or type(env["d"]) is not dict:
+    if env.keys() != _ENVELOPE_KEYS or type(env["d"]) is not dict:
         raise DecodeError("malformed envelope")
     lifetime = env["l"]
     return Record(

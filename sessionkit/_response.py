@@ -31,7 +31,7 @@ the same as any anonymous visitor with a cookie; the id is never adopted either 
 from __future__ import annotations
 
 import logging
-from typing import AnyStr
+from typing import AnyStr, NamedTuple
 
 import attrs
 
@@ -83,9 +83,12 @@ def failure_for(exc: SessionKitError) -> Failure:
     return _UNAVAILABLE if isinstance(exc, StorageError) else _TOO_LARGE
 
 
-@attrs.frozen
-class Outcome:
-    """What to add to a response: ``value`` for the id's header (``None``: none), and ``Vary``."""
+class Outcome(NamedTuple):
+    """What to add to a response: ``value`` for the id's header (``None``: none), and ``Vary``.
+
+    A named tuple, not an attrs class: one is made per response that carries a cookie, and a
+    tuple is the cheapest immutable record Python builds.
+    """
 
     value: str | None
     vary: bool
@@ -175,7 +178,7 @@ class Finisher:
         """Write what the request needs and return what the response carries."""
         if self.needs_write(session):
             try:
-                session.save()
+                self.store._run_save(session)  # session.save() minus its _touch: loaded here
             except SessionGone:
                 return self._gone(session)
         return self.outcome(session)
@@ -184,7 +187,7 @@ class Finisher:
         """Async twin of :meth:`finish`."""
         if self.needs_write(session):
             try:
-                await session.asave()
+                await self.store._arun_save(session)
             except SessionGone:
                 return self._gone(session)
         return self.outcome(session)

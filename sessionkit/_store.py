@@ -13,7 +13,7 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from datetime import timedelta
 from typing import Any
 
@@ -21,11 +21,11 @@ import attrs
 
 from ._config import Config
 from ._discovery import open_storage
-from ._envelope import Record, decode_record, encode_record
+from ._envelope import Record, decode_record, encode_envelope
 from ._errors import SessionGone, SessionKitError, SessionTooLarge, StorageError
 from ._session import Session
 from ._storage import ConditionalStorage, Storage
-from ._transport import ASGI_KEY, WSGI_KEY, carrier_of, client_values
+from ._transport import ASGI_KEY, WSGI_KEY, asgi_values, carrier_of, client_values, wsgi_values
 from ._values import DecodeError, TypeRegistry
 
 __all__ = ["Store"]
@@ -93,7 +93,10 @@ class Store:
     def client_id(self, request: Any) -> str | None:
         """The well-formed id the request carries, or ``None`` (absent, repeated or malformed)."""
         is_asgi, carrier = carrier_of(request)
-        values = client_values(is_asgi, carrier, self.lookup)
+        return self._sid(client_values(is_asgi, carrier, self.lookup))
+
+    def _sid(self, values: list[str]) -> str | None:
+        """The id among what the client sent: exactly one value, well formed; else ``None``."""
         if len(values) == 1 and self._id_pattern.match(values[0]):
             return values[0]
         return None
@@ -192,7 +195,12 @@ class Store:
         return result
 
     async def _aread(self, session_id: str) -> bytes | None:
-        result: bytes | None = await _aguard(self.storage.aget(self.storage_key(session_id)))
+        try:
+            result: bytes | None = await self.storage.aget(self.storage_key(session_id))
+        except SessionKitError:
+            raise
+        except Exception as exc:
+            raise _storage_error(exc) from exc
         return result
 
     def _from_payload(
@@ -219,6 +227,31 @@ class Store:
             return None
         return None if self._expired(record, now) else record
 
+    async def _aload_scope(self, scope: MutableMapping[str, Any]) -> Session:
+        """:meth:`aget` for the ASGI middleware, which knows it holds a scope: the same
+        session, without the plumbing that works out what kind of request it was given."""
+        cached = scope.get(ASGI_KEY)
+        if type(cached) is Session and cached._store is self:
+            return cached
+        sid = self._sid(asgi_values(scope, self.lookup))
+        session = self._from_payload(sid, None if sid is None else await self._aread(sid))
+        scope[ASGI_KEY] = session
+        return session
+
+    def _lazy_environ(self, environ: MutableMapping[str, Any]) -> Session:
+        """:meth:`_get_lazy` for the WSGI middleware, which knows it holds an environ."""
+        cached = environ.get(WSGI_KEY)
+        if type(cached) is Session and cached._store is self:
+            return cached
+        session = self._pending_or_new(self._sid(wsgi_values(environ, self.lookup)), Session)
+        environ[WSGI_KEY] = session
+        return session
+
+    def _pending_or_new(self, sid: str | None, cls: type[Session]) -> Session:
+        if sid is None:
+            return self._from_payload(None, None, cls)
+        return cls(self, sid, None, now=0.0, client_id=sid, pending=True)
+
     def _get_lazy(self, request: Any, cls: type[Session] = Session) -> Session:
         """Like :meth:`get`, but the storage is read on the session's first use, not here.
 
@@ -230,11 +263,7 @@ class Store:
         carrier, cached = self._cached(request)
         if cached is not None:
             return cached
-        sid = self.client_id(request)
-        if sid is None:
-            session = self._from_payload(None, None, cls)
-        else:
-            session = cls(self, sid, None, now=0.0, client_id=sid, pending=True)
+        session = self._pending_or_new(self.client_id(request), cls)
         carrier[self._cache_key(request)] = session
         return session
 
@@ -285,14 +314,18 @@ class Store:
             return None
         now = self.now()
         lifetime = self._ttl(session, now)
-        payload = encode_record(
-            self.types, Record(session._data, session._created, now, session._lifetime)
+        payload = encode_envelope(
+            self.types, session._data, session._created, now, session._lifetime
         )
         if len(payload) > self.config.max_size:
             raise SessionTooLarge(
                 f"encoded session is {len(payload)} bytes, above max_size={self.config.max_size}"
             )
-        return payload, timedelta(seconds=lifetime)
+        # The usual case (no set_expiry, no absolute cap) reuses the config's timedelta.
+        ttl = (
+            self.config.expiration if lifetime == self._expiration else timedelta(seconds=lifetime)
+        )
+        return payload, ttl
 
     def _saved(self, session: Session, wrote: bool) -> None:
         session._modified = False
@@ -314,22 +347,26 @@ class Store:
                 session._persisted = False
             session._modified = False
             return
-        key = self.storage_key(session._id)
-        self._saved(session, _guard(self._write, key, session._persisted, *plan))
-
-    def _write(self, sid: str, existing: bool, payload: bytes, ttl: timedelta) -> bool:
-        storage = self.storage
-        if not existing:
-            storage.set(sid, payload, ttl)
-            return True
-        if self._conditional:
-            return bool(storage.replace(sid, payload, ttl))  # type: ignore[attr-defined]
-        if not storage.touch(sid, ttl):
-            return False
-        storage.set(sid, payload, ttl)
-        return True
+        payload, ttl = plan
+        key, storage = self.storage_key(session._id), self.storage
+        try:
+            if not session._persisted:
+                storage.set(key, payload, ttl)
+                wrote = True
+            elif self._conditional:
+                wrote = bool(storage.replace(key, payload, ttl))  # type: ignore[attr-defined]
+            else:
+                wrote = storage.touch(key, ttl)
+                if wrote:
+                    storage.set(key, payload, ttl)
+        except SessionKitError:
+            raise
+        except Exception as exc:
+            raise _storage_error(exc) from exc
+        self._saved(session, wrote)
 
     async def _arun_save(self, session: Session) -> None:
+        """Async twin of :meth:`_run_save` (one coroutine deep: it runs on every write)."""
         plan = self._plan_save(session)
         if plan is None:
             if session._persisted:
@@ -337,21 +374,23 @@ class Store:
                 session._persisted = False
             session._modified = False
             return
-        key = self.storage_key(session._id)
-        wrote = await _aguard(self._awrite(key, session._persisted, *plan))
+        payload, ttl = plan
+        key, storage = self.storage_key(session._id), self.storage
+        try:
+            if not session._persisted:
+                await storage.aset(key, payload, ttl)
+                wrote = True
+            elif self._conditional:
+                wrote = bool(await storage.areplace(key, payload, ttl))  # type: ignore[attr-defined]
+            else:
+                wrote = await storage.atouch(key, ttl)
+                if wrote:
+                    await storage.aset(key, payload, ttl)
+        except SessionKitError:
+            raise
+        except Exception as exc:
+            raise _storage_error(exc) from exc
         self._saved(session, wrote)
-
-    async def _awrite(self, sid: str, existing: bool, payload: bytes, ttl: timedelta) -> bool:
-        storage = self.storage
-        if not existing:
-            await storage.aset(sid, payload, ttl)
-            return True
-        if self._conditional:
-            return bool(await storage.areplace(sid, payload, ttl))  # type: ignore[attr-defined]
-        if not await storage.atouch(sid, ttl):
-            return False
-        await storage.aset(sid, payload, ttl)
-        return True
 
     def _delete_key(self, session_id: str) -> None:
         _guard(self.storage.delete, self.storage_key(session_id))
@@ -374,13 +413,19 @@ def _hashed_key(secret: bytes, session_id: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+def _storage_error(exc: Exception) -> StorageError:
+    """What a driver's exception from a storage call becomes (raise it ``from exc``); the
+    library's own errors (a plugin's ``StorageError``) pass through unchanged."""
+    return StorageError(f"storage call failed: {exc!r}")
+
+
 def _guard(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
     except SessionKitError:
         raise
     except Exception as exc:
-        raise StorageError(f"storage call {getattr(fn, '__name__', fn)!r} failed: {exc!r}") from exc
+        raise _storage_error(exc) from exc
 
 
 async def _aguard(awaitable: Any) -> Any:
@@ -389,4 +434,4 @@ async def _aguard(awaitable: Any) -> Any:
     except SessionKitError:
         raise
     except Exception as exc:
-        raise StorageError(f"storage call failed: {exc!r}") from exc
+        raise _storage_error(exc) from exc

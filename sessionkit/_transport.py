@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 
 from ._config import KeyLookup
 
-__all__ = ["ASGI_KEY", "WSGI_KEY", "carrier_of", "client_values"]
+__all__ = ["ASGI_KEY", "WSGI_KEY", "asgi_values", "carrier_of", "client_values", "wsgi_values"]
 
 #: Where the session sits in an ASGI scope (Starlette's ``request.session`` reads it).
 ASGI_KEY = "session"
@@ -52,21 +52,30 @@ def _cookie_values(header: str, name: str) -> list[str]:
 
 def client_values(is_asgi: bool, carrier: MutableMapping[str, Any], lookup: KeyLookup) -> list[str]:
     """Return every value the client sent for the session id (usually none or one)."""
+    return asgi_values(carrier, lookup) if is_asgi else wsgi_values(carrier, lookup)
+
+
+def asgi_values(scope: MutableMapping[str, Any], lookup: KeyLookup) -> list[str]:
+    """:func:`client_values` of an ASGI scope."""
     source, name = lookup.source, lookup.name
-    if is_asgi:
-        if source == "query":
-            query = carrier.get("query_string", b"").decode("latin-1")
-            return [v for k, v in parse_qsl(query, keep_blank_values=True) if k == name]
-        wanted = b"cookie" if source == "cookie" else name.lower().encode("latin-1")
-        raw = [v.decode("latin-1") for k, v in carrier.get("headers", ()) if k.lower() == wanted]
-        if source == "header":
-            return raw
-        return [v for header in raw for v in _cookie_values(header, name)]
     if source == "query":
-        query = carrier.get("QUERY_STRING", "")
+        query = scope.get("query_string", b"").decode("latin-1")
+        return [v for k, v in parse_qsl(query, keep_blank_values=True) if k == name]
+    wanted = b"cookie" if source == "cookie" else name.lower().encode("latin-1")
+    raw = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == wanted]
+    if source == "header":
+        return raw
+    return [v for header in raw for v in _cookie_values(header, name)]
+
+
+def wsgi_values(environ: MutableMapping[str, Any], lookup: KeyLookup) -> list[str]:
+    """:func:`client_values` of a WSGI environ."""
+    source, name = lookup.source, lookup.name
+    if source == "query":
+        query = environ.get("QUERY_STRING", "")
         return [v for k, v in parse_qsl(query, keep_blank_values=True) if k == name]
     if source == "header":
-        value = carrier.get("HTTP_" + name.upper().replace("-", "_"))
+        value = environ.get("HTTP_" + name.upper().replace("-", "_"))
         return [] if value is None else [value]
-    cookie = carrier.get("HTTP_COOKIE")
+    cookie = environ.get("HTTP_COOKIE")
     return [] if not cookie else _cookie_values(cookie, name)

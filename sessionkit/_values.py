@@ -14,6 +14,7 @@ import base64
 import dataclasses
 import enum
 import json
+import json.scanner
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -57,10 +58,8 @@ class TypeRegistry:
         self._converter = cattrs.Converter()
         for leaf in (datetime, date, time, timedelta, Decimal, UUID, bytes, set, frozenset):
             self._converter.register_structure_hook(leaf, _passthrough(leaf))
-        # One encoder and decoder per registry, built once: json.dumps/loads with options
-        # would build new ones on every call.
-        self._json_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        self._json_decode = json.JSONDecoder(object_hook=self.object_hook).decode
+        # One decoder per registry, built once: json.loads with options builds one per call.
+        self._json_decode = _scanner(json.JSONDecoder(object_hook=self.object_hook))
         self._by_name: dict[str, type] = {}
         self._name_of: dict[type, str] = {}
         identity = _identity
@@ -190,7 +189,7 @@ class TypeRegistry:
 
     def dumps(self, tree: Any) -> bytes:
         """Serialise an encoded tree to compact UTF-8 JSON."""
-        return self._json_encode(tree).encode()
+        return _json_encode(tree).encode()
 
     # -- decoding -----------------------------------------------------------------------------
 
@@ -232,7 +231,46 @@ class TypeRegistry:
             raise DecodeError(f"{type(exc).__name__}: {exc}") from exc
 
 
-_plain_decode = json.JSONDecoder().decode
+def _compact_encoder() -> Callable[[Any], str]:
+    """``json.dumps(tree, separators=(",", ":"), ensure_ascii=False)``, with its C encoder built
+    once: ``json.dumps`` and ``JSONEncoder.encode`` build a new one on every call, which costs
+    more than encoding a small session. Trees come from :meth:`TypeRegistry.encode`, freshly
+    built and so never circular: the circular-reference check is left out.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without the C accelerator
+        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    encode = make(
+        None, _not_json, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+
+    def dumps(tree: Any) -> str:
+        return "".join(encode(tree, 0))
+
+    return dumps
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"{type(value).__qualname__} is not JSON serializable")
+
+
+def _scanner(decoder: json.JSONDecoder) -> Callable[[str], Any]:
+    """``decoder.decode`` without its two whitespace regex passes: our payloads are compact
+    JSON, so the value must start at offset 0 and end at the last character."""
+    # typeshed types make_scanner as the C class whose constructor takes a decoder.
+    scan = json.scanner.make_scanner(decoder)  # type: ignore[arg-type]
+
+    def decode(text: str) -> Any:
+        value, end = scan(text, 0)
+        if end != len(text):
+            raise ValueError(f"extra data at offset {end}")
+        return value
+
+    return decode
+
+
+_json_encode = _compact_encoder()
+_plain_decode = _scanner(json.JSONDecoder())
 
 
 def _identity(value: Any) -> Any:

@@ -82,7 +82,7 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            session = await self.store.aget(scope)
+            session = await self.store._aload_scope(scope)
         except StorageError as exc:
             if kind != "http":
                 failure_for(exc)  # logged

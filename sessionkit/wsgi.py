@@ -66,7 +66,7 @@ class SessionMiddleware:
         self._vary = finisher.vary
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        exchange = _Exchange(self, self.store._get_lazy(environ), start_response)
+        exchange = _Exchange(self, self.store._lazy_environ(environ), start_response)
         try:
             result = self.app(environ, exchange.start_response)
         except FAILURES as exc:

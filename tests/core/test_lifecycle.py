@@ -316,6 +316,10 @@ def test_corrupt_payload_is_a_lost_session_logged_without_the_id(
         b'{"v":1,"c":0,"t":0,"l":null,"d":{"x":{"$t":"obj","n":"os.system","v":{}}}}',
         b'{"v":1,"c":0,"t":0',
         b"\xff\xfe",
+        b"",
+        b'{"v":1,"c":0,"t":0,"l":null,"d":{}}trailing',  # a valid record, then more
+        b'{"v":1,"c":0,"t":0,"l":null,"d":{}} ',
+        b'{"v":1,"c":"0","t":0,"l":null,"d":{}}',
     ]:
         sid = store.new_id()
         store.storage.set(sid, payload, timedelta(minutes=1))

@@ -93,9 +93,6 @@ class MemoryStorage:
             if entry is not None and entry[1] == expires_at:
                 del data[key]
                 purged += 1
-        if len(heap) > 2 * len(data) + 1024:
-            self._heap = [(exp, k) for k, (_, exp) in data.items() if exp != _NEVER]
-            heapq.heapify(self._heap)
         return purged
 
     def _store(self, key: str, value: bytes, expires_at: float) -> None:
@@ -103,7 +100,13 @@ class MemoryStorage:
         data.pop(key, None)
         data[key] = (value, expires_at)
         if expires_at != _NEVER:
-            heapq.heappush(self._heap, (expires_at, key))
+            heap = self._heap
+            heapq.heappush(heap, (expires_at, key))
+            # Every rewrite leaves its old heap entry behind (skipped when popped); rebuild
+            # once they outnumber the live ones, so the heap stays proportional to the data.
+            if len(heap) > 2 * len(data) + 1024:
+                self._heap = [(exp, k) for k, (_, exp) in data.items() if exp != _NEVER]
+                heapq.heapify(self._heap)
         cap = self.max_entries
         if cap is not None and len(data) > cap:
             self._purge(self._clock(), len(data) - cap)
@@ -124,15 +127,20 @@ class MemoryStorage:
             return entry[0]
 
     def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
-        value = bytes(value)  # copy in: a caller's bytearray cannot change what is stored
+        if type(value) is not bytes:
+            value = bytes(value)  # copy in: a caller's bytearray cannot change what is stored
         expires_at = self._expiry(ttl)
         with self._lock:
             self._check_open()
-            self._purge(self._clock(), self.purge_batch)
+            now = self._clock()
+            heap = self._heap
+            if heap and heap[0][0] <= now:  # something is due: purge a batch
+                self._purge(now, self.purge_batch)
             self._store(key, value, expires_at)
 
     def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        value = bytes(value)
+        if type(value) is not bytes:
+            value = bytes(value)
         expires_at = self._expiry(ttl)
         with self._lock:
             self._check_open()
