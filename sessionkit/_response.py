@@ -206,19 +206,19 @@ class Finisher:
             return _NOTHING
         vary = session._accessed and self.vary is not None
         if session._persisted:
-            if not session._wrote:
+            wrote = session._wrote
+            if wrote is None:
                 return _VARY_ONLY if vary else _NOTHING
-            return Outcome(self._set(session), vary)
+            return Outcome(self._set(session, *wrote), vary)
         if session._destroyed or session._loaded_at is not None:
             return Outcome(self._expire(), vary)
         return _VARY_ONLY if vary else _NOTHING
 
-    def _set(self, session: Session) -> str | None:
+    def _set(self, session: Session, now: float, lifetime: float) -> str | None:
+        """The header value for a session written at ``now`` for ``lifetime`` seconds."""
         cookies = self._cookies
         if cookies is not None:
-            store = self.store
-            now = store.now()
-            return cookies.set(session._id, store._ttl(session, now), now)
+            return cookies.set(session._id, lifetime, now)
         return checked("session id", session._id) if self._header else None
 
     def _expire(self) -> str | None:

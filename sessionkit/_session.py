@@ -66,8 +66,9 @@ class Session(MutableMapping[str, Any]):
         self._accessed = False
         self._modified = False
         self._destroyed = False
-        #: True once a save wrote a record during this request (the cookie is then refreshed).
-        self._wrote = False
+        #: ``(time, lifetime)`` of this request's last write, ``None`` until one: the cookie
+        #: is then refreshed, with the same lifetime as the record.
+        self._wrote: tuple[float, float] | None = None
         #: Lazy loading (the WSGI middleware, Flask): ``session_id`` is the client's id, not
         #: read yet; the first use of the session reads it (see :meth:`Store._fill`), so a
         #: request that never touches its session costs no storage call at all.

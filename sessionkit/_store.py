@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Callable, MutableMapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -308,7 +308,7 @@ class Store:
 
     # -- saving -------------------------------------------------------------------------------
 
-    def _plan_save(self, session: Session) -> tuple[bytes, timedelta] | None:
+    def _plan_save(self, session: Session) -> _Plan | None:
         """Encode ``session``; ``None`` when it is empty and must not be stored."""
         if not session._data:
             return None
@@ -325,9 +325,9 @@ class Store:
         ttl = (
             self.config.expiration if lifetime == self._expiration else timedelta(seconds=lifetime)
         )
-        return payload, ttl
+        return _Plan(payload, ttl, now, lifetime)
 
-    def _saved(self, session: Session, wrote: bool) -> None:
+    def _saved(self, session: Session, wrote: bool, plan: _Plan) -> None:
         session._modified = False
         if not wrote:
             session._persisted = False
@@ -337,7 +337,7 @@ class Store:
             )
         session._persisted = True
         session._destroyed = False
-        session._wrote = True
+        session._wrote = (plan.now, plan.lifetime)
 
     def _run_save(self, session: Session) -> None:
         plan = self._plan_save(session)
@@ -347,7 +347,7 @@ class Store:
                 session._persisted = False
             session._modified = False
             return
-        payload, ttl = plan
+        payload, ttl = plan.payload, plan.ttl
         key, storage = self.storage_key(session._id), self.storage
         try:
             if not session._persisted:
@@ -363,7 +363,7 @@ class Store:
             raise
         except Exception as exc:
             raise _storage_error(exc) from exc
-        self._saved(session, wrote)
+        self._saved(session, wrote, plan)
 
     async def _arun_save(self, session: Session) -> None:
         """Async twin of :meth:`_run_save` (one coroutine deep: it runs on every write)."""
@@ -374,7 +374,7 @@ class Store:
                 session._persisted = False
             session._modified = False
             return
-        payload, ttl = plan
+        payload, ttl = plan.payload, plan.ttl
         key, storage = self.storage_key(session._id), self.storage
         try:
             if not session._persisted:
@@ -390,13 +390,22 @@ class Store:
             raise
         except Exception as exc:
             raise _storage_error(exc) from exc
-        self._saved(session, wrote)
+        self._saved(session, wrote, plan)
 
     def _delete_key(self, session_id: str) -> None:
         _guard(self.storage.delete, self.storage_key(session_id))
 
     async def _adelete_key(self, session_id: str) -> None:
         await _aguard(self.storage.adelete(self.storage_key(session_id)))
+
+
+class _Plan(NamedTuple):
+    """A save, encoded and ready to write: what to write, and when and for how long."""
+
+    payload: bytes
+    ttl: timedelta
+    now: float
+    lifetime: float
 
 
 def _plain_key(session_id: str) -> str:
