@@ -27,6 +27,7 @@ from ._errors import (
 )
 from ._hookspec import Backend, hookimpl, hookspec
 from ._inspect import CountableStorage, PurgeableStorage, ScannableStorage
+from ._loops import PerLoop
 from ._session import Session
 from ._storage import AsyncFromSyncMixin, ConditionalStorage, Storage, ttl_seconds
 from ._store import Store
@@ -42,6 +43,7 @@ __all__ = [
     "CountableStorage",
     "InstalledBackend",
     "KeyLookup",
+    "PerLoop",
     "PluginLoadWarning",
     "PluginRegistry",
     "PurgeableStorage",

@@ -37,6 +37,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
+from ._inspect import CountableStorage, PurgeableStorage, ScannableStorage
 from ._storage import ConditionalStorage, Storage
 
 __all__ = ["FakeClock", "Harness", "StorageConformance", "StorageHandle"]
@@ -504,6 +505,81 @@ class StorageConformance:
             results = _in_threads(keys, storage)
         assert results == [key.encode() for key in keys]
 
+    # -- optional abilities for operators (sessionkit._inspect) ---------------------------------
+    #
+    # Each runs only for a storage that has the method (the command line decides the same way),
+    # and in sync mode only, as the abilities are synchronous. The tests fill a neighbouring
+    # namespace too, so a walk that strays outside its own is caught.
+
+    @pytest.fixture
+    def sync_harness(self) -> Iterator[Harness]:
+        """A :class:`Harness` in sync mode only, for the optional abilities."""
+        harness = Harness(self, "sync", _new_namespace())
+        yield harness
+        harness.close()
+
+    def test_count_counts_the_live_keys_of_its_namespace(self, sync_harness: Harness) -> None:
+        storage = sync_harness.open().storage
+        if not isinstance(storage, CountableStorage):
+            pytest.skip(f"{_OPTIONAL}: no count()")
+        assert storage.count() == 0
+        _fill(sync_harness, storage)
+        assert storage.count() == len(FILLED)
+        sync_harness.wait(PAST_SHORT_TTL)  # "short" expires
+        assert storage.count() == len(FILLED) - 1
+        storage.delete("forever")
+        assert storage.count() == len(FILLED) - 2
+        storage.reset()
+        assert storage.count() == 0
+
+    def test_scan_yields_exactly_the_live_pairs_of_its_namespace(
+        self, sync_harness: Harness
+    ) -> None:
+        storage = sync_harness.open().storage
+        if not isinstance(storage, ScannableStorage):
+            pytest.skip(f"{_OPTIONAL}: no scan()")
+        assert list(storage.scan()) == []
+        expected = _fill(sync_harness, storage)
+        for key in ODD_KEYS:
+            storage.set(key, key.encode(), LONG_TTL)
+            expected[key] = key.encode()
+        sync_harness.wait(PAST_SHORT_TTL)
+        del expected["short"]
+        yielded = list(storage.scan())
+        assert all(type(key) is str and type(value) is bytes for key, value in yielded)
+        assert sorted(yielded) == sorted(expected.items())  # each key once, its value exact
+
+    def test_scan_tolerates_deleting_the_keys_it_yielded(self, sync_harness: Harness) -> None:
+        """What ``sessionkit purge`` does, over more keys than one page of a paged walk."""
+        storage = sync_harness.open().storage
+        if not isinstance(storage, ScannableStorage):
+            pytest.skip(f"{_OPTIONAL}: no scan()")
+        keys = [f"k{index:04}" for index in range(SCAN_KEYS)]
+        for key in keys:
+            storage.set(key, key.encode(), LONG_TTL)
+        seen = []
+        for key, value in storage.scan():
+            assert value == key.encode()
+            storage.delete(key)
+            seen.append(key)
+        assert sorted(seen) == keys
+        assert list(storage.scan()) == []
+
+    def test_purge_expired_leaves_live_keys_alone(self, sync_harness: Harness) -> None:
+        """It returns how many it deleted: every expired key of its namespace, or 0 for a
+        backend whose server deletes expired keys itself."""
+        storage = sync_harness.open().storage
+        if not isinstance(storage, PurgeableStorage):
+            pytest.skip(f"{_OPTIONAL}: no purge_expired()")
+        expected = _fill(sync_harness, storage)
+        storage.set("short_too", b"s", SHORT_TTL)
+        sync_harness.wait(PAST_SHORT_TTL)
+        assert storage.purge_expired() in (0, 2)
+        assert storage.purge_expired() == 0
+        del expected["short"]
+        for key, value in expected.items():
+            assert storage.get(key) == value, key
+
     # -- the model ----------------------------------------------------------------------------
 
     def test_state_machine_matches_a_dict_model(self, harness: Harness) -> None:
@@ -523,6 +599,32 @@ class StorageConformance:
                 suppress_health_check=[HealthCheck.too_slow],
             ),
         )
+
+
+_OPTIONAL = "an optional ability of sessionkit._inspect"
+
+#: What :func:`_fill` writes: key -> (value, TTL). One key expires after ``PAST_SHORT_TTL``.
+FILLED: dict[str, tuple[bytes, timedelta | None]] = {
+    "short": (b"s", SHORT_TTL),
+    "long": (b"l", LONG_TTL),
+    "forever": (b"f", None),
+    "empty": (b"", LONG_TTL),
+}
+
+#: Keys the scan-and-delete check writes: more than one page of a paged walk (SQLite reads
+#: 256 rows a statement).
+SCAN_KEYS = 300
+
+
+def _fill(harness: Harness, storage: Storage) -> dict[str, bytes]:
+    """Write :data:`FILLED` to ``storage``, and look-alikes to a neighbouring namespace (which
+    the test must never see); return the values written, by key."""
+    neighbour = harness.open(_new_namespace()).storage
+    for key, (value, ttl) in FILLED.items():
+        storage.set(key, value, ttl)
+        neighbour.set(key, b"neighbour", None)
+    neighbour.set("only_the_neighbours", b"neighbour", None)
+    return {key: value for key, (value, _) in FILLED.items()}
 
 
 def _in_threads(keys: list[str], storage: StorageHandle) -> list[bytes | None]:

@@ -3,7 +3,8 @@ to the CLI in-process (a ``memory://`` URL opened by the CLI itself is always em
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,6 +30,49 @@ def fill(store: Store, sizes: list[int]) -> list[str]:
         session.save()
         ids.append(session.id)
     return ids
+
+
+def with_query(url: str, query: str) -> str:
+    """``url`` with ``query`` added to the query it may already have (the test Mongo URL has
+    ``?retryWrites=false``)."""
+    return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+#: Opens two stores on neighbouring namespaces of a server; see the ``neighbours`` fixture.
+OpenPair = Callable[[str, str], tuple[str, Store, Store]]
+
+
+@pytest.fixture
+def neighbours() -> Iterator[OpenPair]:
+    """``open_pair(server_url, option)``: the URL of a fresh namespace, a Store on it, and a
+    Store on a neighbouring one. ``option`` names the namespace, ``{}`` standing for a unique
+    name (``"prefix={}:"``, ``"collection={}"``). Both are emptied and closed after the test,
+    so the shared Redis keeps nothing."""
+    opened: list[Store] = []
+
+    def open_pair(server_url: str, option: str) -> tuple[str, Store, Store]:
+        run = uuid.uuid4().hex[:8]
+        urls = [with_query(server_url, option.format(f"cli{run}{side}")) for side in "ab"]
+        mine, theirs = Store(storage=urls[0]), Store(storage=urls[1])
+        opened.extend((mine, theirs))
+        return urls[0], mine, theirs
+
+    yield open_pair
+    for store in opened:
+        store.reset()
+        store.close()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(("redis_url", "prefix={}:"), marks=pytest.mark.redis, id="redis"),
+        pytest.param(("mongo_url", "collection={}"), marks=pytest.mark.mongo, id="mongo"),
+    ]
+)
+def served_pair(request: pytest.FixtureRequest, neighbours: OpenPair) -> tuple[str, Store, Store]:
+    """On each backend with a server (Redis, MongoDB): what ``neighbours`` opens."""
+    server_fixture, option = request.param
+    return neighbours(request.getfixturevalue(server_fixture), option)
 
 
 @pytest.fixture

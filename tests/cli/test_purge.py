@@ -6,6 +6,7 @@ import io
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -13,8 +14,9 @@ import pytest
 
 from sessionkit import Storage, Store
 from sessionkit._cli import main
+from sessionkit_mongo import MongoStorage
 from sessionkit_sqlite import SQLiteStorage
-from tests.cli.conftest import KeptMemoryStorage, PlainStorage, fill
+from tests.cli.conftest import KeptMemoryStorage, OpenPair, PlainStorage, fill
 
 
 @pytest.fixture
@@ -147,21 +149,51 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["purge", "nosuch://", "--yes"]) == 2
 
 
-@pytest.mark.redis
-def test_redis_purge_resets_its_prefix_only(
-    redis_url: str, capsys: pytest.CaptureFixture[str]
+def test_a_server_backend_purges_its_namespace_only_key_by_key(
+    served_pair: tuple[str, Store, Store], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    mine, theirs = (Store(storage=f"{redis_url}?prefix=clitest-purge-{n}:") for n in "ab")
+    url, mine, theirs = served_pair
     fill(mine, [1, 2])
     (kept,) = fill(theirs, [3])
-    try:
-        assert main(["purge", f"{redis_url}?prefix=clitest-purge-a:", "--yes"]) == 0
-        assert "deleted every session" in capsys.readouterr().out
-        assert theirs.get_by_id(kept) is not None
-    finally:
-        for store in (mine, theirs):
-            store.reset()
-            store.close()
+    assert main(["purge", url, "--yes"]) == 0
+    assert "deleted 2 session(s)" in capsys.readouterr().out  # counted, then scanned
+    assert main(["stats", url]) == 0
+    assert "live sessions  0" in capsys.readouterr().out
+    assert theirs.get_by_id(kept) is not None
+
+
+@pytest.mark.redis
+def test_redis_expired_only_has_nothing_to_do(
+    redis_url: str, neighbours: OpenPair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The server expires keys itself: the purge succeeds, deletes nothing, signs no one out."""
+    url, store, _ = neighbours(redis_url, "prefix={}:")
+    (live,) = fill(store, [10])
+    assert main(["purge", url, "--expired-only", "--yes"]) == 0
+    assert "deleted 0 expired session(s)" in capsys.readouterr().out
+    assert store.get_by_id(live) is not None
+
+
+@pytest.mark.mongo
+def test_mongo_expired_only_deletes_before_the_ttl_monitor(
+    mongo_url: str, use_storage: Callable[[Storage], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Records expired by the storage's clock, which the server's TTL monitor (on real time,
+    a day behind) has not reaped and will not during the test."""
+    collection = f"expired{uuid.uuid4().hex[:8]}"
+    ahead = time.time() + 86_400
+    writer = MongoStorage(mongo_url, collection=collection, clock=lambda: ahead)
+    for i in range(4):
+        writer.set(f"old{i}", b"expired", timedelta(minutes=1))
+    writer.set("live", b"live", timedelta(hours=1))
+    writer.close()
+    later = MongoStorage(mongo_url, collection=collection, clock=lambda: ahead + 120)
+    use_storage(later)
+    assert main(["purge", "mongodb://db/app", "--expired-only", "--yes"]) == 0
+    assert "deleted 4 expired session(s)" in capsys.readouterr().out
+    reader = MongoStorage(mongo_url, collection=collection, clock=lambda: ahead)
+    assert [key for key, _ in reader.scan()] == ["live"]
+    reader.close()
 
 
 def test_subprocess_reads_the_answer_from_stdin(sqlite_url: str) -> None:

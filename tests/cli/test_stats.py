@@ -84,7 +84,13 @@ def test_a_backend_without_the_abilities_says_so(
         assert lines[label] == "not supported by this backend"
 
 
-@pytest.mark.redis
-def test_redis_reports_what_it_can(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["stats", f"{redis_url}?prefix=clitest-stats:"]) == 0
-    assert "live sessions" in capsys.readouterr().out
+def test_a_server_backend_counts_and_scans_its_namespace_only(
+    served_pair: tuple[str, Store, Store], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, mine, theirs = served_pair
+    fill(mine, [100, 3000])
+    fill(theirs, [5])
+    assert main(["stats", url]) == 0
+    lines = report(capsys.readouterr().out)
+    assert lines["live sessions"] == "2"
+    assert "ago)" in lines["oldest"] and lines["largest"].startswith("3.0 KiB")

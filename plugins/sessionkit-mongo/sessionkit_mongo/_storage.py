@@ -14,6 +14,10 @@ Each operation is one command, so one round trip (plus ``createIndexes`` once pe
 brought back); ``delete`` = ``delete_one``; ``reset`` = ``delete_many({})`` on the storage's
 own collection, which keeps the collection and its indexes.
 
+For operators (``sessionkit stats``, ``sessionkit purge``): ``count`` = ``count_documents``
+and ``scan`` = ``find`` in batches, both of the unexpired records only, and ``purge_expired``
+= ``delete_many`` of the expired ones, all judged by the storage's clock as reads are.
+
 The key is only ever the value of ``_id`` in a filter built here, and must be a ``str``: text
 such as ``{"$gt": ""}`` or ``$where`` is a literal id, never an operator.
 
@@ -40,9 +44,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.collection import Collection
 from pymongo.write_concern import WriteConcern
 
-from sessionkit import ConfigError, StorageError, ttl_seconds
+from sessionkit import ConfigError, PerLoop, StorageError, ttl_seconds
 
-from ._loops import PerLoop
 from ._options import (
     DEFAULT_COLLECTION,
     DEFAULT_DATABASE,
@@ -54,6 +57,9 @@ from ._options import (
 __all__ = ["MongoStorage"]
 
 Document: TypeAlias = dict[str, Any]
+
+#: Records per batch of the cursor that ``scan`` reads: the most it holds in memory at once.
+SCAN_BATCH = 256
 
 
 class _AsyncSide(NamedTuple):
@@ -85,9 +91,14 @@ def _by_id(key: str) -> Document:
     return {"_id": key}
 
 
+def _unexpired(now: datetime) -> Document:
+    """The filter for records that have not expired at ``now`` (no expiry, or a later one)."""
+    return {"$or": [{"expires_at": None}, {"expires_at": {"$gt": now}}]}
+
+
 def _live(key: str, now: datetime) -> Document:
     """The filter for ``key`` while it has not expired."""
-    return {**_by_id(key), "$or": [{"expires_at": None}, {"expires_at": {"$gt": now}}]}
+    return {**_by_id(key), **_unexpired(now)}
 
 
 def _expires(now: datetime, ttl: timedelta | None) -> datetime | None:
@@ -266,6 +277,38 @@ class MongoStorage:
         """Delete every record of this storage's collection; the collection and indexes stay."""
         with self._failures("delete_many"):
             self._sync().delete_many({})
+
+    # -- optional abilities for operators (see sessionkit._inspect) ----------------------------
+
+    def count(self) -> int:
+        """Count the unexpired records (the TTL monitor may not have removed expired ones yet)."""
+        with self._failures("count_documents"):
+            return self._sync().count_documents(_unexpired(self._now()))
+
+    def scan(self) -> Iterator[tuple[str, bytes]]:
+        """Yield ``(key, value)`` of each unexpired record, ``SCAN_BATCH`` records per round trip.
+
+        Only ``_id`` and ``v`` are fetched. A cursor is not a snapshot; deleting records it
+        has already returned is safe, and the cursor is closed if the caller stops early.
+        """
+        with self._failures("find"):
+            found = self._sync().find(
+                _unexpired(self._now()), {"_id": True, "v": True}, batch_size=SCAN_BATCH
+            )
+            with found as cursor:
+                for doc in cursor:
+                    yield doc["_id"], bytes(doc["v"])
+
+    def purge_expired(self) -> int:
+        """Delete the records expired by this storage's clock now; return how many.
+
+        The server's TTL monitor deletes them too, but only about once a minute, by the
+        server's clock. ``<=`` is the complement of the ``>`` of every read: a record is
+        purged exactly when ``get`` stops returning it.
+        """
+        with self._failures("delete_many"):
+            expired = {"expires_at": {"$lte": self._now()}}
+            return self._sync().delete_many(expired).deleted_count
 
     def close(self) -> None:
         """Close the clients this storage made; clients passed in are left open.

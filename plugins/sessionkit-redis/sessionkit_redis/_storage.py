@@ -1,6 +1,6 @@
 """Redis / Valkey storage: one key per session, the TTL kept by the server.
 
-Every operation is one command, so one round trip (``reset`` aside):
+Every operation is one command, so one round trip (the walks of the namespace aside):
 
 ========================  ====================================
 ``get``                   ``GET``
@@ -10,16 +10,21 @@ Every operation is one command, so one round trip (``reset`` aside):
 ``get_and_touch``         ``GETEX key PX ms`` (read and renew together)
 ``delete``                ``DEL``
 ``reset``                 ``SCAN MATCH <prefix>*`` and ``UNLINK`` in batches; never FLUSHDB
+``count``                 ``SCAN MATCH <prefix>*``, counting the names (never ``KEYS``/``DBSIZE``)
+``scan``                  ``SCAN MATCH <prefix>*``, then one pipeline of ``GET`` per page
+``purge_expired``         nothing: the server expires keys itself
 ========================  ====================================
 
 TTLs go in milliseconds, rounded up, so a sub-second TTL is honoured. Expiry is the server's:
 an expired key is absent to every command at once, whatever its background cleanup has done.
 The server must be Redis >= 6.2 or Valkey (``GETEX``).
 
-Keys are the prefix followed by the key, literally. Only ``reset`` uses a pattern, and it
-escapes the prefix's glob characters, so ``sess*`` as a prefix matches itself and nothing
-else. Two storages whose prefixes start one another (``a:`` and ``a:b:``) are not separate:
-``reset`` of the shorter one empties both.
+Keys are the prefix followed by the key, literally. Only the walks of the namespace
+(``reset``, ``count``, ``scan``) use a pattern, and they escape the prefix's glob characters,
+so ``sess*`` as a prefix matches itself and nothing else. Two storages whose prefixes start one
+another (``a:`` and ``a:b:``) are not separate: Redis has no namespaces, only names, so the
+shorter prefix's walks take in the longer one's keys (``reset`` empties both, ``count`` and
+``scan`` include both). Give each app a prefix that no other prefix starts with.
 
 Connections: from a URL, a storage makes its own ``redis.Redis`` (one connection pool) and,
 lazily, one ``redis.asyncio.Redis`` per event loop; ``close``/``aclose`` disconnect them. Or
@@ -48,7 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, TypeAlias
 
@@ -57,9 +62,8 @@ import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
 
-from sessionkit import ConfigError, StorageError, ttl_seconds
+from sessionkit import ConfigError, PerLoop, StorageError, ttl_seconds
 
-from ._loops import PerLoop
 from ._options import DEFAULT_PREFIX, check_prefix, connection_options
 
 __all__ = ["AsyncClient", "RedisStorage", "SyncClient", "glob_escape"]
@@ -67,7 +71,8 @@ __all__ = ["AsyncClient", "RedisStorage", "SyncClient", "glob_escape"]
 SyncClient: TypeAlias = redis.Redis | redis.cluster.RedisCluster
 AsyncClient: TypeAlias = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
 
-#: Keys asked of each SCAN call, and keys per UNLINK, during ``reset``.
+#: Keys asked of each SCAN call (a hint to the server), and the size of the pages that
+#: ``reset`` unlinks and ``scan`` fetches in one round trip each.
 SCAN_COUNT = 500
 
 _ONE_MS = timedelta(milliseconds=1)
@@ -226,14 +231,89 @@ class RedisStorage:
         """Delete every key under this storage's prefix, and no other."""
         client = self._sync()
         with _failures("reset"):
-            batch: list[bytes] = []
-            for name in client.scan_iter(match=self._pattern, count=SCAN_COUNT):
-                batch.append(name)
-                if len(batch) >= SCAN_COUNT:
-                    client.unlink(*batch)
-                    batch.clear()
-            if batch:
-                client.unlink(*batch)
+            for names in self._pages(client):
+                client.unlink(*names)
+
+    def _pages(self, client: SyncClient) -> Iterator[list[bytes]]:
+        """The names under this storage's prefix, in lists of at most ``SCAN_COUNT``.
+
+        ``SCAN`` walks the keyspace a slice at a time without blocking the server (``KEYS``
+        would), and tolerates keys being deleted meanwhile; a cluster client scans every
+        primary. Call inside ``_failures``.
+        """
+        page: list[bytes] = []
+        for name in client.scan_iter(match=self._pattern, count=SCAN_COUNT):
+            page.append(name)
+            if len(page) >= SCAN_COUNT:
+                yield page
+                page = []
+        if page:
+            yield page
+
+    def _unprefixed(self, name: bytes) -> str | None:
+        """The storage key of a Redis name, or ``None`` for a name no key of ours could make.
+
+        Keys are ``str``, written UTF-8 encoded: a name that does not decode was put under the
+        prefix by someone else, and could not be read or deleted through this storage.
+        """
+        try:
+            return name.decode()[len(self._prefix) :]
+        except UnicodeDecodeError:
+            return None
+
+    # -- optional abilities for operators (see sessionkit._inspect) ----------------------------
+
+    def count(self) -> int:
+        """Count the names under the prefix with ``SCAN`` (the server has no per-prefix count).
+
+        ``DBSIZE`` would count the whole database, other apps' keys included, and ``KEYS``
+        would block the server for the whole walk. ``SCAN`` never returns an expired key, so
+        the count is of live ones. It is a walk, not a snapshot: keys written or deleted during
+        it may or may not be counted, and a key may be counted twice if the server shrinks its
+        table meanwhile (``SCAN`` promises every key at least once, not exactly once). Names
+        that :meth:`scan` would not yield (not UTF-8) are not counted either.
+
+        Known limitation: the walk is by prefix, so with prefix ``a:`` the keys of a storage
+        with prefix ``a:b:`` are counted (and scanned) too; see the module's note.
+        """
+        client = self._sync()
+        with _failures("SCAN"):
+            pages = self._pages(client)
+            return sum(1 for names in pages for name in names if self._unprefixed(name) is not None)
+
+    def scan(self) -> Iterator[tuple[str, bytes]]:
+        """Yield each live ``(key, value)`` under the prefix, a page of values at a time.
+
+        Each ``SCAN`` page's values come in one pipelined round trip (a pipeline rather than
+        ``MGET``, so a cluster client can route each ``GET`` to its slot's node). A key that
+        expired or was deleted between ``SCAN`` and ``GET`` is skipped, so the caller may
+        delete what it has been given. Like :meth:`count`, a walk and not a snapshot.
+        """
+        client = self._sync()
+        with _failures("SCAN"):
+            for names in self._pages(client):
+                yield from self._fetch(client, names)
+
+    def _fetch(self, client: SyncClient, names: list[bytes]) -> Iterator[tuple[str, bytes]]:
+        """``(key, value)`` for each of ``names`` that still exists, in one round trip."""
+        with client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.get(name)
+            values = pipe.execute()
+        for name, value in zip(names, values, strict=True):
+            key, data = self._unprefixed(name), _as_bytes(value)
+            if key is not None and data is not None:
+                yield key, data
+
+    def purge_expired(self) -> int:
+        """Return 0: Redis deletes expired keys itself, so a client has nothing to purge.
+
+        An expired key is absent to every command the moment it expires (``GET``, ``SCAN``,
+        ``count``), and the server reclaims its memory on access and in a background sweep.
+        Deleting keys one by one from a client would only race the server.
+        """
+        self._sync()  # a closed or async-only storage fails here as it would anywhere else
+        return 0
 
     def close(self) -> None:
         """Disconnect the pools this storage made; a client passed in is left open.
@@ -285,14 +365,19 @@ class RedisStorage:
     async def areset(self) -> None:
         client = self._async()
         with _failures("reset"):
-            batch: list[bytes] = []
-            async for name in client.scan_iter(match=self._pattern, count=SCAN_COUNT):
-                batch.append(name)
-                if len(batch) >= SCAN_COUNT:
-                    await client.unlink(*batch)
-                    batch.clear()
-            if batch:
-                await client.unlink(*batch)
+            async for names in self._apages(client):
+                await client.unlink(*names)
+
+    async def _apages(self, client: AsyncClient) -> AsyncIterator[list[bytes]]:
+        """:meth:`_pages` through an asyncio client."""
+        page: list[bytes] = []
+        async for name in client.scan_iter(match=self._pattern, count=SCAN_COUNT):
+            page.append(name)
+            if len(page) >= SCAN_COUNT:
+                yield page
+                page = []
+        if page:
+            yield page
 
     async def aclose(self) -> None:
         """Disconnect this loop's asyncio pool and the sync pool, if this storage made them."""

@@ -39,6 +39,21 @@ def prefix(key_root: str) -> str:
     return f"{key_root}{uuid.uuid4().hex[:8]}:"
 
 
+@pytest.fixture(params=["*", "?", "[ab]", "\\", "[", "]"])
+def glob_prefix(
+    request: pytest.FixtureRequest, raw: redis.Redis, key_root: str
+) -> tuple[str, list[str]]:
+    """A fresh prefix holding a glob metacharacter, and bystanders: keys set beside it (to
+    ``b"keep"``) that the prefix, read as a pattern, would match (or that are its own text)."""
+    base = f"{key_root}{uuid.uuid4().hex[:6]}"
+    prefix = f"{base}{request.param}:"
+    candidates = [f"{base}:k", f"{base}a:k", f"{base}ab:k", f"{base}\\:k", f"{base}{request.param}"]
+    bystanders = [name for name in candidates if not name.startswith(prefix)]
+    for name in bystanders:
+        raw.set(name, b"keep")
+    return prefix, bystanders
+
+
 @pytest.fixture
 def storage(redis_url: str, prefix: str) -> Iterator[RedisStorage]:
     """A storage built from the URL, as ``open_storage`` builds it."""
