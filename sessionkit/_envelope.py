@@ -60,7 +60,8 @@ def _number(value: Any) -> float:
 def decode_record(registry: TypeRegistry, payload: bytes) -> Record:
     """Decode bytes written by :func:`encode_record`; raise :class:`DecodeError` on any defect."""
     env = registry.loads(payload)
-    if type(env) is not dict or env.get("v") != VERSION:
+    # ``type(...) is int``: True == 1 and 1.0 == 1 in Python, and neither is version 1.
+    if type(env) is not dict or type(env.get("v")) is not int or env["v"] != VERSION:
         raise DecodeError("not a sessionkit record of a known version")
     if env.keys() != _ENVELOPE_KEYS or type(env["d"]) is not dict:
         raise DecodeError("malformed envelope")
