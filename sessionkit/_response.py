@@ -94,6 +94,11 @@ class Outcome(NamedTuple):
     vary: bool
 
 
+#: :meth:`Finisher.write_due`: the session changed and must be saved.
+SAVE = 1
+#: :meth:`Finisher.write_due`: the session was only read, and is due for renewal.
+RENEW = 2
+
 _NOTHING = Outcome(None, False)
 _VARY_ONLY = Outcome(None, True)
 
@@ -149,8 +154,9 @@ class Finisher:
             lookup.source
         ]
 
-    def needs_write(self, session: Session) -> bool:
-        """True when the request must write: the session changed, or it is due for renewal.
+    def write_due(self, session: Session) -> int:
+        """What the request must write: nothing (0), a save of changes (:data:`SAVE`), or a
+        renewal (:data:`RENEW`).
 
         Renewal: a session that was read, and whose stored record has less than half of its
         lifetime left, is rewritten -- through the same conditional write as a save
@@ -161,36 +167,57 @@ class Finisher:
         busy session to about one write per half lifetime.
         """
         if session._pending:
-            return False
+            return 0
         if session._modified:
-            return True
+            return SAVE
         loaded_at = session._loaded_at
         if not session._accessed or not session._persisted or session._wrote or loaded_at is None:
-            return False
+            return 0
         store = self.store
         now = store.now()
         lifetime = store._lifetime(session._lifetime)
         left = loaded_at + lifetime - now
         # Renew only past half-life, and only if a rewrite would extend it (absolute_timeout).
-        return left < lifetime / 2 and store._ttl(session, now) > left
+        return RENEW if left < lifetime / 2 and store._ttl(session, now) > left else 0
 
     def finish(self, session: Session) -> Outcome:
         """Write what the request needs and return what the response carries."""
-        if self.needs_write(session):
+        due = self.write_due(session)
+        if due:
             try:
                 self.store._run_save(session)  # session.save() minus its _touch: loaded here
             except SessionGone:
                 return self._gone(session)
+            except StorageError as exc:
+                self._unrenewed(due, session, exc)
         return self.outcome(session)
 
     async def afinish(self, session: Session) -> Outcome:
         """Async twin of :meth:`finish`."""
-        if self.needs_write(session):
+        due = self.write_due(session)
+        if due:
             try:
                 await self.store._arun_save(session)
             except SessionGone:
                 return self._gone(session)
+            except StorageError as exc:
+                self._unrenewed(due, session, exc)
         return self.outcome(session)
+
+    def _unrenewed(self, due: int, session: Session, exc: StorageError) -> None:
+        """A failed save propagates (the response becomes a 503); a failed renewal does not.
+
+        The request only read its session, and the read worked: a storage that refuses writes
+        for a while (a read-only replica, a full disk) must not turn every page view into a
+        503. The record keeps its old expiry and the next request tries again.
+        """
+        if due != RENEW:
+            raise exc
+        logger.warning(
+            "sessionkit: renewing session %s failed (%s); served without renewing it",
+            fingerprint(session._id),
+            exc,
+        )
 
     def _gone(self, session: Session) -> Outcome:
         logger.info(

@@ -330,7 +330,8 @@ class Store:
     def _saved(self, session: Session, wrote: bool, plan: _Plan) -> None:
         session._modified = False
         if not wrote:
-            session._persisted = False
+            # The session stays "persisted": a later save of this object is again a
+            # conditional write, and fails the same way instead of re-creating the record.
             raise SessionGone(
                 f"session {fingerprint(session._id)} was destroyed or regenerated meanwhile; "
                 "nothing was written"

@@ -51,8 +51,8 @@ class SessionMiddleware:
 
     **Saving** happens when the app sends ``http.response.start``, before any header leaves,
     so the cookie and the stored record always agree: a changed session is written, a read one
-    is renewed past half its lifetime (see :meth:`Finisher.needs_write
-    <sessionkit._response.Finisher.needs_write>`), and an untouched one costs nothing more and
+    is renewed past half its lifetime (see :meth:`Finisher.write_due
+    <sessionkit._response.Finisher.write_due>`), and an untouched one costs nothing more and
     sets no cookie. Changes made after the response started (in a streamed body) are not saved.
 
     **Failures**: a :class:`~sessionkit.StorageError` while loading, while saving, or raised by

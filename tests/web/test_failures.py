@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -292,3 +293,29 @@ async def test_wsgi_closes_a_replaced_apps_iterable(store: Store, storage: Count
 
 def test_failure_classes_are_library_errors() -> None:
     assert issubclass(StorageError, SessionKitError) and issubclass(SessionGone, SessionKitError)
+
+
+async def test_failed_renewal_serves_the_read_and_logs(
+    make_client: MakeClient,
+    clock: FakeClock,
+    storage: CountingStorage,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Writes refused while the reads work (a read-only replica, a full disk): a request that
+    only reads its session is served; its due renewal is skipped, logged, and tried again."""
+    store = make_store(clock, storage, expiration=timedelta(minutes=10))
+    browser = await _logged_in(make_client(store))
+    sid = browser.value
+    clock.advance(360)  # 4 of 10 minutes left: this read is due for renewal
+    storage.failing = frozenset({"replace", "set", "touch"})
+    with caplog.at_level(logging.WARNING, logger="sessionkit"):
+        reply = await browser.get("/get?k=user")
+    assert (reply.status, reply.text) == (200, '"ada"')
+    assert reply.header("set-cookie") == [] and reply.header("vary") == ["Cookie"]
+    assert "renewing session" in caplog.text and str(sid) not in caplog.text
+    assert storage.calls["replace"] == 1  # it was tried
+    # a change still needs the storage: that request answers 503, as before
+    assert_unavailable(await browser.get("/set?user=bob"))
+    storage.failing = frozenset()
+    reply = await browser.get("/get?k=user")  # writes are back: renewed now
+    assert reply.text == '"ada"' and reply.cookie.value == sid
