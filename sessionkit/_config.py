@@ -66,9 +66,11 @@ def _positive(field: str, value: timedelta) -> None:
 def _attr_value(field: str, value: object) -> None:
     if not isinstance(value, str):
         raise ConfigError(field, f"expected a str, got {type(value).__name__}")
-    if _UNSAFE_ATTR.search(value) or " " in value:
+    # Headers are latin-1 on the wire (ASGI encodes them, WSGI must hold latin-1 text): only
+    # ASCII is safe, and anything else would fail at the first response, as a 500.
+    if not value.isascii() or _UNSAFE_ATTR.search(value) or " " in value:
         raise ConfigError(
-            field, f"must not contain ';', ',', spaces or control characters: {value!r}"
+            field, f"must be ASCII, without ';', ',', spaces or control characters: {value!r}"
         )
 
 
@@ -157,14 +159,17 @@ class Config:
             )
 
     def _check_cookie_prefix(self, name: str) -> None:
-        if name.startswith("__Host-"):
+        # Browsers match the prefixes whatever their case (RFC 6265bis), and drop a cookie that
+        # breaks their rules without a word: "__host-sid" is held to "__Host-"'s rules.
+        lowered = name.lower()
+        if lowered.startswith("__host-"):
             if not self.cookie_secure:
                 raise ConfigError("cookie_secure", "a __Host- cookie requires cookie_secure=True")
             if self.cookie_path != "/":
                 raise ConfigError("cookie_path", "a __Host- cookie requires cookie_path='/'")
             if self.cookie_domain:
                 raise ConfigError("cookie_domain", "a __Host- cookie must not set a domain")
-        elif name.startswith("__Secure-") and not self.cookie_secure:
+        elif lowered.startswith("__secure-") and not self.cookie_secure:
             raise ConfigError("cookie_secure", "a __Secure- cookie requires cookie_secure=True")
 
     def _check_key_generator(self) -> None:

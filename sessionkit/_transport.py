@@ -41,12 +41,18 @@ def carrier_of(request: Any) -> tuple[bool, MutableMapping[str, Any]]:
     )
 
 
+#: What RFC 6265 (5.2) trims around a cookie's name and value: space and tab, nothing else.
+#: ``str.strip()`` would also eat CR, LF, NEL, NBSP and friends, and so let ``id + "\x85"``
+#: through as the id.
+_OWS = " \t"
+
+
 def _cookie_values(header: str, name: str) -> list[str]:
     values = []
     for part in header.split(";"):
         key, sep, value = part.partition("=")
-        if sep and key.strip() == name:
-            values.append(value.strip())
+        if sep and key.strip(_OWS) == name:
+            values.append(value.strip(_OWS))
     return values
 
 
