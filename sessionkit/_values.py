@@ -261,7 +261,10 @@ def _scanner(decoder: json.JSONDecoder) -> Callable[[str], Any]:
     scan = json.scanner.make_scanner(decoder)  # type: ignore[arg-type]
 
     def decode(text: str) -> Any:
-        value, end = scan(text, 0)
+        try:
+            value, end = scan(text, 0)
+        except StopIteration:  # the scanner's way of saying "no JSON value starts here"
+            raise ValueError("not a JSON document") from None
         if end != len(text):
             raise ValueError(f"extra data at offset {end}")
         return value
