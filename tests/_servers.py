@@ -164,7 +164,8 @@ class ServerProcess:
             proc.wait()
 
     def restart(self) -> ServerProcess:
-        """Stop the server and start it again on the same port (its data is gone)."""
+        """Stop the server and start it again on the same port (its data survives only if the
+        server persists it: see ``start_mongo(durable=True)`` and Redis's ``--appendonly``)."""
         self.stop()
         return self.start()
 
@@ -223,17 +224,21 @@ def start_redis(*extra: str) -> ServerProcess:
     return _launch("redis", argv, url, lambda server: redis_answers(server.port))
 
 
-def start_mongo() -> ServerProcess:
-    """Start a private SecantusDB (MongoDB wire protocol, in-memory storage) on a free port.
+def start_mongo(*, durable: bool = False) -> ServerProcess:
+    """Start a private SecantusDB (MongoDB wire protocol) on a free port.
 
-    SecantusDB is a standalone node without retryable writes, hence ``retryWrites=false``.
+    By default its storage is in memory and gone at a restart. ``durable=True`` keeps the
+    WiredTiger home in the server's private directory (reopened by ``restart()``) and fsyncs
+    the log on every commit, so what was acknowledged survives a ``kill()``, as a production
+    server would. SecantusDB is a standalone node without retryable writes, hence
+    ``retryWrites=false``.
     """
 
     def argv(port: int, workdir: Path) -> list[str]:
-        return [
-            sys.executable, "-m", "secantus", "--host", HOST, "--port", str(port),
+        storage = ["--storage-path", str(workdir / "data"), "--sync-on-commit"] if durable else [
             "--storage-path", ":memory:",
         ]  # fmt: skip
+        return [sys.executable, "-m", "secantus", "--host", HOST, "--port", str(port), *storage]
 
     def url(port: int) -> str:
         return f"mongodb://{HOST}:{port}/?retryWrites=false"

@@ -16,7 +16,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -27,7 +26,7 @@ import pytest
 from werkzeug.test import Client as WerkzeugClient
 
 from sessionkit import StorageError
-from tests._servers import HOST, ServerProcess, mongo_answers, start_redis
+from tests._servers import HOST, ServerProcess, start_mongo, start_redis
 from tests.web._support import Reply
 
 __all__ = [
@@ -60,29 +59,8 @@ def start_durable_redis() -> ServerProcess:
 
 
 def start_durable_mongo() -> ServerProcess:
-    """A private SecantusDB with its WiredTiger home on disk, which survives a SIGKILL.
-
-    ``start_mongo()`` passes ``--storage-path :memory:`` (a temporary home removed at shutdown),
-    so its data is gone after a restart and it takes no arguments. This one keeps the home in
-    the server's private directory, reopened by ``start()``, and fsyncs the log on every commit
-    (``--sync-on-commit``), the analogue of Redis's ``appendfsync always``.
-    """
-
-    def argv(port: int, workdir: Path) -> list[str]:
-        return [
-            sys.executable, "-m", "secantus", "--host", HOST, "--port", str(port),
-            "--storage-path", str(workdir / "data"), "--sync-on-commit",
-        ]  # fmt: skip
-
-    def url(port: int) -> str:
-        return f"mongodb://{HOST}:{port}/?retryWrites=false"
-
-    server = ServerProcess("secantusdb", argv, url, lambda s: mongo_answers(s.url))
-    try:
-        return server.start()
-    except BaseException:
-        server.close()
-        raise
+    """A private SecantusDB with its storage on disk, fsynced on commit: survives a SIGKILL."""
+    return start_mongo(durable=True)
 
 
 class StalledServer:
