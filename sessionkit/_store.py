@@ -238,12 +238,14 @@ class Store:
         scope[ASGI_KEY] = session
         return session
 
-    def _lazy_environ(self, environ: MutableMapping[str, Any]) -> Session:
-        """:meth:`_get_lazy` for the WSGI middleware, which knows it holds an environ."""
+    def _lazy_environ(
+        self, environ: MutableMapping[str, Any], cls: type[Session] = Session
+    ) -> Session:
+        """:meth:`_get_lazy` for the WSGI middleware and Flask, which know they hold an environ."""
         cached = environ.get(WSGI_KEY)
-        if type(cached) is Session and cached._store is self:
+        if isinstance(cached, Session) and cached._store is self:
             return cached
-        session = self._pending_or_new(self._sid(wsgi_values(environ, self.lookup)), Session)
+        session = self._pending_or_new(self._sid(wsgi_values(environ, self.lookup)), cls)
         environ[WSGI_KEY] = session
         return session
 

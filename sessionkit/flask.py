@@ -31,15 +31,13 @@ from ._errors import SessionKitError
 from ._response import FAILURES, Failure, Finisher, failure_for
 from ._session import Session
 from ._store import Store
+from ._transport import WSGI_KEY
 
 if TYPE_CHECKING:
     from flask.wrappers import Request, Response
 
 __all__ = ["FlaskSession", "SessionkitInterface", "init_app"]
 
-#: Set in the WSGI environ when a storage failure already answered the request, so the
-#: session is not saved on the way out of the 503.
-_FAILED = "sessionkit.failed"
 
 
 class FlaskSession(Session, SessionMixin):
@@ -49,7 +47,10 @@ class FlaskSession(Session, SessionMixin):
     never uses ``flask.session`` costs no storage call.
     """
 
-    __slots__ = ()
+    #: ``_answered``: a storage failure already answered the request (a 503), so the session
+    #: is not saved on the way out of it.
+    __slots__ = ("_answered",)
+    _answered: bool  # unset until a failure answers; read with getattr(..., False)
 
     @property
     def accessed(self) -> bool:
@@ -93,7 +94,9 @@ class FlaskSession(Session, SessionMixin):
 
 
 def _failure_response(failure: Failure) -> Response:
-    flask.request.environ[_FAILED] = True
+    session = flask.request.environ.get(WSGI_KEY)
+    if isinstance(session, FlaskSession):
+        session._answered = True
     return flask.current_app.response_class(
         failure.body, status=failure.status, headers=failure.headers
     )
@@ -119,7 +122,7 @@ class SessionkitInterface(SessionInterface):
         self._finisher = Finisher(store)
 
     def open_session(self, app: flask.Flask, request: Request) -> FlaskSession:
-        session = self.store._get_lazy(request, FlaskSession)
+        session = self.store._lazy_environ(request.environ, FlaskSession)
         if not isinstance(session, FlaskSession):
             raise SessionKitError(
                 "the request already has a session from sessionkit.wsgi.SessionMiddleware; "
@@ -128,7 +131,7 @@ class SessionkitInterface(SessionInterface):
         return session
 
     def save_session(self, app: flask.Flask, session: SessionMixin, response: Response) -> None:
-        if not isinstance(session, Session) or flask.request.environ.get(_FAILED):
+        if not isinstance(session, FlaskSession) or getattr(session, "_answered", False):
             return
         finisher = self._finisher
         try:
@@ -136,10 +139,14 @@ class SessionkitInterface(SessionInterface):
         except FAILURES as exc:
             _replace(response, failure_for(exc))
             return
+        headers = response.headers
         if outcome.value is not None and finisher.header_name is not None:
-            response.headers.add(finisher.header_name, outcome.value)
+            headers.add(finisher.header_name, outcome.value)
         if outcome.vary and finisher.vary is not None:
-            response.vary.add(finisher.vary)
+            if "Vary" in headers:
+                response.vary.add(finisher.vary)  # merge into the view's own Vary
+            else:
+                headers.add("Vary", finisher.vary)  # the usual case, without parsing a HeaderSet
 
 
 def _replace(response: Response, failure: Failure) -> None:
