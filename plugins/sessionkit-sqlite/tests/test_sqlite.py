@@ -355,3 +355,75 @@ def test_threads_hammering_two_storages_on_one_file(
     for worker in range(16):
         assert storages[0].get(f"worker{worker}") == f"{worker}:{rounds - 1}!".encode()
     assert storages[1].get("shared") is not None
+
+
+async def test_async_twins_run_inline_when_nothing_waits(
+    database: Path, opened: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No worker thread for an uncontended call: the hop would cost more than the statement."""
+    storage = opened(database)
+    hops: list[Any] = []
+    real = asyncio.to_thread
+
+    async def counting(fn: Any, *args: Any) -> Any:
+        hops.append(fn)
+        return await real(fn, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", counting)
+    await storage.aset("k", b"v", HOUR)
+    assert await storage.areplace("k", b"w", HOUR) is True
+    assert await storage.aget("k") == b"w"
+    assert await storage.atouch("k", HOUR) is True
+    await storage.adelete("k")
+    assert await storage.aget("k") is None
+    assert hops == []
+
+
+async def test_async_write_to_a_database_locked_elsewhere_waits_in_a_thread(
+    database: Path, opened: Callable[..., Any]
+) -> None:
+    """Another process holds the write lock: the inline attempt fails at once, the call waits
+    in a worker thread (the event loop keeps running) and succeeds when the lock is gone."""
+    storage = opened(database, busy_timeout=5.0)
+    await storage.aset("k", b"before", HOUR)
+    other = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # the write lock, as another process would hold it
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    beat = asyncio.create_task(ticker())
+    asyncio.get_running_loop().call_later(0.3, other.execute, "COMMIT")
+    await storage.aset("k", b"after", HOUR)
+    beat.cancel()
+    other.close()
+    assert await storage.aget("k") == b"after"
+    assert ticks >= 10  # the loop ran while the write waited for the lock
+    # and the connection's own busy timeout is back for the next caller
+    with storage._connection() as conn:
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+
+
+async def test_async_call_while_a_thread_holds_the_storage_goes_to_a_thread(
+    database: Path, opened: Callable[..., Any]
+) -> None:
+    storage = opened(database)
+    release = threading.Event()
+    held = threading.Event()
+
+    def hold() -> None:
+        with storage._connection():
+            held.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    held.wait(5)
+    asyncio.get_running_loop().call_later(0.1, release.set)
+    await storage.aset("k", b"v", HOUR)  # would deadlock the loop if it waited inline
+    worker.join()
+    assert storage.get("k") == b"v"
