@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._envelope import Record
-    from ._errors import StorageError
+    from ._errors import SessionKitError
     from ._store import Store
 
 __all__ = ["Session"]
@@ -73,9 +73,10 @@ class Session(MutableMapping[str, Any]):
         #: read yet; the first use of the session reads it (see :meth:`Store._fill`), so a
         #: request that never touches its session costs no storage call at all.
         self._pending = pending
-        #: Set on a pending session whose load already failed (the ASGI middleware): its first
-        #: use raises the storage error again, instead of reading (see :meth:`Store._fill`).
-        self._failure: StorageError | None = None
+        #: Set on a pending session that must not read synchronously (the ASGI middleware):
+        #: the load's storage error, or why it was not loaded; its first use raises it again
+        #: instead of reading (see :meth:`Store._fill`).
+        self._failure: SessionKitError | None = None
         self._apply(session_id, record, now)
 
     def _apply(self, session_id: str, record: Record | None, now: float) -> None:

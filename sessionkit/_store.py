@@ -117,9 +117,17 @@ class Store:
         return session
 
     async def aget(self, request: Any) -> Session:
-        """Async twin of :meth:`get`."""
+        """Async twin of :meth:`get`.
+
+        Under ``SessionMiddleware(app, store, autoload=False)`` this is what loads the
+        request's session (one storage read). A session whose load already failed is returned
+        as it is (its first use raises the error): during an outage, retrying on every call
+        would only stack up timeouts.
+        """
         carrier, cached = self._cached(request)
         if cached is not None:
+            if cached._pending and not isinstance(cached._failure, StorageError):
+                await self._afill(cached)
             return cached
         sid = self.client_id(request)
         session = self._from_payload(sid, None if sid is None else await self._aread(sid))
@@ -269,6 +277,18 @@ class Store:
         carrier[self._cache_key(request)] = session
         return session
 
+    def _get_unloaded(self, scope: MutableMapping[str, Any]) -> Session:
+        """The request's session, not read yet (``SessionMiddleware(autoload=False)``): a
+        coroutine loads it with ``await store.aget(request)``; touching it before that raises,
+        since a synchronous read would block the event loop."""
+        session = self._get_lazy(scope)
+        if session._pending:
+            session._failure = SessionKitError(
+                "the session is not loaded: the ASGI middleware runs with autoload=False, so "
+                "call `await store.aget(request)` before using request.session"
+            )
+        return session
+
     def _get_unavailable(self, request: Any, error: StorageError) -> Session:
         """The request's session after loading it failed with ``error`` (the ASGI middleware).
 
@@ -281,14 +301,24 @@ class Store:
 
     def _fill(self, session: Session) -> None:
         """Load a pending session (see :meth:`_get_lazy`); on a storage error it stays pending."""
-        sid = session._id
         failure = session._failure
         if failure is not None:
-            raise StorageError(str(failure)) from failure.__cause__
-        payload = self._read(sid)
+            if isinstance(failure, StorageError):
+                raise StorageError(str(failure)) from failure.__cause__
+            raise SessionKitError(str(failure))
+        self._loaded(session, self._read(session._id))
+
+    async def _afill(self, session: Session) -> None:
+        """Async twin of :meth:`_fill`, for ``await store.aget(request)``: an async read may
+        load a session that sync code must not (``autoload=False``)."""
+        self._loaded(session, await self._aread(session._id))
+
+    def _loaded(self, session: Session, payload: bytes | None) -> None:
+        sid = session._id
         now = self.now()
         record = self._live_record(sid, payload, now)
         session._pending = False
+        session._failure = None
         session._apply(sid if record is not None else self.new_id(), record, now)
 
     def _lifetime(self, per_session: float | None) -> float:

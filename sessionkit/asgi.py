@@ -44,10 +44,13 @@ async def _send_failure(send: Send, failure: Failure) -> None:
 class SessionMiddleware:
     """Loads the session before the app runs; saves it and sets the cookie as headers leave.
 
-    **Loading is eager**: a request carrying a well-formed id costs one async storage read
-    before the app is called, because a session's methods are synchronous and so cannot read
-    on first use under asyncio. A request with no id, or a malformed one, gets a fresh session
-    with no storage call at all.
+    **Loading is eager** by default: a request carrying a well-formed id costs one async
+    storage read before the app is called, because a session's methods are synchronous and so
+    cannot read on first use under asyncio. A request with no id, or a malformed one, gets a
+    fresh session with no storage call at all. With ``autoload=False`` nothing is read until a
+    handler calls ``await store.aget(request)``, so routes that never need the session cost no
+    storage call even with a cookie; using ``request.session`` before that raises
+    :class:`~sessionkit.SessionKitError`, naming the fix.
 
     **Saving** happens when the app sends ``http.response.start``, before any header leaves,
     so the cookie and the stored record always agree: a changed session is written, a read one
@@ -68,9 +71,10 @@ class SessionMiddleware:
     so nothing is ever saved. A storage failure closes the handshake (code 1011).
     """
 
-    def __init__(self, app: ASGIApp, store: Store) -> None:
+    def __init__(self, app: ASGIApp, store: Store, *, autoload: bool = True) -> None:
         self.app = app
         self.store = store
+        self.autoload = autoload
         self._finisher = finisher = Finisher(store)
         name, vary = finisher.header_name, finisher.vary
         self._header = None if name is None else name.encode("latin-1")
@@ -81,15 +85,18 @@ class SessionMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        try:
-            session = await self.store._aload_scope(scope)
-        except StorageError as exc:
-            if kind != "http":
-                failure_for(exc)  # logged
-                await send({"type": "websocket.close", "code": 1011})
-                return
-            # The app may never touch its session: it is served, and answers 503 if it does.
-            session = self.store._get_unavailable(scope, exc)
+        if not self.autoload and kind == "http":
+            session = self.store._get_unloaded(scope)
+        else:
+            try:
+                session = await self.store._aload_scope(scope)
+            except StorageError as exc:
+                if kind != "http":
+                    failure_for(exc)  # logged
+                    await send({"type": "websocket.close", "code": 1011})
+                    return
+                # The app may never touch its session: it is served, and answers 503 if it does.
+                session = self.store._get_unavailable(scope, exc)
         if kind == "websocket":
             await self.app(scope, receive, send)
             return

@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["FlaskSession", "SessionkitInterface", "init_app"]
 
 
-
 class FlaskSession(Session, SessionMixin):
     """A :class:`~sessionkit.Session` with the attributes Flask and its extensions expect.
 
