@@ -32,8 +32,9 @@ def install_repo(session: nox.Session, *extra: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check over everything."""
-    session.install("ruff")
+    """ruff check and ruff format --check over everything (ruff pinned in requirements-dev)."""
+    pin = next(line for line in DEV.read_text().splitlines() if line.startswith("ruff=="))
+    session.install(pin)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
