@@ -76,10 +76,37 @@ def check(ok: bool, what: str) -> None:
         raise Failed(what)
 
 
-def measure(
-    contender: c.Contender, n: int, warmup: int, loop: asyncio.AbstractEventLoop
-) -> dict[str, float]:
-    """Check each scenario is correct, then time it; return medians in µs by scenario."""
+#: A timed operation: ``(kind, fn)`` where ``kind`` is "sync" (``fn()`` does one request) or
+#: "async" (``await fn()`` does one).
+Op = tuple[str, Callable[[], Any]]
+
+
+class Timed:
+    """A contender (or a raw-limit probe) ready to time: one operation per scenario, checked
+    correct first, and samples gathered over several interleaved rounds."""
+
+    def __init__(self, name: str, ops: dict[str, Op], after: Callable[[int], None] | None = None):
+        self.name = name
+        self.ops = ops
+        self.samples: dict[str, list[int]] = {k: [] for k in ops}
+        self._after = after
+
+    def run(self, loop: asyncio.AbstractEventLoop, n: int, warmup: int) -> None:
+        for key, (kind, fn) in self.ops.items():
+            if kind == "async":
+                self.samples[key] += time_async(loop, fn, n, warmup)
+            else:
+                self.samples[key] += time_sync(fn, n, warmup)
+
+    def finish(self, runs: int) -> dict[str, float]:
+        """Check what the timed runs left behind (``runs`` calls of each op); medians in µs."""
+        if self._after is not None:
+            self._after(runs)
+        return {k: median_us(v) for k, v in self.samples.items()}
+
+
+def prepare(contender: c.Contender, loop: asyncio.AbstractEventLoop) -> Timed:
+    """Check each scenario is correct; return the contender's three timed operations."""
     if contender.kind == "asgi":
         acall = asgi_caller(contender.app)
 
@@ -99,26 +126,31 @@ def measure(
     counts = [int(call("/write", cookie).body) for _ in range(3)]
     check(not session or counts == [1, 2, 3], f"{contender.name}: counter went {counts}")
 
-    results = {}
+    def after(runs: int) -> None:
+        value = int(call("/write", cookie).body)
+        check(
+            not session or value == 3 + runs + 1,
+            f"{contender.name}: counter is {value} after {runs} timed writes",
+        )
+
     if contender.kind == "asgi":
-        results["new"] = time_async(loop, lambda: acall("/new", None), n, warmup)
-        results["read"] = time_async(loop, lambda: acall("/read", cookie), n, warmup)
-        results["write"] = time_async(loop, lambda: acall("/write", cookie), n, warmup)
+        kind = "async"
+        ops = {
+            "new": lambda: acall("/new", None),
+            "read": lambda: acall("/read", cookie),
+            "write": lambda: acall("/write", cookie),
+        }
     else:
-        results["new"] = time_sync(lambda: call("/new", None), n, warmup)
-        results["read"] = time_sync(lambda: call("/read", cookie), n, warmup)
-        results["write"] = time_sync(lambda: call("/write", cookie), n, warmup)
-    after = int(call("/write", cookie).body)
-    check(
-        not session or after == 3 + n + warmup + 1,
-        f"{contender.name}: counter is {after} after {n + warmup} timed writes",
-    )
-    return {k: median_us(v) for k, v in results.items()}
+        kind = "sync"
+        ops = {
+            "new": lambda: call("/new", None),
+            "read": lambda: call("/read", cookie),
+            "write": lambda: call("/write", cookie),
+        }
+    return Timed(contender.name, {k: (kind, fn) for k, fn in ops.items()}, after)
 
 
-def raw_limits(
-    redis_url: str, n: int, warmup: int, loop: asyncio.AbstractEventLoop
-) -> dict[str, float]:
+def raw_limits(redis_url: str, loop: asyncio.AbstractEventLoop) -> tuple[Timed, Callable[[], None]]:
     """The physical limit: the storage's own round trips for the same payload, and a dict."""
     import redis
     import redis.asyncio as aredis
@@ -135,12 +167,6 @@ def raw_limits(
     key = "bench-raw:" + s.id
     sync = redis.Redis.from_url(f"{redis_url}/{c.REDIS_DB}")
     sync.set(key, payload, ex=86400)
-    out = {
-        "redis GET (sync)": median_us(time_sync(lambda: sync.get(key), n, warmup)),
-        "redis GET + SET EX (sync)": median_us(
-            time_sync(lambda: (sync.get(key), sync.set(key, payload, ex=86400)), n, warmup)
-        ),
-    }
     client = aredis.Redis.from_url(f"{redis_url}/{c.REDIS_DB}")
 
     async def aget() -> Any:
@@ -150,16 +176,24 @@ def raw_limits(
         await client.get(key)
         return await client.set(key, payload, ex=86400)
 
-    out["redis GET (asyncio)"] = median_us(time_async(loop, aget, n, warmup))
-    out["redis GET + SET EX (asyncio)"] = median_us(time_async(loop, aget_set, n, warmup))
     d: dict[str, bytes] = {}
-    out["dict get + set"] = median_us(
-        time_sync(lambda: (d.get(key), d.__setitem__(key, payload)), n, warmup)
-    )
-    sync.delete(key)
-    loop.run_until_complete(client.aclose())
-    sync.close()
-    return out
+    ops: dict[str, Op] = {
+        "redis GET (sync)": ("sync", lambda: sync.get(key)),
+        "redis GET + SET EX (sync)": (
+            "sync",
+            lambda: (sync.get(key), sync.set(key, payload, ex=86400)),
+        ),
+        "redis GET (asyncio)": ("async", aget),
+        "redis GET + SET EX (asyncio)": ("async", aget_set),
+        "dict get + set": ("sync", lambda: (d.get(key), d.__setitem__(key, payload))),
+    }
+
+    def cleanup() -> None:
+        sync.delete(key)
+        loop.run_until_complete(client.aclose())
+        sync.close()
+
+    return Timed("raw limits", ops), cleanup
 
 
 def table(rows: list[tuple[c.Contender, dict[str, float]]], raw: dict[str, float]) -> str:
@@ -255,27 +289,45 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results.md"))
     parser.add_argument("--only", default=None, help="run contenders whose name contains this")
+    parser.add_argument(
+        "--rounds", type=int, default=10, help="interleaved rounds the requests are split into"
+    )
     args = parser.parse_args(argv)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    rows = []
+    rounds = max(1, args.rounds)
+    per_round = max(1, args.requests // rounds)
     with tempfile.TemporaryDirectory() as tmp:
-        for contender in build(args.redis, Path(tmp), args.only):
-            gc.collect()
+        contenders = build(args.redis, Path(tmp), args.only)
+        timed = [prepare(contender, loop) for contender in contenders]
+        limits, close_limits = raw_limits(args.redis, loop)
+        # Every contender is timed a slice at a time, in turn, so a drift of the machine
+        # (a noisy neighbour, the loopback's latency) falls on all of them alike.
+        for number in range(rounds):
             started = time.perf_counter()
-            rows.append((contender, measure(contender, args.requests, args.warmup, loop)))
-            r = rows[-1][1]
-            print(
-                f"{contender.name:45s} new {r['new']:8.1f}  read {r['read']:8.1f}  "
-                f"write {r['write']:8.1f} µs  ({time.perf_counter() - started:.1f} s)",
-                flush=True,
-            )
+            for item in [*timed, limits]:
+                gc.collect()
+                item.run(loop, per_round, args.warmup if number == 0 else args.warmup // 10)
+            print(f"round {number + 1}/{rounds}: {time.perf_counter() - started:.1f} s", flush=True)
+        runs = sum(
+            per_round + (args.warmup if number == 0 else args.warmup // 10)
+            for number in range(rounds)
+        )
+        rows = [(ct, item.finish(runs)) for ct, item in zip(contenders, timed, strict=True)]
+        raw = limits.finish(runs)
+        close_limits()
+        for contender in contenders:
             if contender.cleanup is not None:
                 contender.cleanup()
-        raw = raw_limits(args.redis, args.requests, args.warmup, loop)
+    for ct, r in rows:
+        print(
+            f"{ct.name:45s} new {r['new']:8.1f}  read {r['read']:8.1f}  write {r['write']:8.1f} µs"
+        )
     header = (
-        f"# sessionkit benchmarks\n\nOne run, {args.requests} timed requests per scenario "
-        f"(median µs per request), in-process drivers, Python {platform.python_version()} on "
+        f"# sessionkit benchmarks\n\nOne run, {per_round * rounds} timed requests per scenario "
+        f"in {rounds} interleaved rounds (every contender in turn, so drift of the machine "
+        f"falls on all alike), median µs per request, in-process drivers, "
+        f"Python {platform.python_version()} on "
         f"{platform.machine()}, {os.cpu_count()} cores. Redis at {args.redis} "
         f"(loopback).\n\n"
     )
