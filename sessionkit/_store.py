@@ -203,6 +203,8 @@ class Store:
         return result
 
     async def _aread(self, session_id: str) -> bytes | None:
+        # _aguard inlined: every ASGI request with a cookie comes through here, and a
+        # coroutine less is a measurable share of a memory-backed request.
         try:
             result: bytes | None = await self.storage.aget(self.storage_key(session_id))
         except SessionKitError:
@@ -239,7 +241,7 @@ class Store:
         """:meth:`aget` for the ASGI middleware, which knows it holds a scope: the same
         session, without the plumbing that works out what kind of request it was given."""
         cached = scope.get(ASGI_KEY)
-        if type(cached) is Session and cached._store is self:
+        if isinstance(cached, Session) and cached._store is self:
             return cached
         sid = self._sid(asgi_values(scope, self.lookup))
         session = self._from_payload(sid, None if sid is None else await self._aread(sid))
