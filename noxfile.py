@@ -41,10 +41,12 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typing(session: nox.Session) -> None:
-    """mypy --strict over the core and every plugin."""
+    """mypy --strict over the core and every plugin, and the framework mounting examples."""
     install_repo(session)
     packages = ["sessionkit", *(str(next(p.glob("sessionkit_*"))) for p in PLUGINS)]
     session.run("mypy", "--strict", *packages)
+    # The middlewares under each framework's own types, without casts.
+    session.run("mypy", "--strict", str(ROOT / "tests" / "typing"))
 
 
 @nox.session

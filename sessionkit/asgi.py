@@ -80,7 +80,10 @@ class SessionMiddleware:
         self._header = None if name is None else name.encode("latin-1")
         self._vary = None if vary is None else vary.encode("latin-1")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Typed Any on purpose: frameworks type the ASGI triple differently (Starlette with
+        # mappings, Litestar with TypedDicts), and a middleware must fit every one of them.
+        # Inside, they are a Scope, a Receive and a Send.
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
