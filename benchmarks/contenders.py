@@ -4,28 +4,113 @@
 - ``/read``: valid cookie; the handler reads one value.
 - ``/write``: valid cookie; the handler increments a counter -> saved.
 
-Each factory returns a :class:`Contender`; peers are built exactly as their docs show.
+Each factory returns a :class:`Contender`; peers are built exactly as their docs show. The
+"floor" contenders are the same framework apps whose handlers make a session's redis round trips
+themselves, with no session layer: the lowest time any session library could reach there.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 REDIS_DB = 15  # benchmarks never touch db 0; each contender uses its own key prefix there
+FLOOR_TTL = 86400  # seconds, a day: what the floors' SET EX gives, like a session's lifetime
 
 
 @dataclass
 class Contender:
     name: str
-    framework: str  # starlette | litestar | flask
+    framework: str  # starlette | litestar | flask | wsgi
     backend: str  # none | memory | sqlite | redis
     kind: str  # asgi | wsgi
     app: Any
     cookie: str  # cookie name carrying the session id
     peer: bool  # True for other libraries, False for sessionkit and baselines
     cleanup: Callable[[], None] | None = None
+    floor: bool = False  # True for the hand-made round trips: neither sessionkit nor a peer
+
+
+# -- Floors: the round trips made by hand ------------------------------------------------------
+
+
+class _Floor:
+    """A server-side session's redis round trips, made by the handler itself.
+
+    ``/new`` is one ``SET EX`` (to its own key, as a new session never touches the cookie's)
+    and a fresh token in a ``Set-Cookie``; ``/read`` one ``GET``; ``/write`` one ``GET`` and one
+    ``SET EX``. The value is a small JSON dict, encoded and decoded on every request as a session
+    layer must. One fixed key each, so the timed loop leaves no litter; the cookie's session is
+    written once, here. The cookie header is formatted by hand: the frameworks' cookie helpers
+    cost 5 to 25 µs more (Litestar's ``Cookie`` the most), which a floor must not count.
+    """
+
+    def __init__(self, redis_url: str, framework: str, use_asyncio: bool) -> None:
+        import redis
+        import redis.asyncio as aredis
+
+        url = f"{redis_url}/{REDIS_DB}"
+        self.new_key = f"bench-floor:{framework}:new"
+        self.key = f"bench-floor:{framework}:s"
+        self.sync = redis.Redis.from_url(url)
+        self.sync.set(self.key, json.dumps({"v": "hello", "n": 0}), ex=FLOOR_TTL)
+        self.aclient = aredis.Redis.from_url(url) if use_asyncio else None
+        # The loop the async client's connections belong to: they can only be closed on it.
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @staticmethod
+    def set_cookie() -> str:
+        """A ``Set-Cookie`` value carrying a new 43-character token."""
+        token = secrets.token_urlsafe(32)
+        return f"session={token}; Max-Age={FLOOR_TTL}; Path=/; HttpOnly; SameSite=Lax"
+
+    def new(self) -> str:
+        """Write a new session's value; return its ``Set-Cookie`` value."""
+        self.sync.set(self.new_key, json.dumps({"v": "hello", "n": 0}), ex=FLOOR_TTL)
+        return self.set_cookie()
+
+    def read(self) -> str:
+        return str(json.loads(self.sync.get(self.key))["v"])  # type: ignore[arg-type]
+
+    def write(self) -> str:
+        data = json.loads(self.sync.get(self.key))  # type: ignore[arg-type]
+        data["n"] += 1
+        self.sync.set(self.key, json.dumps(data), ex=FLOOR_TTL)
+        return str(data["n"])
+
+    def _async(self) -> Any:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self.aclient
+
+    async def anew(self) -> str:
+        await self._async().set(self.new_key, json.dumps({"v": "hello", "n": 0}), ex=FLOOR_TTL)
+        return self.set_cookie()
+
+    async def aread(self) -> str:
+        return str(json.loads(await self._async().get(self.key))["v"])
+
+    async def awrite(self) -> str:
+        client = self._async()
+        data = json.loads(await client.get(self.key))
+        data["n"] += 1
+        await client.set(self.key, json.dumps(data), ex=FLOOR_TTL)
+        return str(data["n"])
+
+    def cleanup(self) -> None:
+        """Delete both keys and close the clients; run outside the loop (as run.py does)."""
+        self.sync.delete(self.new_key, self.key)
+        self.sync.close()
+        loop = self._loop
+        # A loop that is gone or busy cannot close the client: drop it, its sockets die with us.
+        usable = loop is not None and not loop.is_closed() and not loop.is_running()
+        if self.aclient is not None and loop is not None and usable:
+            loop.run_until_complete(self.aclient.aclose())
+        self.aclient = None
 
 
 # -- Starlette ----------------------------------------------------------------------------------
@@ -105,6 +190,38 @@ def starsessions_starlette(backend: str, redis_url: str | None = None) -> Conten
     )
 
 
+def starlette_floor(redis_url: str) -> Contender:
+    """Starlette whose handlers make the redis round trips themselves: no session layer."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    floor = _Floor(redis_url, "starlette", use_asyncio=True)
+
+    async def new(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok", headers={"set-cookie": await floor.anew()})
+
+    async def read(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(await floor.aread())
+
+    async def write(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(await floor.awrite())
+
+    routes = [Route("/new", new), Route("/read", read), Route("/write", write)]
+    return Contender(
+        "starlette + raw redis calls (floor)",
+        "starlette",
+        "redis",
+        "asgi",
+        Starlette(routes=routes),
+        "session",
+        peer=False,
+        cleanup=floor.cleanup,
+        floor=True,
+    )
+
+
 # -- Litestar -----------------------------------------------------------------------------------
 
 
@@ -167,6 +284,44 @@ def litestar_sessions(backend: str, redis_url: str | None = None) -> Contender:
     app = _litestar_app([config.middleware], {"sessions": store}, session=True)
     return Contender(
         f"litestar sessions ({backend})", "litestar", backend, "asgi", app, "session", peer=True
+    )
+
+
+def litestar_floor(redis_url: str) -> Contender:
+    """Litestar whose handlers make the redis round trips themselves: no session layer."""
+    from litestar import Litestar, Response, get
+
+    floor = _Floor(redis_url, "litestar", use_asyncio=True)
+
+    @get("/new")
+    async def new() -> Response[str]:
+        return Response("ok", headers={"set-cookie": await floor.anew()}, media_type="text/plain")
+
+    @get("/read")
+    async def read() -> str:
+        return await floor.aread()
+
+    @get("/write")
+    async def write() -> str:
+        return await floor.awrite()
+
+    app = Litestar(
+        route_handlers=[new, read, write],
+        debug=False,
+        logging_config=None,
+        # Annotations are strings here (``from __future__``); Litestar resolves them by name.
+        signature_namespace={"Response": Response},
+    )
+    return Contender(
+        "litestar + raw redis calls (floor)",
+        "litestar",
+        "redis",
+        "asgi",
+        app,
+        "session",
+        peer=False,
+        cleanup=floor.cleanup,
+        floor=True,
     )
 
 
@@ -246,6 +401,38 @@ def flask_session(backend: str, redis_url: str | None = None) -> Contender:
     )
 
 
+def flask_floor(redis_url: str) -> Contender:
+    """Flask whose views make the redis round trips themselves: no session layer."""
+    import flask
+
+    floor = _Floor(redis_url, "flask", use_asyncio=False)
+    app = flask.Flask("bench")
+
+    @app.get("/new")
+    def new() -> tuple[str, dict[str, str]]:
+        return "ok", {"set-cookie": floor.new()}
+
+    @app.get("/read")
+    def read() -> str:
+        return floor.read()
+
+    @app.get("/write")
+    def write() -> str:
+        return floor.write()
+
+    return Contender(
+        "flask + raw redis calls (floor)",
+        "flask",
+        "redis",
+        "wsgi",
+        app.wsgi_app,
+        "session",
+        peer=False,
+        cleanup=floor.cleanup,
+        floor=True,
+    )
+
+
 def sessionkit_flask(storage_url: str, backend: str) -> Contender:
     from sessionkit import Store
     from sessionkit.flask import init_app
@@ -312,4 +499,35 @@ def wsgi_bare() -> Contender:
 
     return Contender(
         "wsgi (no framework, no sessions)", "wsgi", "none", "wsgi", app, "", peer=False
+    )
+
+
+def wsgi_floor(redis_url: str) -> Contender:
+    """A minimal WSGI app making the redis round trips itself: no framework, no session layer."""
+    floor = _Floor(redis_url, "wsgi", use_asyncio=False)
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        path = environ["PATH_INFO"]
+        headers = [("content-type", "text/plain")]
+        if path == "/new":
+            headers.append(("set-cookie", floor.new()))
+            body = b"ok"
+        elif path == "/read":
+            body = floor.read().encode()
+        else:
+            body = floor.write().encode()
+        headers.append(("content-length", str(len(body))))
+        start_response("200 OK", headers)
+        return [body]
+
+    return Contender(
+        "wsgi + raw redis calls (floor)",
+        "wsgi",
+        "redis",
+        "wsgi",
+        app,
+        "session",
+        peer=False,
+        cleanup=floor.cleanup,
+        floor=True,
     )

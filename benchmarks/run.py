@@ -38,21 +38,25 @@ def build(redis_url: str, tmp: Path, only: str | None) -> list[c.Contender]:
         lambda: c.sessionkit_starlette(sk_redis, "redis"),
         lambda: c.starsessions_starlette("memory"),
         lambda: c.starsessions_starlette("redis", redis_url),
+        lambda: c.starlette_floor(redis_url),
         c.litestar_bare,
         lambda: c.sessionkit_litestar("memory", "memory"),
         lambda: c.sessionkit_litestar(sk_redis, "redis"),
         lambda: c.litestar_sessions("memory"),
         lambda: c.litestar_sessions("redis", redis_url),
+        lambda: c.litestar_floor(redis_url),
         c.flask_bare,
         lambda: c.sessionkit_flask("memory", "memory"),
         lambda: c.sessionkit_flask(sqlite_url, "sqlite"),
         lambda: c.sessionkit_flask(sk_redis, "redis"),
         lambda: c.flask_session("memory"),
         lambda: c.flask_session("redis", redis_url),
+        lambda: c.flask_floor(redis_url),
         c.wsgi_bare,
         lambda: c.sessionkit_wsgi("memory", "memory"),
         lambda: c.sessionkit_wsgi(sqlite_url, "sqlite"),
         lambda: c.sessionkit_wsgi(sk_redis, "redis"),
+        lambda: c.wsgi_floor(redis_url),
     ]
     built = []
     for factory in factories:
@@ -64,6 +68,8 @@ def build(redis_url: str, tmp: Path, only: str | None) -> list[c.Contender]:
             continue
         if only is None or only in contender.name:
             built.append(contender)
+        elif contender.cleanup is not None:  # a floor writes its key when built: take it back
+            contender.cleanup()
     return built
 
 
@@ -196,6 +202,11 @@ def raw_limits(redis_url: str, loop: asyncio.AbstractEventLoop) -> tuple[Timed, 
     return Timed("raw limits", ops), cleanup
 
 
+def is_sessionkit(ct: c.Contender) -> bool:
+    """A sessionkit row: not a peer, not a bare framework, not a hand-made floor."""
+    return not ct.peer and not ct.floor and ct.backend != "none"
+
+
 def table(rows: list[tuple[c.Contender, dict[str, float]]], raw: dict[str, float]) -> str:
     base = {ct.framework: r for ct, r in rows if ct.backend == "none"}
     lines = [
@@ -221,22 +232,8 @@ def table(rows: list[tuple[c.Contender, dict[str, float]]], raw: dict[str, float
         "|---|---|---:|---:|---:|",
     ]
     for ct, r in rows:
-        if ct.peer or ct.backend == "none":
-            continue
-        peers = [
-            (p, pr)
-            for p, pr in rows
-            if p.peer and p.framework == ct.framework and p.backend == ct.backend
-        ]
-        if not peers:
-            continue
-        cells = []
-        names = set()
-        for s in SCENARIOS:
-            p, pr = min(peers, key=lambda x: x[1][s])
-            names.add(p.name)
-            cells.append(f"{r[s] / pr[s]:.2f}")
-        lines.append(f"| {ct.name} | {', '.join(sorted(names))} | {' | '.join(cells)} |")
+        if is_sessionkit(ct):
+            lines += peer_ratio_row(ct, r, rows, ct.backend)
     lines += [
         "",
         "### Ratios: session-layer overhead, sessionkit ÷ fastest peer (same backend)",
@@ -247,7 +244,7 @@ def table(rows: list[tuple[c.Contender, dict[str, float]]], raw: dict[str, float
         "|---|---|---:|---:|---:|",
     ]
     for ct, r in rows:
-        if ct.peer or ct.backend == "none" or ct.framework not in base:
+        if not is_sessionkit(ct) or ct.framework not in base:
             continue
         peers = [
             (p, pr) for p, pr in rows if p.peer and p.backend == ct.backend and p.framework in base
@@ -268,7 +265,7 @@ def table(rows: list[tuple[c.Contender, dict[str, float]]], raw: dict[str, float
         "|---|---:|---:|",
     ]
     for ct, r in rows:
-        if ct.peer or ct.backend != "redis":
+        if not is_sessionkit(ct) or ct.backend != "redis":
             continue
         flavour = "asyncio" if ct.kind == "asgi" else "sync"
         base_fw = base.get(ct.framework, {"read": 0.0, "write": 0.0})
@@ -277,7 +274,63 @@ def table(rows: list[tuple[c.Contender, dict[str, float]]], raw: dict[str, float
             f"{(r['read'] - base_fw['read']) / raw[f'redis GET ({flavour})']:.2f} | "
             f"{(r['write'] - base_fw['write']) / raw[f'redis GET + SET EX ({flavour})']:.2f} |"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + floor_tables(rows))
+
+
+def floor_tables(rows: list[tuple[c.Contender, dict[str, float]]]) -> list[str]:
+    """sessionkit and the fastest peer against the floor: the same framework making the same
+    round trips itself, which no session layer on that framework can beat."""
+    floors = {ct.framework: (ct, r) for ct, r in rows if ct.floor}
+    if not floors:
+        return []
+    lines = [
+        "",
+        "### Ratios: sessionkit on redis ÷ the framework's floor (same framework making the same "
+        "round trips itself, no session layer)",
+        "",
+        "| sessionkit | floor | new | read | write |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for ct, r in rows:
+        if not is_sessionkit(ct) or ct.backend != "redis" or ct.framework not in floors:
+            continue
+        f, fr = floors[ct.framework]
+        cells = " | ".join(f"{r[s] / fr[s]:.2f}" for s in SCENARIOS)
+        lines.append(f"| {ct.name} | {f.name} | {cells} |")
+    lines += [
+        "",
+        "Floor ÷ fastest peer on redis, same framework: the share of the peer's time that no "
+        "session layer can shed. Above 0.80, being 20 % faster than the peer is out of reach "
+        "with the same round trips.",
+        "",
+        "| floor | fastest peer | new | read | write |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for f, fr in floors.values():
+        lines += peer_ratio_row(f, fr, rows, "redis")
+    return lines
+
+
+def peer_ratio_row(
+    ct: c.Contender,
+    r: dict[str, float],
+    rows: list[tuple[c.Contender, dict[str, float]]],
+    backend: str,
+) -> list[str]:
+    """The table row of ``ct``'s times ÷ the fastest peer's, scenario by scenario, on the same
+    framework and ``backend``; no row when no peer was measured there."""
+    peers = [
+        (p, pr) for p, pr in rows if p.peer and p.framework == ct.framework and p.backend == backend
+    ]
+    if not peers:
+        return []
+    cells = []
+    names = set()
+    for s in SCENARIOS:
+        p, pr = min(peers, key=lambda x: x[1][s])
+        names.add(p.name)
+        cells.append(f"{r[s] / pr[s]:.2f}")
+    return [f"| {ct.name} | {', '.join(sorted(names))} | {' | '.join(cells)} |"]
 
 
 def main(argv: list[str] | None = None) -> int:

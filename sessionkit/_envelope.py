@@ -41,12 +41,20 @@ def encode_envelope(
     saved: float,
     lifetime: float | None,
 ) -> bytes:
-    """:func:`encode_record` without building a :class:`Record` first (the save path)."""
-    return registry.dumps(
-        {"v": VERSION, "c": created, "t": saved, "l": lifetime, "d": registry.encode(data)}
-    )
+    """:func:`encode_record` without building a :class:`Record` first (the save path).
+
+    The header is formatted here and only the data goes through the JSON encoder: the same
+    bytes as encoding the whole envelope as one dict (``float.__repr__`` is how ``json``
+    writes a float), for about a third less of the cost of a small session's save.
+    """
+    life = "null" if lifetime is None else _float(float(lifetime))
+    return (
+        f'{{"v":{VERSION},"c":{_float(float(created))},"t":{_float(float(saved))},'
+        f'"l":{life},"d":{registry.dumps_text(registry.encode(data))}}}'
+    ).encode()
 
 
+_float = float.__repr__
 _ENVELOPE_KEYS = frozenset({"v", "c", "t", "l", "d"})
 _NUMBER = (int, float)
 

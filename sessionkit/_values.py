@@ -191,6 +191,10 @@ class TypeRegistry:
         """Serialise an encoded tree to compact UTF-8 JSON."""
         return _json_encode(tree).encode()
 
+    def dumps_text(self, tree: Any) -> str:
+        """:meth:`dumps` before the UTF-8 encoding, for a caller that wraps the text."""
+        return _json_encode(tree)
+
     # -- decoding -----------------------------------------------------------------------------
 
     def object_hook(self, obj: dict[str, Any]) -> Any:
