@@ -133,8 +133,9 @@ class PluginRegistry:
         entry = installed.get(scheme)
         if entry is None:
             raise StorageNotFound(self._not_found_message(scheme))
-        query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True)) if ":" in url else {}
-        merged: dict[str, Any] = {**query, **options}
+        pairs = parse_qsl(urlsplit(url).query, keep_blank_values=True) if ":" in url else []
+        _refuse_repeats(pairs, entry.backend.repeatable)
+        merged: dict[str, Any] = {**dict(pairs), **options}
         return entry.backend.open(url, merged)
 
     def _not_found_message(self, scheme: str) -> str:
@@ -166,6 +167,15 @@ _default_registry = PluginRegistry()
 def available_backends() -> list[InstalledBackend]:
     """Return the installed storage backends (each once), in name order."""
     return list(_default_registry.backends())
+
+
+def _refuse_repeats(pairs: list[tuple[str, str]], repeatable: frozenset[str]) -> None:
+    """Refuse a query parameter given twice, unless the backend reads repeats itself."""
+    seen: set[str] = set()
+    for name, _ in pairs:
+        if name in seen and name.lower() not in repeatable:
+            raise ConfigError(name, "appears more than once in the storage URL; give it once")
+        seen.add(name)
 
 
 def open_storage(url: str, **options: Any) -> Storage:

@@ -35,6 +35,10 @@ def _check_schemes(_: object, attribute: attrs.Attribute[Any], value: tuple[str,
         )
 
 
+def _lower_names(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(name.lower() for name in names)
+
+
 @attrs.frozen
 class Backend:
     """One storage backend offered by a plugin.
@@ -42,12 +46,19 @@ class Backend:
     ``open(url, options)`` builds the storage. ``options`` holds the URL's query parameters
     merged with the keyword arguments given to :func:`sessionkit.open_storage` (keywords win);
     the opener rejects options it does not know with a :class:`~sessionkit.ConfigError`.
+
+    ``repeatable`` names the query parameters that may legitimately appear more than once
+    (MongoDB's ``readPreferenceTags``), matched without regard to case; the opener then reads
+    them from the URL itself, since ``options`` holds only the last value. Any other name
+    given twice is refused before ``open`` is called: silently keeping one of two
+    ``prefix=`` values would put sessions where nobody meant them.
     """
 
     name: str
     schemes: tuple[str, ...] = attrs.field(converter=_schemes, validator=_check_schemes)
     open: Callable[[str, Mapping[str, Any]], Storage]
     description: str = ""
+    repeatable: frozenset[str] = attrs.field(default=frozenset(), converter=_lower_names)
 
 
 class HookSpecs:

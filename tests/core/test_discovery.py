@@ -134,3 +134,33 @@ def test_cli_backends_lists_memory_with_distribution_and_version() -> None:
     ).stdout
     line = next(ln for ln in out.splitlines() if ln.startswith("memory"))
     assert "memory://" in line and "sessionkit-memory" in line and sessionkit.__version__ in line
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("memory://?max_entries=3&max_entries=100000000", "max_entries"),
+        ("redis://127.0.0.1:6379/0?prefix=a:&prefix=b:", "prefix"),
+        ("sqlite:///x.db?table=a&table=b", "table"),
+        ("mongodb://127.0.0.1:1/db?collection=a&collection=b", "collection"),
+    ],
+)
+def test_a_query_parameter_given_twice_is_a_config_error_naming_it(url: str, name: str) -> None:
+    # Keeping either value silently would put sessions somewhere nobody asked for.
+    with pytest.raises(sessionkit.ConfigError, match="more than once") as caught:
+        open_storage(url)
+    assert caught.value.field == name
+
+
+def test_a_backend_may_accept_repeats_it_reads_from_the_url_itself() -> None:
+    # MongoDB takes one readPreferenceTags per tag set, in order of preference.
+    url = (
+        "mongodb://127.0.0.1:1/db?readPreferenceTags=dc:ny&readPreferenceTags=dc:sf"
+        "&readPreference=secondary&serverSelectionTimeoutMS=100"
+    )
+    storage = open_storage(url)
+    try:
+        tags = storage._client.read_preference.tag_sets  # type: ignore[attr-defined]
+        assert tags == [{"dc": "ny"}, {"dc": "sf"}]
+    finally:
+        storage.close()

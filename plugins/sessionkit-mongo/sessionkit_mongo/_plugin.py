@@ -22,5 +22,7 @@ def sessionkit_backends() -> list[Backend]:
             schemes=("mongodb", "mongodb+srv"),
             open=_open,
             description="MongoDB collection; TTL index plus expiry checked on every read",
+            # A tag set per occurrence, in order of preference; pymongo reads them from the URL.
+            repeatable={"readPreferenceTags"},
         )
     ]
