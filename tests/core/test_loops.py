@@ -6,6 +6,7 @@ import asyncio
 import gc
 import itertools
 import threading
+import weakref
 
 import pytest
 
@@ -147,10 +148,9 @@ def test_clear_forgets_every_loops_client() -> None:
 def test_a_collected_loop_takes_its_client_with_it() -> None:
     clients = PerLoop(Client)
 
-    async def get() -> Client:
-        return clients.get()
+    async def get() -> weakref.ref[Client]:
+        return weakref.ref(clients.get())
 
-    for _ in range(3):
-        asyncio.run(get())
+    made = [asyncio.run(get()) for _ in range(3)]
     gc.collect()
-    assert len(clients._clients) == 0
+    assert [ref() for ref in made] == [None, None, None]  # the last one included

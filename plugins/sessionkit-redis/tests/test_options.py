@@ -19,7 +19,7 @@ from sessionkit_redis import RedisStorage
 
 
 def connection_kwargs(storage: Any) -> dict[str, Any]:
-    kwargs: dict[str, Any] = storage._client.get_connection_kwargs()
+    kwargs: dict[str, Any] = storage._sync().get_connection_kwargs()
     return kwargs
 
 

@@ -1,12 +1,15 @@
 """What the Redis storage does on a real server beyond the shared contract.
 
 Key layout and TTL precision, the one-round-trip commands, ``reset`` confined to its prefix
-(glob characters included), clients passed in, failures, and Redis Cluster.
+(glob characters included), clients passed in, failures, Redis Cluster, and the lane (commands
+on connections the storage keeps, past the pool's checkout).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -348,3 +351,208 @@ async def test_cluster_async_operations_and_reset(redis_cluster_url: str) -> Non
     assert [await storage.aget(f"k{index}") for index in range(50)] == [None] * 50
     await storage.aclose()
     await client.aclose()
+
+
+# -- the lane: a URL-built storage sends its single-key commands on connections it keeps ------
+#
+# Each test below can fail on a real server: a command that checks a connection out of the
+# pool, a stale reply read after an interrupted command, a connection shared across a fork or
+# between threads, a server-closed connection surfacing as an error.
+
+
+class Counts:
+    def __init__(self) -> None:
+        self.sent = 0
+        self.checkouts = 0
+
+
+@pytest.fixture
+def counts(monkeypatch: pytest.MonkeyPatch) -> Counts:
+    """Count commands sent and pool checkouts, sync and asyncio, for this test."""
+    seen = Counts()
+
+    def counting(cls: Any, name: str, field: str) -> None:
+        original = getattr(cls, name)
+        if asyncio.iscoroutinefunction(original):
+
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                setattr(seen, field, getattr(seen, field) + 1)
+                return await original(*args, **kwargs)
+
+        else:
+
+            def wrapper(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+                setattr(seen, field, getattr(seen, field) + 1)
+                return original(*args, **kwargs)
+
+        monkeypatch.setattr(cls, name, wrapper)
+
+    counting(redis.connection.AbstractConnection, "send_packed_command", "sent")
+    counting(redis.asyncio.connection.AbstractConnection, "send_packed_command", "sent")
+    counting(redis.ConnectionPool, "get_connection", "checkouts")
+    counting(redis.asyncio.ConnectionPool, "get_connection", "checkouts")
+    return seen
+
+
+@pytest.mark.parametrize("operation", list(ROUND_TRIPS))
+def test_each_operation_is_one_command_and_no_checkout(
+    storage: RedisStorage, counts: Counts, operation: str
+) -> None:
+    storage.set("k", b"v", HOUR)  # the lane's first connection is checked out here, once
+    method, args = ROUND_TRIPS[operation]
+    sent, checkouts = counts.sent, counts.checkouts
+    getattr(storage, method)("k", *args)
+    assert (counts.sent - sent, counts.checkouts - checkouts) == (1, 0)
+
+
+@pytest.mark.parametrize("operation", list(ROUND_TRIPS))
+async def test_each_async_operation_is_one_command_and_no_checkout(
+    storage: RedisStorage, counts: Counts, operation: str
+) -> None:
+    await storage.aset("k", b"v", HOUR)
+    method, args = ROUND_TRIPS[operation]
+    sent, checkouts = counts.sent, counts.checkouts
+    await getattr(storage, f"a{method}")("k", *args)
+    assert (counts.sent - sent, counts.checkouts - checkouts) == (1, 0)
+
+
+def test_a_resp3_storage_goes_through_the_client(
+    redis_url: str, prefix: str, counts: Counts
+) -> None:
+    storage = RedisStorage(redis_url, prefix=prefix, protocol=3)
+    storage.set("k", b"v", HOUR)
+    checkouts = counts.checkouts
+    assert storage.get("k") == b"v"
+    assert counts.checkouts - checkouts == 1  # the client's own path, push handling and all
+    storage.close()
+
+
+# -- connections the server closed while they sat idle ----------------------------------------
+
+
+@pytest.fixture
+def named(redis_url: str, prefix: str) -> Iterator[tuple[RedisStorage, str]]:
+    name = f"sk-lane-{uuid.uuid4().hex[:10]}"
+    storage = RedisStorage(redis_url, prefix=prefix, client_name=name)
+    yield storage, name
+    storage.close()
+
+
+def kill_named(raw: redis.Redis, name: str) -> int:
+    """Close every server-side connection called ``name``, as a server ``timeout`` would."""
+    ids = [entry["id"] for entry in raw.client_list() if entry["name"] == name]
+    for client_id in ids:
+        raw.client_kill_filter(_id=client_id)
+    return len(ids)
+
+
+def test_a_connection_closed_by_the_server_is_replaced_without_an_error(
+    named: tuple[RedisStorage, str], raw: redis.Redis
+) -> None:
+    storage, name = named
+    storage.set("k", b"v", HOUR)
+    assert kill_named(raw, name) == 1
+    assert storage.get("k") == b"v"  # one more try on a new connection, not a StorageError
+    storage.set("k", b"w", HOUR)
+    assert storage.get("k") == b"w"
+
+
+async def test_an_async_connection_closed_by_the_server_is_replaced_without_an_error(
+    named: tuple[RedisStorage, str], raw: redis.Redis
+) -> None:
+    storage, name = named
+    await storage.aset("k", b"v", HOUR)
+    assert kill_named(raw, name) == 1
+    assert await storage.aget("k") == b"v"
+    await storage.aset("k", b"w", HOUR)
+    assert await storage.aget("k") == b"w"
+
+
+# -- interrupted commands leave no reply behind ------------------------------------------------
+
+
+async def test_a_cancelled_read_leaves_no_stale_reply_for_the_next_command(
+    storage: RedisStorage, raw: redis.Redis
+) -> None:
+    await storage.aset("a", b"A", HOUR)
+    await storage.aset("b", b"B", HOUR)
+    raw.client_pause(300)  # every command waits 300 ms: the GET below waits for its reply
+    pending = asyncio.ensure_future(storage.aget("a"))
+    await asyncio.sleep(0.05)
+    assert not pending.done()
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+    await asyncio.sleep(0.35)  # the pause ends, the server answers the cancelled GET
+    assert await storage.aget("b") == b"B"  # the reply to *this* GET, not the stale "A"
+    assert await storage.aget("a") == b"A"
+
+
+def test_a_timed_out_read_leaves_no_stale_reply_for_the_next_command(
+    redis_url: str, prefix: str, raw: redis.Redis
+) -> None:
+    storage = RedisStorage(redis_url, prefix=prefix, socket_timeout=0.05)
+    storage.set("a", b"A", HOUR)
+    storage.set("b", b"B", HOUR)
+    raw.client_pause(300)
+    with pytest.raises(StorageError, match="redis GET failed"):
+        storage.get("a")
+    threading.Event().wait(0.35)
+    assert storage.get("b") == b"B"
+    assert storage.get("a") == b"A"
+    storage.close()
+
+
+# -- threads and processes never share a connection --------------------------------------------
+
+
+def test_threads_never_share_a_connection(storage: RedisStorage) -> None:
+    errors: list[str] = []
+
+    def work(n: int) -> None:
+        for i in range(200):
+            value = f"{n}:{i}".encode()
+            storage.set(f"t{n}", value, HOUR)
+            got = storage.get(f"t{n}")
+            if got != value:
+                errors.append(f"thread {n} wrote {value!r}, read {got!r}")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_opens_its_own_connection(
+    named: tuple[RedisStorage, str], raw: redis.Redis
+) -> None:
+    storage, name = named
+    storage.set("k", b"parent", HOUR)
+    before = [e for e in raw.client_list() if e["name"] == name]
+    assert len(before) == 1
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: use the storage, report, wait to be counted, leave
+        try:
+            ok = storage.get("k") == b"parent"
+            storage.set("c", b"child", HOUR)
+            ok = ok and storage.get("c") == b"child"
+            os.write(ready_w, b"1" if ok else b"0")
+            os.read(done_r, 1)
+        finally:
+            os._exit(0)
+    try:
+        assert os.read(ready_r, 1) == b"1"
+        during = [e for e in raw.client_list() if e["name"] == name]
+        assert len(during) == 2  # the child's own connection, not the parent's socket
+    finally:
+        os.write(done_w, b"x")
+        os.waitpid(pid, 0)
+        for fd in (ready_r, ready_w, done_r, done_w):
+            os.close(fd)
+    assert storage.get("k") == b"parent"  # and the parent's connection is still in step
+    assert before[0]["id"] in [e["id"] for e in raw.client_list() if e["name"] == name]
