@@ -82,7 +82,12 @@ def connection_options(
     option beats the URL path, as it does in redis-py's own URLs.
     """
     parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    names = [name for name, _ in pairs]
+    for name in names:
+        if names.count(name) > 1:  # as open_storage refuses it: which one was meant?
+            raise ConfigError(name, "appears more than once in the storage URL; give it once")
+    query = dict(pairs)
     own = {name: query.pop(name) for name in OWN_OPTIONS & set(query)}
     connection_class = _CONNECTION_CLASSES.get(parts.scheme.lower())
     if connection_class is None:

@@ -92,6 +92,14 @@ def test_bad_options_are_config_errors_naming_them(
     assert str(caught.value).startswith(f"{field}: ")
 
 
+@pytest.mark.parametrize("name", ["prefix", "socket_timeout"])
+def test_a_parameter_given_twice_is_refused_when_built_directly_too(name: str) -> None:
+    """``open_storage`` refuses it before the plugin sees the URL; ``RedisStorage(url)`` must too."""
+    with pytest.raises(ConfigError, match="more than once") as caught:
+        RedisStorage(f"redis://h/0?{name}=1&{name}=2")
+    assert caught.value.field == name
+
+
 def test_client_arguments_are_checked() -> None:
     sync = redis.Redis()
     with pytest.raises(ConfigError, match="not both"):
