@@ -12,6 +12,7 @@ import asyncio
 import gc
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -26,6 +27,8 @@ from _drive import asgi_caller, median_us, time_async, time_sync, wsgi_caller
 
 SCENARIOS = ("new", "read", "write")
 SKIPPED: list[str] = []
+#: Per-round medians in µs, by contender name and scenario: the spread of a ratio across rounds.
+ROUNDS: dict[str, dict[str, list[float]]] = {}
 
 
 def build(redis_url: str, tmp: Path, only: str | None) -> list[c.Contender]:
@@ -98,11 +101,11 @@ class Timed:
         self._after = after
 
     def run(self, loop: asyncio.AbstractEventLoop, n: int, warmup: int) -> None:
+        rounds = ROUNDS.setdefault(self.name, {k: [] for k in self.ops})
         for key, (kind, fn) in self.ops.items():
-            if kind == "async":
-                self.samples[key] += time_async(loop, fn, n, warmup)
-            else:
-                self.samples[key] += time_sync(fn, n, warmup)
+            got = time_async(loop, fn, n, warmup) if kind == "async" else time_sync(fn, n, warmup)
+            self.samples[key] += got
+            rounds[key].append(median_us(got))
 
     def finish(self, runs: int) -> dict[str, float]:
         """Check what the timed runs left behind (``runs`` calls of each op); medians in µs."""
@@ -255,6 +258,9 @@ def table(rows: list[tuple[c.Contender, dict[str, float]]], raw: dict[str, float
         "",
         "### Ratios: sessionkit ÷ fastest peer on the same framework and backend",
         "",
+        "In brackets, the middle half of the same ratio taken round by round (each round's "
+        "medians): how far the machine's noise moves it.",
+        "",
         "| sessionkit | peer | new | read | write |",
         "|---|---|---:|---:|---:|",
     ]
@@ -363,8 +369,20 @@ def peer_ratio_row(
     for s in SCENARIOS:
         p, pr = min(peers, key=lambda x: x[1][s])
         names.add(p.name)
-        cells.append(f"{r[s] / pr[s]:.2f}")
+        cells.append(f"{r[s] / pr[s]:.2f} {_spread(ct.name, p.name, s)}")
     return [f"| {ct.name} | {', '.join(sorted(names))} | {' | '.join(cells)} |"]
+
+
+def _spread(mine: str, theirs: str, scenario: str) -> str:
+    """``(low to high)``: the ratio of the two contenders' medians round by round, its middle
+    half (quartiles), so a reader sees whether a ratio's distance to a target is noise."""
+    ratios = sorted(
+        a / b for a, b in zip(ROUNDS[mine][scenario], ROUNDS[theirs][scenario], strict=True)
+    )
+    if len(ratios) < 4:
+        return ""
+    low, _, high = statistics.quantiles(ratios, n=4)
+    return f"({low:.2f} to {high:.2f})"
 
 
 def main(argv: list[str] | None = None) -> int:
