@@ -21,6 +21,8 @@ from pymongo.write_concern import WriteConcern
 
 from sessionkit import ConfigError
 
+from ._plugin import REPEATABLE
+
 __all__ = [
     "DEFAULT_COLLECTION",
     "DEFAULT_DATABASE",
@@ -36,7 +38,6 @@ DEFAULT_COLLECTION = "sessions"
 
 #: The storage's own options, which may come in the URL's query but are not pymongo's.
 OWN_OPTIONS = frozenset({"collection", "write_concern"})
-
 #: pymongo waits 30 s to find a server and forever for a reply by default; an outage should
 #: fail a request fast with a StorageError instead. Each can be overridden (URL or keyword).
 DRIVER_DEFAULTS: Mapping[str, int] = {
@@ -56,6 +57,11 @@ def driver_options(
     """Return ``(url for pymongo, keywords for the client, own options found in the query)``."""
     parts = urlsplit(url)
     pairs = [p for p in parts.query.split("&") if p]
+    names = [_query_name(p) for p in pairs]
+    folded = [name.lower() for name in names]  # pymongo's option names ignore case
+    for name, key in zip(names, folded, strict=True):
+        if folded.count(key) > 1 and key not in REPEATABLE:
+            raise ConfigError(name, "appears more than once in the storage URL; give it once")
     own = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k in OWN_OPTIONS}
     kept = [p for p in pairs if _query_name(p) not in OWN_OPTIONS]
     in_url = dict(parse_qsl("&".join(kept), keep_blank_values=True))

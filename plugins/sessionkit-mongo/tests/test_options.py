@@ -130,6 +130,26 @@ def test_bad_options_are_config_errors_naming_them(
     assert caught.value.field == field
 
 
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("collection=a&collection=b", "collection"),
+        ("write_concern=1&write_concern=majority", "write_concern"),
+        ("retryWrites=false&retrywrites=true", "retryWrites"),  # pymongo ignores the case
+    ],
+)
+def test_a_parameter_given_twice_is_refused_when_built_directly_too(query: str, field: str) -> None:
+    """``open_storage`` refuses it before the plugin sees the URL; ``MongoStorage(url)`` must too
+    (it took the last one, and pymongo only warns), while tag sets may repeat."""
+    with pytest.raises(ConfigError, match="more than once") as caught:
+        MongoStorage(f"mongodb://127.0.0.1:1/db?{query}")
+    assert caught.value.field == field
+    storage = MongoStorage(
+        URL + "&readPreference=nearest&readPreferenceTags=dc:ny&readPreferenceTags="
+    )
+    storage.close()
+
+
 def test_client_arguments_are_checked() -> None:
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(URL, connect=False)
     with pytest.raises(ConfigError, match="not both"):
