@@ -31,8 +31,8 @@ def http_date(timestamp: float) -> str:
 def checked(what: str, value: str) -> str:
     """Return ``value``, or raise if it could break out of its header line.
 
-    Config validated its fields and the store validates client ids; this is the last line
-    for server-made ids (a custom ``key_generator`` is only sampled at construction).
+    For the config's fields, which go into every cookie line; ids are checked where they
+    come in (see :meth:`CookieRenderer.set`).
     """
     if _UNSAFE.search(value):
         raise SessionKitError(f"refusing to render {what} {value!r}: it holds a separator")
@@ -76,8 +76,13 @@ class CookieRenderer:
         return text
 
     def set(self, session_id: str, max_age: float, now: float) -> str:
-        """The line that stores ``session_id`` for ``max_age`` seconds from ``now``."""
-        value = self._prefix + checked("session id", session_id)
+        """The line that stores ``session_id`` for ``max_age`` seconds from ``now``.
+
+        ``session_id`` is not checked again here: every id a session holds was checked where
+        it came in (a client's against the store's id pattern, a server-made one by
+        :meth:`Store.new_id <sessionkit.Store.new_id>`).
+        """
+        value = self._prefix + session_id
         if self._session_only:
             return value + self._suffix
         seconds = max(1, int(max_age))

@@ -35,7 +35,7 @@ from typing import AnyStr, NamedTuple
 
 import attrs
 
-from ._cookies import CookieRenderer, checked
+from ._cookies import CookieRenderer
 from ._errors import SessionGone, SessionKitError, SessionTooLarge, StorageError
 from ._session import Session
 from ._store import Store, fingerprint
@@ -246,7 +246,7 @@ class Finisher:
         cookies = self._cookies
         if cookies is not None:
             return cookies.set(session._id, lifetime, now)
-        return checked("session id", session._id) if self._header else None
+        return session._id if self._header else None
 
     def _expire(self) -> str | None:
         if self._cookies is not None:

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import attrs
 
-from ._config import Config
+from ._config import Config, default_key_generator
 from ._discovery import open_storage
 from ._envelope import Record, decode_record, encode_envelope
 from ._errors import SessionGone, SessionKitError, SessionTooLarge, StorageError
@@ -61,7 +61,11 @@ class Store:
         self.now = clock
         self.types = TypeRegistry()
         self.lookup = config.lookup
-        self._id_pattern = re.compile(rf"[A-Za-z0-9_-]{{{config.id_length}}}\Z")
+        self._id_length = config.id_length
+        self._id_pattern = re.compile(rf"[A-Za-z0-9_-]{{{self._id_length}}}\Z")
+        self._generate = config.key_generator
+        # The default draws from ``secrets`` and always has the shape: it needs no check.
+        self._trusted_ids = config.key_generator is default_key_generator
         self._expiration = config.expiration.total_seconds()
         self._absolute = (
             None if config.absolute_timeout is None else config.absolute_timeout.total_seconds()
@@ -83,8 +87,20 @@ class Store:
         self.types.register_type(cls, name=name)
 
     def new_id(self) -> str:
-        """Return a new server-made session id."""
-        return self.config.key_generator()
+        """Return a new server-made session id.
+
+        A custom ``key_generator`` is checked on every id, not only when the config samples
+        it: an id that could break out of a header line, or has another length than the ids
+        clients are held to, fails here with :class:`~sessionkit.SessionKitError`, before it
+        names a record or reaches a response.
+        """
+        session_id = self._generate()
+        if self._trusted_ids or self.is_valid_id(session_id):
+            return session_id
+        raise SessionKitError(
+            f"key_generator returned {session_id!r}, not an id of the configured shape "
+            f"({self._id_length} characters of A-Z a-z 0-9 _ -); nothing was stored"
+        )
 
     def is_valid_id(self, session_id: object) -> bool:
         """Return whether ``session_id`` has the exact shape of ids this store makes."""

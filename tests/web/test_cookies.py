@@ -159,26 +159,33 @@ async def test_query_transport_is_read_only(make_client: MakeClient, clock: Fake
     assert (await client.get(f"/setid?sid={planted}&x=1")).text != planted
 
 
-async def test_bad_server_id_is_refused_at_render(
-    make_client: MakeClient, clock: FakeClock
+@pytest.mark.parametrize(
+    "bad", ["A" * 40 + ";x=", "A" * 30, "A" * 42 + "\u00e9"], ids=["separator", "short", "latin-1"]
+)
+async def test_bad_server_id_is_refused_when_made(
+    make_client: MakeClient, clock: FakeClock, bad: str
 ) -> None:
     good = itertools.cycle(["A" * 43, "B" * 43])
-    calls = itertools.count()
+    turned = False
 
     def generator() -> str:
-        # well formed while Config samples it, then an injection attempt
-        return next(good) if next(calls) < 2 else "A" * 40 + ";x="
+        # well formed while the config and the store sample it, then not
+        return bad if turned else next(good)
 
     store = make_store(clock, key_generator=generator)
-    with pytest.raises(SessionKitError, match="separator"):
+    turned = True
+    with pytest.raises(SessionKitError, match="key_generator returned"):
         await make_client(store).get("/set?a=1")
+    with pytest.raises(SessionKitError, match="key_generator returned"):
+        store.new_id()
+    assert store.storage.writes == 0  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("bad", ["a;b", "a\r\nSet-Cookie: x=1", "a b", "a,b"])
-def test_renderer_refuses_separators(clock: FakeClock, bad: str) -> None:
-    renderer = CookieRenderer(make_store(clock).config)
-    with pytest.raises(SessionKitError):
-        renderer.set(bad, 60, clock.now)
+def test_default_ids_have_the_shape_clients_are_held_to(clock: FakeClock) -> None:
+    store = make_store(clock)
+    ids = {store.new_id() for _ in range(200)}
+    assert len(ids) == 200
+    assert all(store.is_valid_id(i) for i in ids)
 
 
 def test_expires_date_is_cached_per_second_only(clock: FakeClock) -> None:

@@ -79,10 +79,6 @@ class MemoryStorage:
         if self._closed:
             raise StorageError("memory storage is closed")
 
-    def _expiry(self, ttl: timedelta | None) -> float:
-        seconds = ttl_seconds(ttl)
-        return _NEVER if seconds is None else self._clock() + seconds
-
     def _purge(self, now: float, limit: int) -> int:
         """Delete up to ``limit`` expired entries, soonest-expired first; return how many."""
         heap, data = self._heap, self._data
@@ -95,8 +91,10 @@ class MemoryStorage:
                 purged += 1
         return purged
 
-    def _store(self, key: str, value: bytes, expires_at: float) -> None:
+    def _store(self, key: str, value: bytes, seconds: float | None, now: float) -> None:
+        """Write ``key`` to expire ``seconds`` after ``now`` (``None``: never)."""
         data = self._data
+        expires_at = _NEVER if seconds is None else now + seconds
         data.pop(key, None)
         data[key] = (value, expires_at)
         if expires_at != _NEVER:
@@ -109,7 +107,7 @@ class MemoryStorage:
                 heapq.heapify(self._heap)
         cap = self.max_entries
         if cap is not None and len(data) > cap:
-            self._purge(self._clock(), len(data) - cap)
+            self._purge(now, len(data) - cap)
             while len(data) > cap:
                 del data[next(iter(data))]
 
@@ -129,35 +127,37 @@ class MemoryStorage:
     def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
         if type(value) is not bytes:
             value = bytes(value)  # copy in: a caller's bytearray cannot change what is stored
-        expires_at = self._expiry(ttl)
+        seconds = ttl_seconds(ttl)
         with self._lock:
             self._check_open()
             now = self._clock()
             heap = self._heap
             if heap and heap[0][0] <= now:  # something is due: purge a batch
                 self._purge(now, self.purge_batch)
-            self._store(key, value, expires_at)
+            self._store(key, value, seconds, now)
 
     def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
         if type(value) is not bytes:
             value = bytes(value)
-        expires_at = self._expiry(ttl)
+        seconds = ttl_seconds(ttl)
         with self._lock:
             self._check_open()
+            now = self._clock()
             entry = self._data.get(key)
-            if entry is None or entry[1] <= self._clock():
+            if entry is None or entry[1] <= now:
                 return False
-            self._store(key, value, expires_at)
+            self._store(key, value, seconds, now)
             return True
 
     def touch(self, key: str, ttl: timedelta | None) -> bool:
-        expires_at = self._expiry(ttl)
+        seconds = ttl_seconds(ttl)
         with self._lock:
             self._check_open()
+            now = self._clock()
             entry = self._data.get(key)
-            if entry is None or entry[1] <= self._clock():
+            if entry is None or entry[1] <= now:
                 return False
-            self._store(key, entry[0], expires_at)
+            self._store(key, entry[0], seconds, now)
             return True
 
     def delete(self, key: str) -> None:
