@@ -29,13 +29,14 @@ from ._hookspec import Backend, hookimpl, hookspec
 from ._inspect import CountableStorage, PurgeableStorage, ScannableStorage
 from ._loops import PerLoop
 from ._session import Session
-from ._storage import AsyncFromSyncMixin, ConditionalStorage, Storage, ttl_seconds
+from ._storage import AsyncFromSyncMixin, AtomicStorage, ConditionalStorage, Storage, ttl_seconds
 from ._store import Store
 
 __version__ = "1.0.0a1"
 
 __all__ = [
     "AsyncFromSyncMixin",
+    "AtomicStorage",
     "Backend",
     "ConditionalStorage",
     "Config",

@@ -20,7 +20,7 @@ import attrs
 
 from ._clitext import describe
 from ._errors import ConfigError
-from ._storage import ConditionalStorage, Storage
+from ._storage import AtomicStorage, ConditionalStorage, Storage
 
 __all__ = ["NAMESPACE_OPTIONS", "Step", "format_step", "run_check"]
 
@@ -99,6 +99,35 @@ class _Check:
         _expect("replace of a present key", written, True)
         _expect("get after replace", storage.get(self.key), new)
         return Step("replace", True, ms)
+
+    def replace_if(self) -> Step:
+        storage = self.storage
+        if not isinstance(storage, AtomicStorage):
+            return Step("replace_if", None, detail="no replace_if(): renewals read, then write")
+        current = storage.get(self.key)
+        assert current is not None  # replace() just wrote it
+        stale = current + b" stale"
+        _expect(
+            "replace_if over other bytes",
+            storage.replace_if(self.key, stale, b"x", SCRATCH_TTL),
+            False,
+        )
+        new = current + b" renewed"
+        written, ms = _timed(storage.replace_if, self.key, current, new, SCRATCH_TTL)
+        _expect("replace_if over the stored bytes", written, True)
+        _expect("get after replace_if", storage.get(self.key), new)
+        return Step("replace_if", True, ms)
+
+    def take(self) -> Step:
+        storage = self.storage
+        if not isinstance(storage, AtomicStorage):
+            return Step("take", None, detail="no take(): regenerate reads, then deletes")
+        storage.set(self.key, self.value, SCRATCH_TTL)
+        taken, ms = _timed(storage.take, self.key)
+        _expect("take of a present key", taken, True)
+        _expect("get after take", storage.get(self.key), None)
+        _expect("take of an absent key", storage.take(self.key), False)
+        return Step("take", True, ms)
 
     def delete(self) -> Step:
         _, ms = _timed(self.storage.delete, self.key)
@@ -191,7 +220,9 @@ def run_check(
         check.get,
         check.touch,
         check.replace,
+        check.replace_if,
         check.delete,
+        check.take,
         check.expiry,
         check.async_round_trip,
     ]
@@ -221,4 +252,4 @@ def format_step(step: Step) -> str:
     """``  get      ok        0.08 ms`` -- one aligned line per step."""
     status = {True: "ok", False: "FAILED", None: "skipped"}[step.ok]
     ms = "" if step.ms is None else f"{step.ms:.2f} ms"
-    return f"  {step.name:<8} {status:<8} {ms:>10}  {step.detail}".rstrip()
+    return f"  {step.name:<10} {status:<8} {ms:>10}  {step.detail}".rstrip()

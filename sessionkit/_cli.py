@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import functools
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -74,6 +75,8 @@ def _with_storage(command: StorageCommand) -> Command:
             return EXIT_FAILED
         try:
             return command(args, storage)
+        except BrokenPipeError:
+            raise  # not the storage's failure: the reader went away (see main)
         except Exception as exc:
             _err(describe(exc))
             return EXIT_FAILED
@@ -243,7 +246,10 @@ def _add_operator_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
     purge.add_argument(
         "--expired-only",
         action="store_true",
-        help="delete only expired sessions (backends with purge_expired(): memory, SQLite)",
+        help=(
+            "delete only expired sessions (backends with purge_expired(): memory, SQLite, "
+            "MongoDB; Redis expires keys itself and reports 0)"
+        ),
     )
     purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
@@ -283,7 +289,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
     func: Command = args.func
-    return func(args)
+    try:
+        return func(args)
+    except BrokenPipeError:
+        # The reader went away (``sessionkit stats ... | head``): stop quietly, as Unix tools
+        # do. stdout is pointed at /dev/null first, or the interpreter's own flush at exit
+        # would fail on the closed pipe and print a traceback after all.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,7 +17,7 @@ import attrs
 from ._errors import ConfigError
 from ._storage import Storage
 
-__all__ = ["Config", "KeyLookup", "default_key_generator"]
+__all__ = ["MAX_LIFETIME", "Config", "KeyLookup", "default_key_generator"]
 
 # RFC 7230 token: what a cookie name or a header name may be made of.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
@@ -25,6 +25,40 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _UNSAFE_ATTR = re.compile(r"[;,\x00-\x1f\x7f]")
 _ID_ALPHABET = re.compile(r"[A-Za-z0-9_-]+\Z")
 _SAME_SITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
+
+#: The longest lifetime a session may be given (``expiration``, ``absolute_timeout``, and
+#: ``set_expiry``). RFC 6265bis has browsers cap a cookie's ``Expires``/``Max-Age`` at 400 days,
+#: so a longer server-side lifetime would outlive every cookie that could point to the record;
+#: and far beyond it the cookie's ``Expires`` date cannot even be rendered (year 10000).
+MAX_LIFETIME = timedelta(days=400)
+
+# Headers the id must never travel in with ``key_lookup="header:NAME"``: writing the id there
+# would break the response's framing (the length, the transfer coding, the connection), take
+# over a header the server or the browser acts on (a redirect, a cookie, the content type), or
+# be overwritten by the server itself. Compared lowercased: header names are case-insensitive.
+_FORBIDDEN_HEADERS = frozenset(
+    {
+        # framing and hop-by-hop (RFC 9110 section 7.6.1, RFC 9112)
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-connection",
+        # what the server or the browser acts on, or the server writes itself
+        "host",
+        "cookie",
+        "set-cookie",
+        "location",
+        "content-type",
+        "content-encoding",
+        "vary",
+        "date",
+        "server",
+    }
+)
 
 #: The smallest id length accepted from a ``key_generator``: 22 URL-safe characters carry
 #: 132 bits, above the 128 bits the security contract demands.
@@ -53,14 +87,35 @@ class KeyLookup:
             )
         if not _TOKEN.match(name):
             raise ConfigError("key_lookup", f"{name!r} is not a valid {source} name")
+        if source == "header" and name.lower() in _FORBIDDEN_HEADERS:
+            raise ConfigError(
+                "key_lookup",
+                f"{name!r} cannot carry the session id: the server, the browser or a proxy "
+                "gives that header its own meaning (framing, redirects, cookies, content), "
+                "so writing the id into it would break or hijack the response; "
+                "use a header of your own, such as 'header:X-Session'",
+            )
         return cls(source, name)  # type: ignore[arg-type]
 
 
-def _positive(field: str, value: timedelta) -> None:
+def _lifetime(field: str, value: timedelta) -> None:
+    """A positive ``timedelta`` of at most :data:`MAX_LIFETIME`.
+
+    The upper bound is checked here, at start-up: a longer lifetime would otherwise be found
+    out by the first save, after its record was written, as a cookie date that cannot be
+    rendered (or a cookie the browser shortens to 400 days anyway).
+    """
     if not isinstance(value, timedelta):
         raise ConfigError(field, f"expected a datetime.timedelta, got {type(value).__name__}")
     if value <= timedelta(0):
         raise ConfigError(field, f"must be positive, got {value!r}")
+    if value > MAX_LIFETIME:
+        raise ConfigError(
+            field,
+            f"must be at most {MAX_LIFETIME.days} days, got {value!r}: browsers cap a "
+            "cookie's lifetime at 400 days (RFC 6265bis), so a longer session would outlive "
+            "every cookie pointing to it",
+        )
 
 
 def _attr_value(field: str, value: object) -> None:
@@ -107,9 +162,9 @@ class Config:
     storage_key_secret: bytes | str | None = attrs.field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        _positive("expiration", self.expiration)
+        _lifetime("expiration", self.expiration)
         if self.absolute_timeout is not None:
-            _positive("absolute_timeout", self.absolute_timeout)
+            _lifetime("absolute_timeout", self.absolute_timeout)
             if self.absolute_timeout < self.expiration:
                 raise ConfigError(
                     "absolute_timeout",

@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from ._config import MAX_LIFETIME
 from ._values import DecodeError, TypeRegistry
 
 __all__ = ["VERSION", "Record", "decode_record", "encode_envelope", "encode_record"]
@@ -56,13 +57,32 @@ def encode_envelope(
 
 _float = float.__repr__
 _ENVELOPE_KEYS = frozenset({"v", "c", "t", "l", "d"})
-_NUMBER = (int, float)
+_INF = float("inf")
+# No lifetime can be stored above what Config and set_expiry accept: a larger one was not
+# written by sessionkit, and far above it a save's cookie date or storage TTL overflows.
+_MAX_LIFETIME = MAX_LIFETIME.total_seconds()
 
 
 def _number(value: Any) -> float:
-    if type(value) not in _NUMBER:
-        raise DecodeError("envelope field is not a number")
-    return float(value)
+    """``value`` as a finite float; anything else is a malformed envelope.
+
+    Python's ``json`` reads ``NaN`` and ``Infinity``, and no comparison with NaN is ever true:
+    a NaN time would never expire. An int too big for a float is refused here too, rather than
+    escaping as an ``OverflowError``.
+    """
+    kind = type(value)
+    if kind is float:  # what the encoder writes: the fast path
+        # One chained comparison, False for NaN and for both infinities.
+        number: float = value
+        if -_INF < number < _INF:
+            return number
+        raise DecodeError("envelope number is not finite")
+    if kind is int:  # written by hand or by another tool; a float of it is finite or overflows
+        try:
+            return float(value)
+        except OverflowError:
+            raise DecodeError("envelope number out of range") from None
+    raise DecodeError("envelope field is not a number")
 
 
 def decode_record(registry: TypeRegistry, payload: bytes) -> Record:
@@ -74,9 +94,13 @@ def decode_record(registry: TypeRegistry, payload: bytes) -> Record:
     if env.keys() != _ENVELOPE_KEYS or type(env["d"]) is not dict:
         raise DecodeError("malformed envelope")
     lifetime = env["l"]
+    if lifetime is not None:
+        lifetime = _number(lifetime)
+        if not 0.0 < lifetime <= _MAX_LIFETIME:
+            raise DecodeError("envelope lifetime out of range")
     return Record(
         data=env["d"],
         created=_number(env["c"]),
         saved=_number(env["t"]),
-        lifetime=None if lifetime is None else _number(lifetime),
+        lifetime=lifetime,
     )

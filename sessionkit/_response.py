@@ -159,9 +159,10 @@ class Finisher:
         renewal (:data:`RENEW`).
 
         Renewal: a session that was read, and whose stored record has less than half of its
-        lifetime left, is rewritten -- through the same conditional write as a save
-        (``replace`` where the storage has it), so it cannot resurrect a session destroyed
-        meanwhile, and the backend's TTL moves along with the envelope. A mere ``touch`` is not
+        lifetime left, is rewritten -- only over the exact bytes it was loaded from
+        (``replace_if`` where the storage has it, see :meth:`Store._renew
+        <sessionkit.Store._renew>`), so it can neither resurrect a session destroyed meanwhile
+        nor undo another request's save, and the backend's TTL moves along with the envelope. A mere ``touch`` is not
         enough: the core enforces idle expiry from the save time ``t`` inside the envelope,
         which only a rewrite moves. Renewing at half-life rather than on every read keeps a
         busy session to about one write per half lifetime.
@@ -185,7 +186,10 @@ class Finisher:
         due = self.write_due(session)
         if due:
             try:
-                self.store._run_save(session)  # session.save() minus its _touch: loaded here
+                if due == SAVE:
+                    self.store._run_save(session)  # session.save() minus its _touch
+                else:
+                    self.store._renew(session)
             except SessionGone:
                 return self._gone(session)
             except StorageError as exc:
@@ -197,7 +201,10 @@ class Finisher:
         due = self.write_due(session)
         if due:
             try:
-                await self.store._arun_save(session)
+                if due == SAVE:
+                    await self.store._arun_save(session)
+                else:
+                    await self.store._arenew(session)
             except SessionGone:
                 return self._gone(session)
             except StorageError as exc:

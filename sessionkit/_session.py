@@ -14,6 +14,8 @@ from collections.abc import Iterator, MutableMapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from ._config import MAX_LIFETIME
+
 if TYPE_CHECKING:
     from ._envelope import Record
     from ._errors import SessionKitError
@@ -45,6 +47,7 @@ class Session(MutableMapping[str, Any]):
         "_modified",
         "_pending",
         "_persisted",
+        "_raw",
         "_store",
         "_wrote",
     )
@@ -58,6 +61,7 @@ class Session(MutableMapping[str, Any]):
         now: float,
         client_id: str | None = None,
         pending: bool = False,
+        raw: bytes | None = None,
     ) -> None:
         self._store = store
         #: The well-formed id the client presented, if any (the middleware uses it to decide
@@ -77,11 +81,17 @@ class Session(MutableMapping[str, Any]):
         #: the load's storage error, or why it was not loaded; its first use raises it again
         #: instead of reading (see :meth:`Store._fill`).
         self._failure: SessionKitError | None = None
-        self._apply(session_id, record, now)
+        self._apply(session_id, record, now, raw)
 
-    def _apply(self, session_id: str, record: Record | None, now: float) -> None:
-        """Take the state of a loaded ``record``, or of a new session when it is ``None``."""
+    def _apply(
+        self, session_id: str, record: Record | None, now: float, raw: bytes | None = None
+    ) -> None:
+        """Take the state of a loaded ``record`` (``raw``: its stored bytes), or of a new
+        session when it is ``None``."""
         self._id = session_id
+        #: The bytes the record was loaded from: a renewal writes only over exactly these, so
+        #: it cannot undo another request's save (see :meth:`Store._renew`).
+        self._raw = raw
         if record is None:
             self._data: dict[str, Any] = {}
             self._created = now
@@ -183,8 +193,11 @@ class Session(MutableMapping[str, Any]):
 
     def set_expiry(self, expiry: timedelta) -> None:
         """Give this session its own lifetime; it is stored with the session and outlives reloads."""
-        if not isinstance(expiry, timedelta) or expiry <= timedelta(0):
-            raise ValueError(f"set_expiry() takes a positive timedelta, got {expiry!r}")
+        if not isinstance(expiry, timedelta) or not timedelta(0) < expiry <= MAX_LIFETIME:
+            raise ValueError(
+                "set_expiry() takes a positive timedelta of at most 400 days (browsers cap a "
+                f"cookie's lifetime there, RFC 6265bis), got {expiry!r}"
+            )
         self._touch()
         self._modified = True
         self._lifetime = expiry.total_seconds()
@@ -265,16 +278,22 @@ class Session(MutableMapping[str, Any]):
         """Move the data to a new id and delete the old record (Fiber: ``Regenerate()``).
 
         Call it when privileges change (log-in), so an id planted before log-in is worthless.
+
+        If another request destroyed or regenerated this session since it was loaded, its
+        data is not carried over: the session goes on empty, under its new id, and the
+        response sets no cookie unless something is stored. A log-out racing this request
+        stays a log-out, and of two requests regenerating one id, only the first keeps the
+        data (so a copied cookie cannot race its owner's log-in into a session of its own).
         """
         old = self._plan_new_id(keep_data=True, destroyed=False)
-        if old is not None:
-            self._store._delete_key(old)
+        if old is not None and not self._store._take_key(old):
+            self._store._lost(self, old)
 
     async def aregenerate(self) -> None:
         """Async twin of :meth:`regenerate`."""
         old = self._plan_new_id(keep_data=True, destroyed=False)
-        if old is not None:
-            await self._store._adelete_key(old)
+        if old is not None and not await self._store._atake_key(old):
+            self._store._lost(self, old)
 
     def reset(self) -> None:
         """Clear the data, delete the old record and take a new id (Fiber: ``Reset()``)."""

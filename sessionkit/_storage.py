@@ -12,7 +12,7 @@ import asyncio
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
-__all__ = ["AsyncFromSyncMixin", "ConditionalStorage", "Storage", "ttl_seconds"]
+__all__ = ["AsyncFromSyncMixin", "AtomicStorage", "ConditionalStorage", "Storage", "ttl_seconds"]
 
 
 @runtime_checkable
@@ -49,6 +49,29 @@ class ConditionalStorage(Storage, Protocol):
 
     def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool: ...
     async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool: ...
+
+
+@runtime_checkable
+class AtomicStorage(ConditionalStorage, Protocol):
+    """A conditional storage that can also delete, or write, depending on what it holds, in
+    one atomic step.
+
+    ``take`` deletes a key and says whether a live record was there, so a ``regenerate()``
+    can tell that another request destroyed or regenerated the session first, and must not
+    bring its data back under a new id. ``replace_if`` writes only over the exact bytes the
+    caller read, so a read-only request renewing its session cannot undo a save another
+    request made meanwhile (a logout, say). Backends without them get a read-then-write
+    fallback from the core, which narrows those races to the gap between two calls.
+    """
+
+    def take(self, key: str) -> bool: ...
+    async def atake(self, key: str) -> bool: ...
+    def replace_if(
+        self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
+    ) -> bool: ...
+    async def areplace_if(
+        self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
+    ) -> bool: ...
 
 
 def ttl_seconds(ttl: timedelta | None) -> float | None:
@@ -106,6 +129,21 @@ class AsyncFromSyncMixin:
         # Only reached when the subclass defines ``replace``; without it the storage is not a
         # ConditionalStorage, and the core never calls either method.
         return await asyncio.to_thread(self.replace, key, value, ttl)  # type: ignore[attr-defined]
+
+    async def atake(self, key: str) -> bool:
+        # Like areplace: only reached when the subclass defines ``take``.
+        return await asyncio.to_thread(self.take, key)  # type: ignore[attr-defined]
+
+    async def areplace_if(
+        self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
+    ) -> bool:
+        return await asyncio.to_thread(
+            self.replace_if,  # type: ignore[attr-defined]
+            key,
+            expected,
+            value,
+            ttl,
+        )
 
     async def areset(self) -> None:
         await asyncio.to_thread(self.reset)

@@ -24,7 +24,7 @@ from ._discovery import open_storage
 from ._envelope import Record, decode_record, encode_envelope
 from ._errors import SessionGone, SessionKitError, SessionTooLarge, StorageError
 from ._session import Session
-from ._storage import ConditionalStorage, Storage
+from ._storage import AtomicStorage, ConditionalStorage, Storage
 from ._transport import ASGI_KEY, WSGI_KEY, asgi_values, carrier_of, client_values, wsgi_values
 from ._values import DecodeError, TypeRegistry
 
@@ -48,7 +48,6 @@ class Store:
     def __init__(
         self,
         config: Config | None = None,
-        /,
         *,
         clock: Callable[[], float] = time.time,
         **fields: Any,
@@ -79,6 +78,7 @@ class Store:
         storage = config.storage
         self.storage: Storage = open_storage(storage) if isinstance(storage, str) else storage
         self._conditional = isinstance(self.storage, ConditionalStorage)
+        self._atomic = isinstance(self.storage, AtomicStorage)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -235,7 +235,7 @@ class Store:
         now = self.now()
         record = self._live_record(session_id, payload, now)
         if record is not None and session_id is not None:
-            return cls(self, session_id, record, now=now, client_id=session_id)
+            return cls(self, session_id, record, now=now, client_id=session_id, raw=payload)
         return cls(self, self.new_id(), None, now=now, client_id=session_id)
 
     def _live_record(
@@ -337,7 +337,10 @@ class Store:
         record = self._live_record(sid, payload, now)
         session._pending = False
         session._failure = None
-        session._apply(sid if record is not None else self.new_id(), record, now)
+        if record is None:
+            session._apply(self.new_id(), None, now)
+        else:
+            session._apply(sid, record, now, payload)
 
     def _lifetime(self, per_session: float | None) -> float:
         """Seconds a session lives after a save: its own ``set_expiry`` or the configured one."""
@@ -393,10 +396,7 @@ class Store:
     def _run_save(self, session: Session) -> None:
         plan = self._plan_save(session)
         if plan is None:
-            if session._persisted:
-                self._delete_key(session._id)
-                session._persisted = False
-            session._modified = False
+            self._emptied(session, session._persisted and self._take_key(session._id))
             return
         payload, ttl = plan.payload, plan.ttl
         key, storage = self.storage_key(session._id), self.storage
@@ -420,10 +420,7 @@ class Store:
         """Async twin of :meth:`_run_save` (one coroutine deep: it runs on every write)."""
         plan = self._plan_save(session)
         if plan is None:
-            if session._persisted:
-                await self._adelete_key(session._id)
-                session._persisted = False
-            session._modified = False
+            self._emptied(session, session._persisted and await self._atake_key(session._id))
             return
         payload, ttl = plan.payload, plan.ttl
         key, storage = self.storage_key(session._id), self.storage
@@ -442,6 +439,89 @@ class Store:
         except Exception as exc:
             raise _storage_error(exc) from exc
         self._saved(session, wrote, plan)
+
+    def _emptied(self, session: Session, taken: bool) -> None:
+        """A save found ``session`` empty; ``taken``: its stored record was deleted just now.
+
+        When the record was already gone, another request destroyed or regenerated this
+        session first, and that request's response owns the cookie: this one must not expire
+        it (it could land after a log-in's new cookie and delete that).
+        """
+        if session._persisted:
+            session._persisted = False
+            if not taken:
+                session._loaded_at = None
+        session._modified = False
+
+    def _renew(self, session: Session) -> None:
+        """Rewrite a session that was only read (see :meth:`Finisher.write_due
+        <sessionkit._response.Finisher.write_due>`), but only over the exact bytes it was
+        loaded from: if another request saved it meanwhile (a log-out removing a key), that
+        save stands, and this request skips its renewal; the other write renewed it anyway.
+        """
+        raw = session._raw
+        if raw is None:
+            return
+        if not self._atomic:
+            # No replace_if: compare, then write; this narrows the race to the gap between.
+            if self._read(session._id) == raw:
+                self._run_save(session)
+            return
+        plan = self._plan_save(session)
+        if plan is None:
+            return
+        key = self.storage_key(session._id)
+        if _guard(self.storage.replace_if, key, raw, plan.payload, plan.ttl):  # type: ignore[attr-defined]
+            self._saved(session, True, plan)
+
+    async def _arenew(self, session: Session) -> None:
+        """Async twin of :meth:`_renew`."""
+        raw = session._raw
+        if raw is None:
+            return
+        if not self._atomic:
+            if await self._aread(session._id) == raw:
+                await self._arun_save(session)
+            return
+        plan = self._plan_save(session)
+        if plan is None:
+            return
+        key = self.storage_key(session._id)
+        storage: Any = self.storage
+        if await _aguard(storage.areplace_if(key, raw, plan.payload, plan.ttl)):
+            self._saved(session, True, plan)
+
+    def _take_key(self, session_id: str) -> bool:
+        """Delete the record of ``session_id``; return whether a live one was there."""
+        key, storage = self.storage_key(session_id), self.storage
+        if self._atomic:
+            return bool(_guard(storage.take, key))  # type: ignore[attr-defined]
+        # No take(): read, then delete; this narrows the race to the gap between.
+        existed = _guard(storage.get, key) is not None
+        _guard(storage.delete, key)
+        return existed
+
+    async def _atake_key(self, session_id: str) -> bool:
+        """Async twin of :meth:`_take_key`."""
+        key, storage = self.storage_key(session_id), self.storage
+        if self._atomic:
+            return bool(await _aguard(storage.atake(key)))  # type: ignore[attr-defined]
+        existed = await _aguard(storage.aget(key)) is not None
+        await _aguard(storage.adelete(key))
+        return existed
+
+    def _lost(self, session: Session, old_id: str) -> None:
+        """``regenerate()`` found its old record gone: go on empty (see its docstring)."""
+        logger.info(
+            "sessionkit: session %s was destroyed or regenerated by another request first; "
+            "regenerate() did not carry its data over",
+            fingerprint(old_id),
+        )
+        session._data = {}
+        session._lifetime = None
+        session._created = self.now()
+        session._modified = False
+        session._loaded_at = None
 
     def _delete_key(self, session_id: str) -> None:
         _guard(self.storage.delete, self.storage_key(session_id))

@@ -15,6 +15,7 @@ import dataclasses
 import enum
 import json
 import json.scanner
+import sys
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -60,12 +61,13 @@ class TypeRegistry:
             self._converter.register_structure_hook(leaf, _passthrough(leaf))
         # One decoder per registry, built once: json.loads with options builds one per call.
         self._json_decode = _scanner(json.JSONDecoder(object_hook=self.object_hook))
+        self._int_digits, self._int_bits, self._int_bound = _int_limit()
         self._by_name: dict[str, type] = {}
         self._name_of: dict[type, str] = {}
         identity = _identity
         self._encoders: dict[type, Callable[[Any], Any]] = {
             str: identity,
-            int: identity,
+            int: self._encode_int,
             float: identity,
             bool: identity,
             type(None): identity,
@@ -157,12 +159,29 @@ class TypeRegistry:
             )
         return encoder(value)
 
+    def _encode_int(self, value: int) -> int:
+        """``value`` itself, once it is known to fit the interpreter's int-to-text limit.
+
+        ``json`` writes an int as its decimal text, and Python refuses to make text of an int
+        longer than ``sys.get_int_max_str_digits()`` digits (a guard against quadratic-time
+        conversions): such an int would be accepted by ``set()`` and fail at save time, in a
+        later step, with a bare ``ValueError``. Only ints above a bit length that surely fits
+        pay for the exact comparison, so ordinary ints cost one ``bit_length()``.
+        """
+        if value.bit_length() > self._int_bits and abs(value) >= self._int_bound:
+            raise TypeError(
+                f"sessionkit cannot store an int of more than {self._int_digits} decimal digits "
+                "(sys.get_int_max_str_digits()): store it as a str or a Decimal"
+            )
+        return value
+
     def _encode_list(self, values: Any) -> list[Any]:
         encoders = self._encoders
+        bits = self._int_bits
         out = []
         for v in values:
             t = type(v)
-            if t is str or t is int:
+            if t is str or (t is int and v.bit_length() <= bits):
                 out.append(v)
             else:
                 encoder = encoders.get(t)
@@ -171,6 +190,7 @@ class TypeRegistry:
 
     def _encode_dict(self, mapping: dict[Any, Any]) -> Any:
         encoders = self._encoders
+        bits = self._int_bits
         out: dict[str, Any] = {}
         for k, v in mapping.items():
             if type(k) is not str:
@@ -178,7 +198,7 @@ class TypeRegistry:
                     f"sessionkit dict keys must be str, got {type(k).__qualname__} key {k!r}"
                 )
             t = type(v)
-            if t is str or t is int or t is bool or v is None:
+            if t is str or (t is int and v.bit_length() <= bits) or t is bool or v is None:
                 out[k] = v
             else:
                 encoder = encoders.get(t)
@@ -282,6 +302,22 @@ _plain_decode = _scanner(json.JSONDecoder())
 
 def _identity(value: Any) -> Any:
     return value
+
+
+def _int_limit() -> tuple[int, int, int]:
+    """``(digits, bits, bound)``: ``digits`` is the limit on int-to-text conversion; an int of
+    at most ``bits`` bits has no more digits than that, and a bigger one fits only if its
+    magnitude is below ``bound``.
+
+    Read when a registry is made (a store reads the limit set when it was built). No limit
+    (0, or Python 3.10, which has none) gives a bit length no int reaches.
+    """
+    get_limit = getattr(sys, "get_int_max_str_digits", None)
+    limit = get_limit() if get_limit is not None else 0
+    if not limit:
+        return 0, sys.maxsize, 0
+    bound = 10**limit  # the smallest int of limit + 1 digits
+    return limit, bound.bit_length() - 1, bound
 
 
 def _str(value: Any) -> str:

@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
 from ._inspect import CountableStorage, PurgeableStorage, ScannableStorage
-from ._storage import ConditionalStorage, Storage
+from ._storage import AtomicStorage, ConditionalStorage, Storage
 
 __all__ = ["FakeClock", "Harness", "StorageConformance", "StorageHandle"]
 
@@ -154,6 +154,14 @@ class StorageHandle:
         written: bool = self._call("replace", key, value, ttl)
         return written
 
+    def take(self, key: str) -> bool:
+        taken: bool = self._call("take", key)
+        return taken
+
+    def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
+        written: bool = self._call("replace_if", key, expected, value, ttl)
+        return written
+
     def reset(self) -> None:
         self._call("reset")
 
@@ -230,11 +238,15 @@ class StorageConformance:
     The subclass inherits every test of the contract. Set :attr:`clock_injectable` when the
     storage takes every TTL decision from the ``clock`` it is given: the suite then moves a
     :class:`FakeClock` instead of sleeping, and its state machine exercises expiry. Set
-    :attr:`conditional` to ``False`` when the storage has no ``replace``/``areplace``.
+    :attr:`conditional` to ``False`` when the storage has no ``replace``/``areplace``, and
+    :attr:`atomic` to ``True`` when it has ``take`` and ``replace_if`` (an
+    :class:`~sessionkit.AtomicStorage`): the suite then checks those too.
     """
 
     clock_injectable: ClassVar[bool] = False
     conditional: ClassVar[bool] = True
+    #: Off by default, so a plugin written before ``AtomicStorage`` existed still conforms.
+    atomic: ClassVar[bool] = False
 
     def make_storage(self, namespace: str, clock: Callable[[], float] | None) -> Storage:
         """Open a storage whose keys live in ``namespace`` (a prefix, a table, a collection).
@@ -265,6 +277,10 @@ class StorageConformance:
         if not self.conditional:
             pytest.skip("storage declares conditional = False (no replace/areplace)")
 
+    def _require_atomic(self) -> None:
+        if not self.atomic:
+            pytest.skip("storage declares atomic = False (no take/replace_if)")
+
     # -- shape ----------------------------------------------------------------------------
 
     def test_storage_satisfies_the_protocol(self, storage: StorageHandle) -> None:
@@ -276,6 +292,13 @@ class StorageConformance:
         assert looks_conditional == self.conditional, (
             f"conditional = {self.conditional}, but isinstance(storage, ConditionalStorage) is "
             f"{looks_conditional}; the core decides whether to call replace() by that isinstance"
+        )
+
+    def test_atomic_flag_matches_what_the_core_sees(self, storage: StorageHandle) -> None:
+        """The core calls ``take``/``replace_if`` exactly when the storage looks atomic."""
+        looks_atomic = isinstance(storage.storage, AtomicStorage)
+        assert looks_atomic == self.atomic, (
+            f"atomic = {self.atomic}, but isinstance(storage, AtomicStorage) is {looks_atomic}"
         )
 
     # -- get / set / delete ----------------------------------------------------------------
@@ -412,6 +435,72 @@ class StorageConformance:
             storage.replace("k", b"w", timedelta(0))
         assert storage.get("k") == b"v"
 
+    # -- take and replace_if (AtomicStorage) --------------------------------------------------
+
+    def test_take_deletes_a_live_key_and_says_so(self, storage: StorageHandle) -> None:
+        self._require_atomic()
+        storage.set("k", b"v", LONG_TTL)
+        storage.set("other", b"o", None)
+        assert storage.take("k") is True
+        assert storage.get("k") is None
+        assert storage.take("k") is False, "a second take finds nothing"
+        assert storage.get("other") == b"o"
+
+    def test_take_absent_or_expired_key_returns_false(
+        self, harness: Harness, storage: StorageHandle
+    ) -> None:
+        self._require_atomic()
+        assert storage.take("absent") is False
+        storage.set("expiring", b"v", SHORT_TTL)
+        harness.wait(PAST_SHORT_TTL)
+        assert storage.take("expiring") is False, "an expired record is no record"
+        assert storage.get("expiring") is None
+
+    def test_replace_if_writes_only_over_the_expected_bytes(
+        self, harness: Harness, storage: StorageHandle
+    ) -> None:
+        """The race it exists for: a renewal must not undo another request's save."""
+        self._require_atomic()
+        storage.set("k", b"loaded", SHORT_TTL)
+        assert storage.replace_if("k", b"loaded", b"renewed", LONG_TTL) is True
+        assert storage.replace_if("k", b"loaded", b"stale", LONG_TTL) is False
+        assert storage.replace_if("k", b"renewe", b"prefix", LONG_TTL) is False
+        harness.wait(PAST_SHORT_TTL)  # the new TTL replaced the short one
+        assert storage.get("k") == b"renewed"
+
+    def test_replace_if_absent_deleted_or_expired_key_returns_false(
+        self, harness: Harness, storage: StorageHandle
+    ) -> None:
+        self._require_atomic()
+        assert storage.replace_if("absent", b"", b"v", LONG_TTL) is False
+        assert storage.get("absent") is None
+        storage.set("deleted", b"v", LONG_TTL)
+        storage.delete("deleted")
+        assert storage.replace_if("deleted", b"v", b"w", LONG_TTL) is False
+        assert storage.get("deleted") is None
+        storage.set("expiring", b"v", SHORT_TTL)
+        harness.wait(PAST_SHORT_TTL)
+        assert storage.replace_if("expiring", b"v", b"w", LONG_TTL) is False
+        assert storage.get("expiring") is None, "replace_if must not revive an expired key"
+
+    @pytest.mark.parametrize("kind", list(BINARY_VALUES))
+    def test_replace_if_compares_binary_values_exactly(
+        self, storage: StorageHandle, kind: str
+    ) -> None:
+        self._require_atomic()
+        value = BINARY_VALUES[kind]()
+        storage.set("k", value, LONG_TTL)
+        assert storage.replace_if("k", value + b"\x00", b"x", LONG_TTL) is False
+        assert storage.replace_if("k", value, b"x", None) is True
+        assert storage.get("k") == b"x"
+
+    def test_replace_if_rejects_non_positive_ttl(self, storage: StorageHandle) -> None:
+        self._require_atomic()
+        storage.set("k", b"v", None)
+        with pytest.raises(ValueError, match="ttl"):
+            storage.replace_if("k", b"v", b"w", timedelta(0))
+        assert storage.get("k") == b"v"
+
     # -- reset and namespaces ---------------------------------------------------------------
 
     def test_reset_drops_every_key(self, storage: StorageHandle) -> None:
@@ -472,6 +561,9 @@ class StorageConformance:
         assert storage.touch(key, LONG_TTL) is False
         if self.conditional:
             assert storage.replace(key, b"x", LONG_TTL) is False
+        if self.atomic:
+            assert storage.take(key) is False
+            assert storage.replace_if(key, b"", b"x", LONG_TTL) is False
         storage.delete(key)
         storage.set(key, b"odd", LONG_TTL)
         storage.delete(key)
@@ -723,6 +815,24 @@ class _StorageMachine(RuleBasedStateMachine):
         live = self._live(key)
         assert self.storage.replace(key, value, self._ttl(ttl)) is (live is not None)
         if live is not None:
+            self._remember(key, value, self._ttl(ttl))
+
+    @precondition(lambda self: self.suite.atomic)
+    @rule(key=_KEYS)
+    def take(self, key: str) -> None:
+        live = self._live(key)
+        assert self.storage.take(key) is (live is not None)
+        self.model.pop(key, None)
+
+    @precondition(lambda self: self.suite.atomic)
+    @rule(key=_KEYS, guess=st.one_of(st.none(), _VALUES), value=_VALUES, ttl=_TTLS)
+    def replace_if(self, key: str, guess: bytes | None, value: bytes, ttl: int | None) -> None:
+        """``guess=None`` expects the live value (the usual renewal); bytes, whatever it is."""
+        live = self._live(key)
+        expected = (live or b"") if guess is None else guess
+        matches = live is not None and live == expected
+        assert self.storage.replace_if(key, expected, value, self._ttl(ttl)) is matches
+        if matches:
             self._remember(key, value, self._ttl(ttl))
 
     @rule()

@@ -12,7 +12,18 @@ from sessionkit._cli import main
 from sessionkit_memory import MemoryStorage
 from tests.cli.conftest import KeptMemoryStorage, fill
 
-STEPS = ["set", "get", "touch", "replace", "delete", "expiry", "async", "reset"]
+STEPS = [
+    "set",
+    "get",
+    "touch",
+    "replace",
+    "replace_if",
+    "delete",
+    "take",
+    "expiry",
+    "async",
+    "reset",
+]
 
 
 def lines(out: str) -> dict[str, str]:
@@ -133,3 +144,21 @@ def test_a_url_nothing_can_open_is_a_usage_error(
 ) -> None:
     assert main(["check", url]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    """``sessionkit check URL | head -1``: no traceback and no error line once head exits."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sessionkit", "check", "memory://"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"checking memory://")
+    proc.stdout.close()  # head -1 exits; the check goes on writing for a second (expiry step)
+    stderr = proc.stderr.read()
+    proc.wait(timeout=30)
+    assert stderr == b"", stderr.decode()

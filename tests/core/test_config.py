@@ -37,6 +37,10 @@ def test_defaults_match_the_contract() -> None:
         ({"expiration": 3600}, "expiration"),
         ({"absolute_timeout": timedelta(seconds=-5)}, "absolute_timeout"),
         ({"absolute_timeout": timedelta(hours=1)}, "absolute_timeout"),
+        ({"expiration": timedelta(days=401)}, "expiration"),  # beyond any browser's cookie
+        ({"absolute_timeout": timedelta(days=401)}, "absolute_timeout"),
+        ({"key_lookup": "header:Content-Length"}, "key_lookup"),  # framing
+        ({"key_lookup": "header:set-cookie"}, "key_lookup"),  # another header's meaning
         ({"cookie_path": "no-slash"}, "cookie_path"),
         ({"cookie_path": "/a;Domain=evil"}, "cookie_path"),
         ({"cookie_domain": "example.com\r\nSet-Cookie: x=y"}, "cookie_domain"),

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from sessionkit import SessionGone, SessionTooLarge, Store
+from sessionkit import Config, SessionGone, SessionTooLarge, Store
 
 
 class FakeClock:
@@ -344,3 +344,12 @@ def test_storage_key_secret_keeps_live_ids_out_of_the_storage(request_of: Reques
     assert other.get_by_id(s.id) is None  # another secret cannot find it
     loaded.destroy()
     assert store.storage.get(key) is None
+
+
+def test_store_takes_its_config_positionally_or_by_keyword_fields_overriding_it() -> None:
+    """api.md: ``Store(config=None, **fields)``."""
+    config = Config(cookie_secure=True, max_size=1000)
+    for store in (Store(config), Store(config=config)):
+        assert store.config is config
+    evolved = Store(config=config, max_size=2000).config
+    assert (evolved.cookie_secure, evolved.max_size) == (True, 2000)

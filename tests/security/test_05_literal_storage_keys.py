@@ -59,8 +59,8 @@ async def test_the_storage_is_handed_the_id_itself_and_holds_it_under_its_namesp
 
     recorder.keys.clear()
     reply = await transport.get(client, "/regenerate?then_k=v", sid)
-    (get, delete, (op, new)) = recorder.keys
-    assert (get, delete, op) == (("get", sid), ("delete", sid), "set")
+    (get, take, (op, new)) = recorder.keys
+    assert (get, take, op) == (("get", sid), ("take", sid), "set")
     assert WELL_FORMED.match(new) and new != sid
     if transport.source != "query":
         assert transport.issued(reply) == new

@@ -383,3 +383,121 @@ def _check_removal(store: Store, action: str, reply: Reply, old: str) -> None:
         assert moved is not None and type(moved["n"]) is int
     else:
         assert reply.cookie.expired
+
+
+# -- regenerate(), emptying and renewal racing another request (AtomicStorage) -----------------
+
+
+def _regenerate_then(value: str | None, ids: list[str]) -> Finish:
+    """The racer's own regenerate() (a log-in), then ``user=value`` when given."""
+
+    def finish(session: Session, gone: list[bool]) -> None:
+        session.regenerate()
+        ids.append(session.id)
+        if value is not None:
+            session["user"] = value
+
+    return finish
+
+
+@pytest.mark.parametrize("action", ["destroy", "regenerate"])
+async def test_regenerate_after_another_requests_removal_carries_nothing_over(
+    make_client: MakeClient, store: Store, action: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A log-out (or a log-in elsewhere) landed first: this regenerate() must not bring the
+    session's data back under an id of its own, nor expire the cookie the other one set."""
+    old = await _logged_in(make_client(store))
+    log: list[Reply] = []
+    ids: list[str] = []
+    racer = _racing_client(
+        make_client(store).kind, store, action, _regenerate_then(None, ids), log, []
+    )
+    caplog.set_level(logging.INFO, logger="sessionkit")
+    reply = await racer.get("/", cookie=_cookie(old))
+    assert (reply.status, reply.text) == (200, "done ada")
+    assert reply.header("set-cookie") == []  # nothing stored; the other response owns the cookie
+    assert ids[0] != old and store.get_by_id(ids[0]) is None, "regenerate() copied the session"
+    assert store.get_by_id(old) is None
+    _check_interloper(action, log[0], old, store)  # a regenerating interloper alone kept it
+    assert any("did not carry its data over" in r.getMessage() for r in caplog.records)
+
+
+async def test_log_in_racing_a_log_out_starts_from_an_empty_session(
+    make_client: MakeClient, store: Store
+) -> None:
+    browser = Browser(make_client(store))
+    await browser.get("/set?user=ada&role=admin")
+    old = browser.value
+    assert old is not None
+    ids: list[str] = []
+    racer = _racing_client(
+        make_client(store).kind, store, "destroy", _regenerate_then("bob", ids), [], []
+    )
+    reply = await racer.get("/", cookie=_cookie(old))
+    assert reply.cookie.value == ids[0]
+    fresh = store.get_by_id(ids[0])
+    assert fresh is not None and dict(fresh.items()) == {"user": "bob"}, "ada's data came along"
+
+
+def _empty(session: Session, gone: list[bool]) -> None:
+    session.delete("user")  # a flash message popped: the session ends empty
+
+
+async def test_emptying_after_another_requests_regenerate_leaves_its_cookie_alone(
+    make_client: MakeClient, store: Store
+) -> None:
+    """The log-in's new cookie may reach the browser first: an expiry sent after it for the old
+    id would delete it (same cookie name), logging the user out."""
+    old = await _logged_in(make_client(store))
+    log: list[Reply] = []
+    racer = _racing_client(make_client(store).kind, store, "regenerate", _empty, log, [])
+    reply = await racer.get("/", cookie=_cookie(old))
+    assert reply.status == 200
+    assert reply.header("set-cookie") == [], "the old id's expiry would delete the new cookie"
+    _check_interloper("regenerate", log[0], old, store)
+
+
+async def test_emptying_without_a_race_still_expires_the_cookie(
+    make_client: MakeClient, store: Store
+) -> None:
+    old = await _logged_in(make_client(store))
+    reply = await make_client(store).get("/delete?k=user", cookie=_cookie(old))
+    assert reply.cookie.expired and store.get_by_id(old) is None
+
+
+async def test_renewal_never_undoes_another_requests_save(
+    make_client: MakeClient, store: Store, clock: FakeClock
+) -> None:
+    """A read-only request past half-life renews its session; a change another request saved
+    meanwhile (a log-out removing a key, a switch of user) must stand, not be overwritten by
+    the stale copy."""
+    client = make_client(store)
+    old = await _logged_in(client)
+    clock.advance(store.config.expiration * 0.6)
+    log: list[Reply] = []
+    racer = _racing_client(client.kind, store, "set?user=bob", _read_only, log, [])
+    reply = await racer.get("/", cookie=_cookie(old))
+    assert (reply.status, reply.text) == (200, "done ada")
+    assert log[0].status == 200
+    after = store.get_by_id(old)
+    assert after is not None and after["user"] == "bob", "the renewal wrote the stale copy back"
+    assert reply.header("set-cookie") == []  # not renewed: the other save renewed it
+
+
+def test_threads_regenerating_one_session_leave_one_copy(store: Store) -> None:
+    """A thief replaying a stolen cookie races its owner's log-in: whoever regenerates first
+    moves the data, the other starts empty. Never two live copies."""
+
+    def regenerate(session: Session) -> str | None:
+        session.regenerate()
+        session.save()
+        return session.id if session else None  # an empty session: it carried nothing
+
+    for round_ in range(ROUNDS):
+        sid = _saved(store)
+        loaded = [store.load(sid) for _ in range(SAVERS)]
+        new_ids = [i for i in in_threads(SAVERS, lambda n, s=loaded: regenerate(s[n])) if i]
+        assert len(new_ids) == 1, f"round {round_}: {len(new_ids)} copies of one session"
+        kept = store.get_by_id(new_ids[0])
+        assert kept is not None and kept["user"] == "ada"
+        assert store.get_by_id(sid) is None

@@ -29,11 +29,12 @@ class CountingStorage:
     in ``failing`` raise as a driver would (not a sessionkit error).
 
     Each storage method is looked up on the wrapped storage and wrapped on first use, so the
-    wrapper satisfies the storage protocols (``ConditionalStorage`` too) without restating them.
+    wrapper satisfies the storage protocols (``ConditionalStorage`` and ``AtomicStorage`` too)
+    without restating them.
     """
 
     READS = frozenset({"get"})
-    WRITES = frozenset({"set", "replace", "touch", "delete"})
+    WRITES = frozenset({"set", "replace", "touch", "delete", "take", "replace_if"})
     OPS = READS | WRITES | {"reset", "close"}
 
     def __init__(self, inner: Storage | None = None) -> None:

@@ -74,7 +74,7 @@ async def test_clearing_a_stored_session_deletes_it(
     browser = await _logged_in(client, storage)
     sid = browser.value
     reply = await browser.get("/clear")
-    assert storage.calls == {"get": 1, "delete": 1}
+    assert storage.calls == {"get": 1, "take": 1}
     assert reply.cookie.expired and browser.value is None
     assert sid is not None and store.get_by_id(sid) is None
 
@@ -89,9 +89,9 @@ async def test_renewal_past_half_life(
     clock.advance(240)  # 6 of 10 minutes left: no renewal
     reply = await browser.get("/get?k=user")
     assert storage.writes == 0 and reply.header("set-cookie") == []
-    clock.advance(120)  # 4 left: renewed by a conditional rewrite, cookie refreshed
+    clock.advance(120)  # 4 left: renewed by a rewrite over the loaded bytes, cookie refreshed
     reply = await browser.get("/get?k=user")
-    assert storage.calls == {"get": 2, "replace": 1}
+    assert storage.calls == {"get": 2, "replace_if": 1}
     assert reply.cookie.value == sid and reply.cookie.attrs["max-age"] == "600"
     # the envelope's save time moved: alive past the original expiry
     clock.advance(500)  # 860 s after the first save, 500 after the renewal

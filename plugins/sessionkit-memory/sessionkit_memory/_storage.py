@@ -137,17 +137,7 @@ class MemoryStorage:
             self._store(key, value, seconds, now)
 
     def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        if type(value) is not bytes:
-            value = bytes(value)
-        seconds = ttl_seconds(ttl)
-        with self._lock:
-            self._check_open()
-            now = self._clock()
-            entry = self._data.get(key)
-            if entry is None or entry[1] <= now:
-                return False
-            self._store(key, value, seconds, now)
-            return True
+        return self._overwrite(key, None, value, ttl)
 
     def touch(self, key: str, ttl: timedelta | None) -> bool:
         seconds = ttl_seconds(ttl)
@@ -164,6 +154,33 @@ class MemoryStorage:
         with self._lock:
             self._check_open()
             self._data.pop(key, None)
+
+    def take(self, key: str) -> bool:
+        with self._lock:
+            self._check_open()
+            entry = self._data.pop(key, None)
+            return entry is not None and entry[1] > self._clock()
+
+    def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
+        return self._overwrite(key, expected, value, ttl)
+
+    def _overwrite(
+        self, key: str, expected: bytes | None, value: bytes, ttl: timedelta | None
+    ) -> bool:
+        """``replace`` (``expected=None``) and ``replace_if``: write over a live entry only."""
+        if type(value) is not bytes:
+            value = bytes(value)  # copy in, as set does
+        seconds = ttl_seconds(ttl)
+        with self._lock:
+            self._check_open()
+            now = self._clock()
+            entry = self._data.get(key)
+            if entry is None or entry[1] <= now:
+                return False
+            if expected is not None and entry[0] != expected:
+                return False
+            self._store(key, value, seconds, now)
+            return True
 
     def reset(self) -> None:
         with self._lock:
@@ -216,6 +233,14 @@ class MemoryStorage:
 
     async def adelete(self, key: str) -> None:
         self.delete(key)
+
+    async def atake(self, key: str) -> bool:
+        return self.take(key)
+
+    async def areplace_if(
+        self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
+    ) -> bool:
+        return self.replace_if(key, expected, value, ttl)
 
     async def areset(self) -> None:
         self.reset()

@@ -12,6 +12,7 @@ from sessionkit_memory import MemoryStorage
 class TestMemoryStorage(StorageConformance):
     clock_injectable = True
     conditional = True
+    atomic = True
 
     def make_storage(self, namespace: str, clock: Callable[[], float] | None) -> Storage:
         # Every MemoryStorage is its own dict: a namespace is a separate instance.

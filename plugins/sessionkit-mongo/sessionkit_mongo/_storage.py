@@ -14,6 +14,12 @@ Each operation is one command, so one round trip (plus ``createIndexes`` once pe
 brought back); ``delete`` = ``delete_one``; ``reset`` = ``delete_many({})`` on the storage's
 own collection, which keeps the collection and its indexes.
 
+It is an :class:`~sessionkit.AtomicStorage`, each answer from one atomic command:
+``replace_if`` = ``update_one`` on the live record whose ``v`` is exactly the expected bytes
+(BSON binary equality: same subtype, length and bytes); ``take`` = ``find_one_and_delete`` by
+``_id`` alone, projecting ``expires_at``, so an expired record is removed too and the storage
+judges the returned expiry by its clock, exactly as the ``$gt`` of the live filter would.
+
 For operators (``sessionkit stats``, ``sessionkit purge``): ``count`` = ``count_documents``
 and ``scan`` = ``find`` in batches, both of the unexpired records only, and ``purge_expired``
 = ``delete_many`` of the expired ones, all judged by the storage's clock as reads are.
@@ -39,6 +45,7 @@ from typing import Any, NamedTuple, TypeAlias
 
 import pymongo.errors
 from bson.binary import Binary
+from bson.datetime_ms import DatetimeMS
 from pymongo import AsyncMongoClient, MongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.collection import Collection
@@ -60,6 +67,11 @@ Document: TypeAlias = dict[str, Any]
 
 #: Records per batch of the cursor that ``scan`` reads: the most it holds in memory at once.
 SCAN_BATCH = 256
+
+#: What ``take`` reads of the record it deletes: its expiry alone, never the session's data.
+_TAKE_PROJECTION: Document = {"_id": False, "expires_at": True}
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class _AsyncSide(NamedTuple):
@@ -99,6 +111,32 @@ def _unexpired(now: datetime) -> Document:
 def _live(key: str, now: datetime) -> Document:
     """The filter for ``key`` while it has not expired."""
     return {**_by_id(key), **_unexpired(now)}
+
+
+def _was_live(doc: Document | None, now: datetime) -> bool:
+    """Whether ``doc`` (``{expires_at: ...}`` or ``None``) had not expired at ``now``: the
+    client-side twin of :func:`_unexpired`, for a record ``take`` has removed.
+
+    A BSON date holds milliseconds and ``now`` is finer, but ``stored > now`` and the server's
+    ``stored > now`` (``now`` cut to milliseconds) agree: ``stored`` is a whole millisecond.
+    """
+    if doc is None:
+        return False
+    expires = doc.get("expires_at")
+    if expires is None:  # null or missing, both of which ``{expires_at: null}`` matches
+        return True
+    if isinstance(expires, DatetimeMS):  # a client with datetime_conversion=DATETIME_MS
+        return int(expires) > _millis(now)
+    if not isinstance(expires, datetime):  # not written by this storage: not a live record
+        return False
+    if expires.tzinfo is None:  # a client without tz_aware: naive UTC
+        expires = expires.replace(tzinfo=timezone.utc)
+    return expires > now
+
+
+def _millis(moment: datetime) -> int:
+    """``moment`` in whole milliseconds since the epoch, as BSON would store it."""
+    return int((moment - _EPOCH) // timedelta(milliseconds=1))
 
 
 def _expires(now: datetime, ttl: timedelta | None) -> datetime | None:
@@ -269,6 +307,21 @@ class MongoStorage:
         with self._failures("update_one"):
             return self._sync().update_one(_live(key, now), change).matched_count == 1
 
+    def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
+        """Write ``key`` only if its record is live and holds exactly ``expected``."""
+        now = self._now()
+        change = {"$set": {"v": Binary(bytes(value)), "expires_at": _expires(now, ttl)}}
+        match = {**_live(key, now), "v": Binary(bytes(expected))}
+        with self._failures("update_one"):
+            return self._sync().update_one(match, change).matched_count == 1
+
+    def take(self, key: str) -> bool:
+        """Delete ``key`` (expired or not); return whether its record was live."""
+        now = self._now()
+        with self._failures("find_one_and_delete"):
+            doc = self._sync().find_one_and_delete(_by_id(key), _TAKE_PROJECTION)
+        return _was_live(doc, now)
+
     def delete(self, key: str) -> None:
         with self._failures("delete_one"):
             self._sync().delete_one(_by_id(key))
@@ -351,6 +404,23 @@ class MongoStorage:
         with self._failures("update_one"):
             collection = await self._async()
             return (await collection.update_one(_live(key, now), change)).matched_count == 1
+
+    async def areplace_if(
+        self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
+    ) -> bool:
+        now = self._now()
+        change = {"$set": {"v": Binary(bytes(value)), "expires_at": _expires(now, ttl)}}
+        match = {**_live(key, now), "v": Binary(bytes(expected))}
+        with self._failures("update_one"):
+            collection = await self._async()
+            return (await collection.update_one(match, change)).matched_count == 1
+
+    async def atake(self, key: str) -> bool:
+        now = self._now()
+        with self._failures("find_one_and_delete"):
+            collection = await self._async()
+            doc = await collection.find_one_and_delete(_by_id(key), _TAKE_PROJECTION)
+        return _was_live(doc, now)
 
     async def adelete(self, key: str) -> None:
         with self._failures("delete_one"):

@@ -1,4 +1,4 @@
-"""The Mongo storage against the shared conformance suite (injected clock, conditional)."""
+"""The Mongo storage against the shared conformance suite (injected clock, conditional, atomic)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ CLOCK_SHIFT = 86_400.0
 class TestMongoStorage(StorageConformance):
     clock_injectable = True
     conditional = True
+    atomic = True
 
     @pytest.fixture(autouse=True)
     def _server(self, mongo_url: str) -> None:

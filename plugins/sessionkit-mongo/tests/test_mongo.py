@@ -94,6 +94,95 @@ def test_expired_record_is_absent_before_the_sweeper_runs(
     assert storage.get("k") == b"new"
 
 
+# -- take and replace_if ----------------------------------------------------------------------
+
+
+def test_take_removes_an_expired_record_too(
+    storage: MongoStorage, raw: pymongo.MongoClient[Document], collection: str, clock: FakeClock
+) -> None:
+    storage.set("expired", b"v", timedelta(seconds=10))
+    storage.set("live", b"v", HOUR)
+    clock.advance(11)
+    assert storage.take("expired") is False
+    assert raw.sessionkit[collection].find_one({"_id": "expired"}) is None, (
+        "not left to the sweeper"
+    )
+    assert storage.take("live") is True
+    assert raw.sessionkit[collection].count_documents({}) == 0
+    # A record with no expires_at at all reads as never expiring, and take agrees: the
+    # server returns it as {} (no projected field), which is still a record.
+    raw.sessionkit[collection].insert_one({"_id": "bare", "v": b"v"})
+    assert storage.get("bare") == b"v"
+    assert storage.take("bare") is True
+
+
+def test_take_is_one_find_and_modify_reading_only_the_expiry(
+    mongo_url: str, collection: str
+) -> None:
+    sent: list[Document] = []
+
+    class Listener(Commands):
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            sent.append(dict(event.command))
+
+    client: pymongo.MongoClient[Document] = pymongo.MongoClient(
+        mongo_url, event_listeners=[Listener()]
+    )
+    storage = MongoStorage(client=client, collection=collection)
+    storage.set("k", b"secret data", HOUR)
+    sent.clear()
+    assert storage.take("k") is True
+    (command,) = sent
+    assert command["findAndModify"] == collection
+    assert command["query"] == {"_id": "k"}
+    assert command["remove"] is True
+    assert command["fields"] == {"_id": False, "expires_at": True}
+    client.close()
+
+
+@pytest.mark.parametrize(
+    "codec",
+    [
+        {},
+        {"tz_aware": True},
+        {"tz_aware": True, "tzinfo": timezone(timedelta(hours=-5))},
+        {"datetime_conversion": "DATETIME_MS"},
+    ],
+    ids=["naive", "aware", "aware-utc-5", "datetime-ms"],
+)
+def test_take_judges_expiry_as_the_live_filter_does(
+    mongo_url: str, collection: str, clock: FakeClock, codec: dict[str, Any]
+) -> None:
+    """The expiry ``take`` reads back is compared on the client, whatever the client decodes
+    dates to, with the server's ``$gt``: a record expiring exactly now is gone."""
+    client: pymongo.MongoClient[Document] = pymongo.MongoClient(mongo_url, **codec)
+    storage = MongoStorage(client=client, collection=collection, clock=clock)
+    for key in ("before", "at", "after"):
+        storage.set(key, b"v", timedelta(seconds=10))
+    storage.set("forever", b"v", None)
+    clock.advance(9.999)
+    assert storage.take("before") is True
+    clock.advance(0.001)
+    assert storage.get("at") is None
+    assert storage.take("at") is False, "expires_at == now is expired, as for get"
+    clock.advance(0.001)
+    assert storage.take("after") is False
+    assert storage.take("forever") is True
+    client.close()
+
+
+def test_replace_if_matches_the_exact_binary_value(
+    storage: MongoStorage, raw: pymongo.MongoClient[Document], collection: str
+) -> None:
+    storage.set("empty", b"", HOUR)
+    assert storage.replace_if("empty", b"\x00", b"x", HOUR) is False
+    assert storage.replace_if("empty", b"", b"x", HOUR) is True
+    raw.sessionkit[collection].insert_one({"_id": "raw", "v": b"abc", "expires_at": None})
+    assert storage.replace_if("raw", b"ab", b"x", HOUR) is False
+    assert storage.replace_if("raw", b"abc", b"y", None) is True, "bytes are stored as Binary 0"
+    assert storage.get("raw") == b"y"
+
+
 # -- the TTL index -----------------------------------------------------------------------------
 
 
@@ -166,6 +255,8 @@ def test_operator_looking_keys_are_literal_ids(
     assert storage.get(key) is None
     assert storage.touch(key, HOUR) is False
     assert storage.replace(key, b"x", HOUR) is False
+    assert storage.take(key) is False
+    assert storage.replace_if(key, b"secret", b"x", HOUR) is False
     storage.delete(key)
     storage.set(key, b"mine", HOUR)
     assert storage.get(key) == b"mine"
@@ -191,6 +282,8 @@ OPERATIONS: dict[str, tuple[str, tuple[Any, ...], str]] = {
     "replace": ("replace", (b"v", HOUR), "update"),
     "touch": ("touch", (HOUR,), "update"),
     "delete": ("delete", (), "delete"),
+    "take": ("take", (), "findAndModify"),
+    "replace_if": ("replace_if", (b"v", b"w", HOUR), "update"),
 }
 
 

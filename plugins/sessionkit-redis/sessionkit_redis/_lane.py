@@ -17,10 +17,15 @@ pool's poll also catches a connection the server closed while it sat idle (Redis
 ``timeout``, a proxy's idle limit) and reconnects it before sending; the lane finds that out
 by the send failing, so a ``ConnectionError`` on a connection that was kept idle gets one
 more try on a fresh connection. Every command sent this way is idempotent (``GET``, ``SET``,
-``SET XX``, ``PEXPIRE``, ``GETEX``, ``DEL``), so a try whose reply was lost may be repeated. The
-connections stay counted as in use by the pool, so the pool's ``max_connections`` still
-bounds them and closing the client disconnects them. A forked child forgets its parent's
-free lists (the pool resets itself in the child the same way).
+``SET XX``, ``PEXPIRE``, ``GETEX``, ``DEL``, and ``replace_if``'s script), so a try whose reply
+was lost may be repeated. Only two answers can change: ``take``'s ``DEL`` repeated after it
+deleted counts 0, and ``replace_if``'s script repeated after it wrote finds its new value, not
+the expected one, and answers 0 (the client's own retries, where there is no lane, do the
+same). Both err the safe way: a ``regenerate()`` then carries no data over, and a renewal that
+happened is reported as skipped. The connections stay counted as in use by the pool, so the
+pool's ``max_connections`` still bounds them and closing the client disconnects them. A
+forked child forgets its parent's free lists (the pool resets itself in the child the same
+way).
 
 Where there is no lane: a storage given clients (yours may be a cluster, a sentinel's, or
 carry client-side caching) and one speaking RESP3 (``protocol=3``, whose push messages the

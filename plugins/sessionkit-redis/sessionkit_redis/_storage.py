@@ -9,11 +9,19 @@ Every operation is one command, so one round trip (the walks of the namespace as
 ``touch``                 ``PEXPIRE key ms`` (``GETEX key PERSIST`` for no expiry)
 ``get_and_touch``         ``GETEX key PX ms`` (read and renew together)
 ``delete``                ``DEL``
+``take``                  ``DEL`` (its count says whether a live key was there)
+``replace_if``            ``EVALSHA`` of one Lua script: ``GET``, compare, ``SET [PX ms]``
 ``reset``                 ``SCAN MATCH <prefix>*`` and ``UNLINK`` in batches; never FLUSHDB
 ``count``                 ``SCAN MATCH <prefix>*``, counting the names (never ``KEYS``/``DBSIZE``)
 ``scan``                  ``SCAN MATCH <prefix>*``, then one pipeline of ``GET`` per page
 ``purge_expired``         nothing: the server expires keys itself
 ========================  ====================================
+
+``replace_if`` runs as one script, so nothing comes between its compare and its write (Redis
+before 8.4 has no compare-and-set command). It names its one key, so a cluster routes it to
+the key's slot. It is sent by SHA; a server without the script in its cache (restarted,
+``SCRIPT FLUSH``, another node) answers ``NOSCRIPT``, and the script goes once more in full
+(``EVAL``), which caches it again.
 
 TTLs go in milliseconds, rounded up, so a sub-second TTL is honoured. Expiry is the server's:
 an expired key is absent to every command at once, whatever its background cleanup has done.
@@ -53,6 +61,7 @@ responses (``decode_responses=False``, the default).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import timedelta
@@ -74,6 +83,24 @@ SCAN_COUNT = 500
 
 _ONE_MS = timedelta(milliseconds=1)
 _GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
+
+#: ``replace_if``: KEYS[1] the name; ARGV the expected bytes, the new value, and the TTL in
+#: milliseconds (absent for no expiry, which a plain ``SET`` gives, as ``set`` does). A
+#: missing (or expired) key reads as ``false``, which equals no string. Lua strings are
+#: binary-safe, so the comparison is of the bytes, exactly.
+REPLACE_IF_SCRIPT = b"""\
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+if ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+return 1
+"""
+#: The script's name in the server's cache (SHA-1 is what ``EVALSHA`` takes, no security).
+REPLACE_IF_SHA = hashlib.sha1(REPLACE_IF_SCRIPT, usedforsecurity=False).hexdigest()
 
 
 def glob_escape(text: str) -> str:
@@ -119,6 +146,14 @@ def _set_args(name: str, value: bytes, ttl: timedelta | None) -> tuple[Arg, ...]
     """``SET name value PX ms``, or a plain ``SET`` for no expiry."""
     ms = ttl_ms(ttl)
     return ("SET", name, value) if ms is None else ("SET", name, value, "PX", ms)
+
+
+def _replace_if_args(
+    name: str, expected: bytes, value: bytes, ttl: timedelta | None
+) -> tuple[Arg, ...]:
+    """The script's ``numkeys key ARGV...``, after ``EVALSHA sha`` or ``EVAL script``."""
+    ms = ttl_ms(ttl)
+    return (1, name, expected, value) if ms is None else (1, name, expected, value, ms)
 
 
 def _as_bytes(value: object) -> bytes | None:
@@ -261,6 +296,20 @@ class RedisStorage:
         with _failures("DEL"):
             self._call("DEL", self._key(key))
 
+    def take(self, key: str) -> bool:
+        """Delete ``key``; return whether a live record was there (``DEL`` counted it)."""
+        with _failures("DEL"):
+            return bool(self._call("DEL", self._key(key)))
+
+    def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
+        """Write ``key`` only if it lives and holds exactly ``expected`` (one Lua script)."""
+        args = _replace_if_args(self._key(key), expected, value, ttl)
+        with _failures("replace_if script"):
+            try:
+                return bool(self._call("EVALSHA", REPLACE_IF_SHA, *args))
+            except redis.exceptions.NoScriptError:  # not cached there: send it whole
+                return bool(self._call("EVAL", REPLACE_IF_SCRIPT, *args))
+
     def reset(self) -> None:
         """Delete every key under this storage's prefix, and no other."""
         client = self._sync()
@@ -390,6 +439,20 @@ class RedisStorage:
     async def adelete(self, key: str) -> None:
         with _failures("DEL"):
             await self._acall("DEL", self._key(key))
+
+    async def atake(self, key: str) -> bool:
+        with _failures("DEL"):
+            return bool(await self._acall("DEL", self._key(key)))
+
+    async def areplace_if(
+        self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
+    ) -> bool:
+        args = _replace_if_args(self._key(key), expected, value, ttl)
+        with _failures("replace_if script"):
+            try:
+                return bool(await self._acall("EVALSHA", REPLACE_IF_SHA, *args))
+            except redis.exceptions.NoScriptError:
+                return bool(await self._acall("EVAL", REPLACE_IF_SCRIPT, *args))
 
     async def areset(self) -> None:
         client = self._async()

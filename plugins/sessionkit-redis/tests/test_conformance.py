@@ -17,6 +17,7 @@ class TestRedisStorage(StorageConformance):
     # Redis keeps the TTL itself, on its own clock: the suite waits in real time.
     clock_injectable = False
     conditional = True
+    atomic = True
 
     @pytest.fixture(autouse=True)
     def _server(self, redis_url: str, key_root: str) -> None:

@@ -24,7 +24,7 @@ from redis.cluster import RedisCluster
 
 from sessionkit import StorageError
 from sessionkit_redis import RedisStorage
-from sessionkit_redis._storage import SCAN_COUNT
+from sessionkit_redis._storage import REPLACE_IF_SHA, SCAN_COUNT
 from tests._servers import start_redis
 
 pytestmark = pytest.mark.redis
@@ -92,6 +92,141 @@ async def test_aget_and_touch_reads_and_renews(
     await storage.aclose()
 
 
+# -- take and replace_if ----------------------------------------------------------------------
+
+
+def test_replace_if_sets_the_ttl_it_is_given_and_never_creates_a_key(
+    storage: RedisStorage, raw: redis.Redis, prefix: str
+) -> None:
+    storage.set("k", b"v", timedelta(seconds=5))
+    assert storage.replace_if("k", b"v", b"w", HOUR) is True
+    assert raw.get(prefix + "k") == b"w"
+    assert raw.pttl(prefix + "k") > 3_500_000
+    assert storage.replace_if("k", b"w", b"x", None) is True
+    assert raw.pttl(prefix + "k") == -1  # plain SET in the script: no expiry left behind
+    assert storage.replace_if("k", b"w", b"y", HOUR) is False
+    assert raw.get(prefix + "k") == b"x"
+    assert raw.pttl(prefix + "k") == -1  # a refused replace_if changes nothing
+    assert storage.take("k") is True
+    assert raw.exists(prefix + "k") == 0
+    assert storage.replace_if("k", b"x", b"z", HOUR) is False
+    assert raw.exists(prefix + "k") == 0  # never creates a key
+
+
+def test_replace_if_on_a_key_of_another_type_is_a_storage_error(
+    storage: RedisStorage, raw: redis.Redis, prefix: str
+) -> None:
+    raw.rpush(prefix + "list", b"x")
+    with pytest.raises(StorageError, match="replace_if") as caught:
+        storage.replace_if("list", b"x", b"y", HOUR)
+    assert isinstance(caught.value.__cause__, redis.ResponseError)
+    assert raw.lrange(prefix + "list", 0, -1) == [b"x"]
+
+
+def test_clients_passed_in_take_and_replace_if(redis_url: str, prefix: str) -> None:
+    """Through the client's ``execute_command``: no lane, same answers."""
+    client = redis.Redis.from_url(redis_url)
+    storage = RedisStorage(client=client, prefix=prefix)
+    storage.set("k", b"loaded", HOUR)
+    assert storage.replace_if("k", b"loaded", b"renewed", HOUR) is True
+    assert storage.replace_if("k", b"loaded", b"stale", None) is False
+    assert storage.get("k") == b"renewed"
+    assert storage.take("k") is True
+    assert storage.take("k") is False
+    assert storage.replace_if("k", b"renewed", b"back", HOUR) is False
+    assert storage.get("k") is None
+    storage.close()
+    client.close()
+
+
+async def test_async_clients_passed_in_take_and_replace_if(redis_url: str, prefix: str) -> None:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    storage = RedisStorage(async_client=client, prefix=prefix)
+    await storage.aset("k", b"loaded", HOUR)
+    assert await storage.areplace_if("k", b"loaded", b"renewed", None) is True
+    assert await storage.areplace_if("k", b"loaded", b"stale", HOUR) is False
+    assert await storage.aget("k") == b"renewed"
+    assert await storage.atake("k") is True
+    assert await storage.atake("k") is False
+    assert await storage.areplace_if("k", b"renewed", b"back", HOUR) is False
+    assert await storage.aget("k") is None
+    await storage.aclose()
+    await client.aclose()
+
+
+def test_replace_if_on_several_event_loops(storage: RedisStorage) -> None:
+    """Each loop's own client, built lazily, runs the script (and takes) as well."""
+    storage.set("k", b"0", HOUR)
+    for round_ in range(3):
+        expected, value = str(round_).encode(), str(round_ + 1).encode()
+        assert asyncio.run(storage.areplace_if("k", expected, value, HOUR)) is True
+        assert asyncio.run(storage.areplace_if("k", expected, value, HOUR)) is False
+    assert asyncio.run(storage.atake("k")) is True
+    assert storage.get("k") is None
+
+
+ROUNDS = 300
+
+
+def test_replace_if_never_undoes_a_concurrent_write(
+    storage: RedisStorage, redis_url: str, prefix: str
+) -> None:
+    """A renewal racing another request's save: whichever lands first, the save stands.
+
+    A GET-then-SET renewal would, now and then, read ``loaded``, let the save in, and then
+    write ``renewed`` over it; the script leaves no gap for the save to fall into.
+    """
+    writer = redis.Redis.from_url(redis_url)
+    barrier = threading.Barrier(2)
+
+    def save(name: str, value: bytes) -> None:
+        barrier.wait()
+        writer.set(name, value, px=3_600_000)
+
+    for index in range(ROUNDS):
+        key, saved = f"r{index}", f"saved {index}".encode()
+        storage.set(key, b"loaded", HOUR)
+        thread = threading.Thread(target=save, args=(prefix + key, saved))
+        thread.start()
+        barrier.wait()
+        storage.replace_if(key, b"loaded", b"renewed", HOUR)
+        thread.join()
+        assert storage.get(key) == saved, f"round {index}: the renewal undid the save"
+    writer.close()
+
+
+def test_of_two_concurrent_takes_exactly_one_wins(redis_url: str, prefix: str) -> None:
+    """Two requests regenerating one session: only the first may carry its data over."""
+    first, second = RedisStorage(redis_url, prefix=prefix), RedisStorage(redis_url, prefix=prefix)
+    barrier = threading.Barrier(2)
+    results: list[bool] = []
+
+    def take(storage: RedisStorage, key: str) -> None:
+        barrier.wait()
+        results.append(storage.take(key))
+
+    for index in range(ROUNDS // 3):
+        key = f"t{index}"
+        first.set(key, b"v", HOUR)
+        results.clear()
+        thread = threading.Thread(target=take, args=(second, key))
+        thread.start()
+        take(first, key)
+        thread.join()
+        assert sorted(results) == [False, True], f"round {index}: {results}"
+    first.close()
+    second.close()
+
+
+async def test_of_two_concurrent_atakes_exactly_one_wins(storage: RedisStorage) -> None:
+    for index in range(ROUNDS // 3):
+        key = f"t{index}"
+        await storage.aset(key, b"v", HOUR)
+        results = await asyncio.gather(storage.atake(key), storage.atake(key))
+        assert sorted(results) == [False, True], f"round {index}: {results}"
+    await storage.aclose()
+
+
 # -- round trips -------------------------------------------------------------------------------
 
 
@@ -123,6 +258,7 @@ ROUND_TRIPS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "touch_no_ttl": ("touch", (None,)),
     "get_and_touch": ("get_and_touch", (HOUR,)),
     "delete": ("delete", ()),
+    "take": ("take", ()),
 }
 
 
@@ -156,6 +292,58 @@ async def test_each_async_operation_is_one_round_trip(
     await getattr(storage, f"a{method}")("k", *args)
     assert AsyncCountingConnection.sent - before == 1
     await pool.disconnect()
+
+
+def test_replace_if_is_one_round_trip_once_its_script_is_cached(
+    redis_url: str, prefix: str
+) -> None:
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=CountingConnection)
+    client = redis.Redis(connection_pool=pool)
+    storage = RedisStorage(client=client, prefix=prefix)
+    storage.set("k", b"v", HOUR)
+    storage.replace_if("k", b"v", b"v", HOUR)  # caches the script, if the server had it not
+    before = CountingConnection.sent
+    assert storage.replace_if("k", b"v", b"w", HOUR) is True
+    assert storage.replace_if("k", b"v", b"x", None) is False
+    assert CountingConnection.sent - before == 2
+    pool.disconnect()
+
+
+def test_replace_if_sends_its_script_whole_to_a_server_without_it(private_redis: Any) -> None:
+    """``EVALSHA`` first; on ``NOSCRIPT`` (a fresh or flushed cache), ``EVAL``, which caches it."""
+    raw = redis.Redis.from_url(private_redis.url)
+    assert raw.script_exists(REPLACE_IF_SHA) == [False]
+    for storage in (
+        RedisStorage(private_redis.url),  # the lane
+        RedisStorage(client=redis.Redis.from_url(private_redis.url)),  # execute_command
+    ):
+        storage.set("k", b"v", HOUR)
+        assert storage.replace_if("k", b"v", b"w", HOUR) is True
+        assert raw.script_exists(REPLACE_IF_SHA) == [True]
+        raw.script_flush()
+        assert storage.replace_if("k", b"w", b"x", None) is True
+        assert storage.replace_if("k", b"w", b"y", None) is False
+        assert raw.get("sessionkit:k") == b"x"
+        raw.script_flush()
+        storage.close()
+    raw.close()
+
+
+async def test_areplace_if_sends_its_script_whole_to_a_server_without_it(
+    private_redis: Any,
+) -> None:
+    raw = redis.Redis.from_url(private_redis.url)
+    client = redis.asyncio.Redis.from_url(private_redis.url)
+    for storage in (RedisStorage(private_redis.url), RedisStorage(async_client=client)):
+        await storage.aset("k", b"v", HOUR)
+        assert await storage.areplace_if("k", b"v", b"w", HOUR) is True
+        raw.script_flush()
+        assert await storage.areplace_if("k", b"w", b"x", None) is True
+        assert await storage.aget("k") == b"x"
+        raw.script_flush()
+        await storage.aclose()
+    await client.aclose()
+    raw.close()
 
 
 # -- reset stays inside its prefix -------------------------------------------------------------
@@ -349,6 +537,36 @@ async def test_cluster_async_operations_and_reset(redis_cluster_url: str) -> Non
     assert await storage.aget("k1") == b"w"
     await storage.areset()
     assert [await storage.aget(f"k{index}") for index in range(50)] == [None] * 50
+    await storage.aclose()
+    await client.aclose()
+
+
+def test_cluster_take_and_replace_if_reach_each_keys_node(redis_cluster_url: str) -> None:
+    """One key per script, so the cluster client routes it to the key's slot."""
+    client = RedisCluster.from_url(redis_cluster_url)
+    storage = RedisStorage(client=client, prefix="atomic:")
+    keys = [f"k{index}" for index in range(30)]
+    for key in keys:
+        storage.set(key, key.encode(), HOUR)
+    assert all(storage.replace_if(key, key.encode(), b"renewed", HOUR) for key in keys)
+    assert not any(storage.replace_if(key, key.encode(), b"stale", HOUR) for key in keys)
+    assert [storage.get(key) for key in keys] == [b"renewed"] * len(keys)
+    assert all(storage.take(key) for key in keys)
+    assert not any(storage.take(key) for key in keys)
+    storage.close()
+    client.close()
+
+
+async def test_cluster_async_take_and_replace_if(redis_cluster_url: str) -> None:
+    client = AsyncRedisCluster.from_url(redis_cluster_url)
+    storage = RedisStorage(async_client=client, prefix="aatomic:")
+    keys = [f"k{index}" for index in range(30)]
+    for key in keys:
+        await storage.aset(key, key.encode(), HOUR)
+        assert await storage.areplace_if(key, key.encode(), b"renewed", None) is True
+        assert await storage.areplace_if(key, key.encode(), b"stale", HOUR) is False
+        assert await storage.atake(key) is True
+        assert await storage.atake(key) is False
     await storage.aclose()
     await client.aclose()
 

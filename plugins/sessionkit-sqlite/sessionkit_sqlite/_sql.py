@@ -4,9 +4,15 @@ The table name is the only text ever formatted into a statement, and it reaches 
 validated as ``[A-Za-z_][A-Za-z0-9_]{0,62}`` (and quoted besides). Keys, values and times are
 always bound parameters, so no client text becomes SQL.
 
-``expires_at`` is wall-clock seconds or NULL (no expiry). Every read, touch and replace treats a
-row with ``expires_at <= now`` as absent, so expiry holds before any clean-up has run; the
-clean-up (``purge``) deletes a bounded batch through the index on ``expires_at``.
+``expires_at`` is wall-clock seconds or NULL (no expiry). Every read, touch, replace, take and
+replace_if treats a row with ``expires_at <= now`` as absent, so expiry holds before any clean-up
+has run; the clean-up (``purge``) deletes a bounded batch through the index on ``expires_at``.
+
+``take`` is one ``DELETE ... RETURNING`` (SQLite 3.35+): it removes the row, expired or not, and
+the storage judges the returned expiry by its clock. ``take_live`` (delete the live row only,
+its ``rowcount`` says whether there was one) followed by ``delete`` (an expired remnant), in one
+transaction, is the same for an older SQLite. ``replace_if`` is ``replace`` that also requires
+the stored value to be exactly the expected bytes (BLOB equality: same length, same bytes).
 """
 
 from __future__ import annotations
@@ -34,6 +40,14 @@ _TEMPLATES = {
         "UPDATE {table} SET value = :value, expires_at = :expires_at "
         "WHERE key = :key AND (expires_at IS NULL OR expires_at > :now)"
     ),
+    "replace_if": (
+        "UPDATE {table} SET value = :value, expires_at = :expires_at "
+        "WHERE key = :key AND value = :expected AND (expires_at IS NULL OR expires_at > :now)"
+    ),
+    "take": "DELETE FROM {table} WHERE key = :key RETURNING expires_at",
+    "take_live": (
+        "DELETE FROM {table} WHERE key = :key AND (expires_at IS NULL OR expires_at > :now)"
+    ),
     "delete": "DELETE FROM {table} WHERE key = :key",
     "reset": "DELETE FROM {table}",
     "purge": (
@@ -59,6 +73,9 @@ class Statements:
     set: str
     touch: str
     replace: str
+    replace_if: str
+    take: str
+    take_live: str
     delete: str
     reset: str
     purge: str

@@ -16,6 +16,7 @@ pays for a scan of the table. :meth:`SQLiteStorage.purge_expired` empties them a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -40,16 +41,25 @@ log = logging.getLogger("sessionkit.sqlite")
 
 T = TypeVar("T")
 
+#: ``DELETE ... RETURNING`` came with SQLite 3.35.0 (2021); Python builds may link an older one.
+HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
+
 
 class SQLiteStorage(AsyncFromSyncMixin):
     """A thread-safe SQLite storage; the async twins run the sync methods in a worker thread.
 
     Every ``sqlite3.Error`` surfaces as a :class:`~sessionkit.StorageError` with the driver's
-    exception chained. Keys are always bound parameters, never SQL.
+    exception chained. Keys are always bound parameters, never SQL. It is an
+    :class:`~sessionkit.AtomicStorage`: ``take`` and ``replace_if`` are each one statement (``take``
+    a short transaction on a SQLite older than 3.35).
     """
 
-    #: How many writes (``set``/``replace``) pass between two bounded purges of expired rows.
+    #: How many writes (``set``/``replace``/``replace_if``) pass between two bounded purges of
+    #: expired rows.
     purge_every: ClassVar[int] = 64
+    #: Whether ``take`` is one ``DELETE ... RETURNING`` (SQLite 3.35+) rather than a transaction
+    #: of two ``DELETE`` statements. The tests turn it off to check the older way too.
+    take_returning: ClassVar[bool] = HAS_RETURNING
     #: How many rows one statement of :meth:`scan` reads.
     scan_page: ClassVar[int] = 256
 
@@ -146,6 +156,48 @@ class SQLiteStorage(AsyncFromSyncMixin):
             self._wrote(conn, now)
         return written
 
+    def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
+        """Write ``key`` only if it is live and holds exactly ``expected``; one ``UPDATE``."""
+        now, expires_at = self._times(ttl)
+        params = {
+            "key": key,
+            "expected": memoryview(expected),
+            "value": memoryview(value),
+            "expires_at": expires_at,
+            "now": now,
+        }
+        with self._connection() as conn:
+            written = conn.execute(self._sql.replace_if, params).rowcount == 1
+            self._wrote(conn, now)
+        return written
+
+    def take(self, key: str) -> bool:
+        """Delete ``key`` (an expired remnant too); return whether a live record was there."""
+        now = self._clock()
+        with self._connection() as conn:
+            if not self.take_returning:
+                return self._take_in_transaction(conn, key, now)
+            # fetchall() runs the statement to its end, which commits it (autocommit mode).
+            rows = conn.execute(self._sql.take, {"key": key}).fetchall()
+        return any(expires_at is None or expires_at > now for (expires_at,) in rows)
+
+    def _take_in_transaction(self, conn: sqlite3.Connection, key: str, now: float) -> bool:
+        """``take`` without RETURNING: delete the live row (its rowcount is the answer), then
+        any expired remnant, in one transaction. ``BEGIN IMMEDIATE`` takes the write lock
+        first, and a failure rolls everything back, so a busy database changes nothing (and
+        ``_run`` may retry the whole call in a thread)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            live = conn.execute(self._sql.take_live, {"key": key, "now": now}).rowcount == 1
+            conn.execute(self._sql.delete, {"key": key})
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):  # the first error is the one to report
+                    conn.execute("ROLLBACK")
+            raise
+        return live
+
     def touch(self, key: str, ttl: timedelta | None) -> bool:
         now, expires_at = self._times(ttl)
         params = {"key": key, "expires_at": expires_at, "now": now}
@@ -225,7 +277,8 @@ class SQLiteStorage(AsyncFromSyncMixin):
         (over 100 us on a small VM), so the usual case runs inline: when no other thread holds
         the storage's lock and SQLite answers without waiting. For the attempt the connection's
         busy timeout is 0, so a database locked by another process fails at once (nothing is
-        written: each statement is its own transaction) and the call is retried in a thread,
+        written: each statement is its own transaction, and ``take``'s fallback transaction
+        rolls back) and the call is retried in a thread,
         where waiting up to ``busy_timeout`` blocks nobody.
         """
         lock = self._lock
@@ -257,6 +310,14 @@ class SQLiteStorage(AsyncFromSyncMixin):
 
     async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
         return await self._run(self.replace, key, value, ttl)
+
+    async def areplace_if(
+        self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
+    ) -> bool:
+        return await self._run(self.replace_if, key, expected, value, ttl)
+
+    async def atake(self, key: str) -> bool:
+        return await self._run(self.take, key)
 
     async def atouch(self, key: str, ttl: timedelta | None) -> bool:
         return await self._run(self.touch, key, ttl)

@@ -1,4 +1,5 @@
-"""The SQLite storage against the shared conformance suite: a WAL file and ``:memory:``."""
+"""The SQLite storage against the shared conformance suite: a WAL file and ``:memory:``, and
+``take`` the way it runs on a SQLite older than 3.35 (no ``RETURNING``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ class TestSQLiteFileStorage(StorageConformance):
     """Namespaces are tables of one database file, as several apps sharing a file would be."""
 
     clock_injectable = True
+    atomic = True
 
     @pytest.fixture(autouse=True)
     def _database(self, tmp_path: Path) -> None:
@@ -30,7 +32,20 @@ class TestSQLiteMemoryStorage(StorageConformance):
     """Each ``:memory:`` storage is its own database, shared by the threads that use it."""
 
     clock_injectable = True
+    atomic = True
 
     def make_storage(self, namespace: str, clock: Callable[[], float] | None) -> Storage:
         assert clock is not None
         return SQLiteStorage(":memory:", table=namespace, clock=clock)
+
+
+class _SQLiteWithoutReturning(SQLiteStorage):
+    take_returning = False
+
+
+class TestSQLiteWithoutReturning(TestSQLiteFileStorage):
+    """``take`` as a transaction of two ``DELETE`` statements, as on SQLite < 3.35."""
+
+    def make_storage(self, namespace: str, clock: Callable[[], float] | None) -> Storage:
+        assert clock is not None
+        return _SQLiteWithoutReturning(self.database, table=namespace, clock=clock)

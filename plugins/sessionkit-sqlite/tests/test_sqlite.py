@@ -19,6 +19,7 @@ import pytest
 from sessionkit import ConfigError, StorageError, open_storage
 from sessionkit.testing import FakeClock
 from sessionkit_sqlite import SQLiteStorage
+from sessionkit_sqlite._storage import HAS_RETURNING
 
 HOUR = timedelta(hours=1)
 
@@ -220,6 +221,91 @@ def test_purge_expired_deletes_every_expired_row_and_nothing_else(
     assert asyncio.run(storage.acount()) == 2
 
 
+# -- take and replace_if -------------------------------------------------------------------
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(True, marks=pytest.mark.skipif(not HAS_RETURNING, reason="SQLite < 3.35")),
+        False,
+    ],
+    ids=["returning", "transaction"],
+)
+def returning(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """``take`` with ``DELETE ... RETURNING`` (where this SQLite has it), then without."""
+    way: bool = request.param
+    monkeypatch.setattr(SQLiteStorage, "take_returning", way)
+    return way
+
+
+def test_take_removes_an_expired_remnant_too(
+    database: Path,
+    opened: Callable[..., Any],
+    returning: bool,
+) -> None:
+    clock = FakeClock()
+    storage = opened(database, clock=clock)
+    storage.set("expired", b"x", timedelta(seconds=1))
+    storage.set("live", b"y", HOUR)
+    clock.advance(2)
+    assert storage.take("expired") is False
+    assert raw_rows(database) == 1, "the expired row is gone, not left for the purge"
+    assert storage.take("live") is True
+    assert raw_rows(database) == 0
+
+
+def test_take_statements(
+    database: Path,
+    opened: Callable[..., Any],
+    returning: bool,
+) -> None:
+    """One ``DELETE ... RETURNING``, or one short write transaction on an older SQLite."""
+    storage = opened(database)
+    storage.set("k", b"v", HOUR)
+    statements: list[str] = []
+    with storage._connection() as conn:
+        conn.set_trace_callback(statements.append)
+    assert storage.take("k") is True
+    with storage._connection() as conn:
+        conn.set_trace_callback(None)
+    if returning:
+        assert len(statements) == 1
+        assert "RETURNING" in statements[0]
+    else:
+        assert statements[0] == "BEGIN IMMEDIATE"
+        assert statements[-1] == "COMMIT"
+        assert len(statements) == 4
+
+
+async def test_async_take_on_a_database_locked_elsewhere_waits_in_a_thread(
+    database: Path,
+    opened: Callable[..., Any],
+    returning: bool,
+) -> None:
+    """The inline attempt fails on the lock having deleted nothing, so the retry in a
+    thread still finds the live record and says so."""
+    storage = opened(database, busy_timeout=5.0)
+    await storage.aset("k", b"v", HOUR)
+    other = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    asyncio.get_running_loop().call_later(0.2, other.execute, "COMMIT")
+    assert await storage.atake("k") is True
+    other.close()
+    assert await storage.aget("k") is None
+    assert raw_rows(database) == 0
+
+
+def test_replace_if_compares_the_whole_blob(opened: Callable[..., Any]) -> None:
+    storage = opened(":memory:")
+    storage.set("k", b"\x00ab", HOUR)
+    assert storage.replace_if("k", b"\x00a", b"x", HOUR) is False
+    assert storage.replace_if("k", b"\x00ab\x00", b"x", HOUR) is False
+    assert storage.replace_if("k", b"\x00AB", b"x", HOUR) is False
+    assert storage.replace_if("k", b"\x00ab", b"", None) is True
+    assert storage.replace_if("k", b"", b"y", HOUR) is True
+    assert storage.get("k") == b"y"
+
+
 def test_count_ignores_expired_rows(opened: Callable[..., Any]) -> None:
     clock = FakeClock()
     storage = opened(":memory:", clock=clock)
@@ -304,6 +390,9 @@ def test_driver_errors_are_chained_and_never_name_the_key(
         lambda: storage.set("secret-id", b"v", None),
         lambda: storage.touch("secret-id", HOUR),
         lambda: asyncio.run(storage.areplace("secret-id", b"v", HOUR)),
+        lambda: storage.replace_if("secret-id", b"v", b"w", HOUR),
+        lambda: storage.take("secret-id"),
+        lambda: asyncio.run(storage.atake("secret-id")),
     ):
         with pytest.raises(StorageError, match="no such table") as info:
             call()
@@ -374,6 +463,9 @@ async def test_async_twins_run_inline_when_nothing_waits(
     assert await storage.areplace("k", b"w", HOUR) is True
     assert await storage.aget("k") == b"w"
     assert await storage.atouch("k", HOUR) is True
+    assert await storage.areplace_if("k", b"w", b"x", HOUR) is True
+    assert await storage.atake("k") is True
+    assert await storage.atake("k") is False
     await storage.adelete("k")
     assert await storage.aget("k") is None
     assert hops == []
