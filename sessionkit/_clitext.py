@@ -6,23 +6,114 @@ password in a storage URL is removed in one place before anything is printed.
 
 from __future__ import annotations
 
+import re
 import time
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, unquote_plus
 
-__all__ = ["describe", "human_age", "human_bytes", "redact"]
+__all__ = ["describe", "human_age", "human_bytes", "redact", "scrub"]
+
+MASK = "***"
+
+#: A query parameter whose name contains one of these (any case) has its value masked.
+_SECRET_NAME = re.compile(r"password|secret|token|key", re.IGNORECASE)
+#: What a user name in the URL's userinfo must not contain to be shown (else it may be a
+#: password that was mis-split, or not a user name at all).
+_UNCLEAR_USER = re.compile(r"[\s/?#\[\]@]")
+
+
+def _split(url: str) -> tuple[str, str | None, str, str]:
+    """``(scheme and "://", userinfo or None, the rest up to the query, query and fragment)``.
+
+    Done by hand, not by ``urlsplit``: this must cope with URLs that ``urlsplit`` refuses or
+    misreads (an unclosed ``[``, a ``/`` or ``?`` in an unencoded password). The userinfo is
+    everything between ``://`` and the *last* ``@``: a host never holds an ``@``, so whatever
+    comes before the last one may be secret, even when that over-reaches into a path or query.
+    """
+    head, sep, rest = url.partition("://")
+    if not sep:  # ``scheme:user:password@host`` is no URL, but its password is still one
+        head, sep, rest = url.partition(":")
+        if not sep:
+            head, rest = "", url
+    head += sep
+    userinfo: str | None = None
+    if sep and "@" in rest:
+        userinfo, _, rest = rest.rpartition("@")
+    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    return head, userinfo, rest[:cut], rest[cut:]
+
+
+def _masked_userinfo(userinfo: str) -> str:
+    user, colon, _ = userinfo.partition(":")
+    if colon and not _UNCLEAR_USER.search(user) and user.isprintable():
+        return f"{user}:{MASK}"
+    return MASK  # no ':' (a token as the user name?) or an odd user: hide it all
+
+
+def _query_pieces(tail: str) -> list[tuple[str, str | None]]:
+    """``(name and its "=", value)`` for each parameter of the query ``tail`` starts with
+    (``?a=1&b`` gives ``("a=", "1")`` and ``("b", None)``)."""
+    query = tail[1:].split("#", 1)[0] if tail.startswith("?") else ""
+    pieces: list[tuple[str, str | None]] = []
+    for piece in query.split("&"):
+        name, eq, value = piece.partition("=")
+        pieces.append((name + eq, value if eq else None))
+    return pieces
+
+
+def _is_secret(name: str) -> bool:
+    return bool(_SECRET_NAME.search(unquote_plus(name)))
 
 
 def redact(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (safe for a terminal or a log)."""
+    """``url`` with its secrets replaced by ``***`` (safe for a terminal, a page or a log).
+
+    Masked: everything between ``://`` and the last ``@`` (the user name is kept when a ``:``
+    clearly separates it from the password), and the value of each query parameter whose name
+    contains ``password``, ``secret``, ``token`` or ``key`` (any case). Never raises, whatever
+    the text: it is called on URLs that failed to parse.
+    """
     try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+        text = url if isinstance(url, str) else str(url)
+        head, userinfo, middle, tail = _split(text)
+        authority = "" if userinfo is None else _masked_userinfo(userinfo) + "@"
+        if tail.startswith("?"):
+            _, hash_, fragment = tail.partition("#")
+            parts = [
+                name if value is None else name + (MASK if _is_secret(name) else value)
+                for name, value in _query_pieces(tail)
+            ]
+            tail = "?" + "&".join(parts) + hash_ + fragment
+        return head + authority + middle + tail
+    except Exception:  # pragma: no cover - defensive: printing must not fail
+        return "<a storage URL, not shown>"
+
+
+def _secrets(url: str) -> set[str]:
+    """The secret substrings of ``url`` (as written and decoded), as ``redact`` masks them."""
+    found: set[str] = set()
+    _, userinfo, _, tail = _split(url)
+    if userinfo is not None:
+        _, colon, password = userinfo.partition(":")
+        hidden = password if colon and _masked_userinfo(userinfo) != MASK else userinfo
+        found.update({hidden, unquote(hidden)})
+    for name, value in _query_pieces(tail):
+        if value is not None and _is_secret(name):
+            found.update({value, unquote_plus(value)})
+    return {secret for secret in found if secret}
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (an error message, say) with every secret of ``url`` in it replaced by ``***``.
+
+    For messages that may quote the URL or a piece of it (``urlsplit``'s do); never raises.
+    """
+    try:
+        text = text.replace(url, redact(url))
+        for secret in sorted(_secrets(url), key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        return text
+    except Exception:  # pragma: no cover - defensive
+        return "<message not shown: it may hold a password>"
 
 
 def describe(exc: BaseException) -> str:

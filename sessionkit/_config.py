@@ -6,6 +6,8 @@ request ever pays for validation and no misconfiguration is discovered by a visi
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import re
 import secrets
 from collections.abc import Callable
@@ -25,6 +27,15 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _UNSAFE_ATTR = re.compile(r"[;,\x00-\x1f\x7f]")
 _ID_ALPHABET = re.compile(r"[A-Za-z0-9_-]+\Z")
 _SAME_SITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
+# One label of a host name (RFC 1123): letters, digits and inner hyphens, 1 to 63 characters.
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
+# A last label the URL standard reads as a number, making the whole host an IPv4 address.
+_NUMERIC_LABEL = re.compile(r"(?:[0-9]+|0[xX][0-9A-Fa-f]*)\Z")
+#: The methods a storage object must have (the ``Storage`` protocol), looked up with
+#: ``getattr`` so a proxy that provides them through ``__getattr__`` is a storage too.
+_STORAGE_METHODS = tuple(
+    name for name, value in vars(Storage).items() if not name.startswith("_") and callable(value)
+)
 
 #: The longest lifetime a session may be given (``expiration``, ``absolute_timeout``, and
 #: ``set_expiry``). RFC 6265bis has browsers cap a cookie's ``Expires``/``Max-Age`` at 400 days,
@@ -129,6 +140,110 @@ def _attr_value(field: str, value: object) -> None:
         )
 
 
+def _storage(value: object) -> None:
+    """A URL, or a storage *object*: not a storage class, nor anything else."""
+    if isinstance(value, str):
+        if not value:
+            raise ConfigError("storage", "the storage URL is empty")
+        return
+    if isinstance(value, type):
+        # A storage class has every method, as unbound functions: it would pass a protocol
+        # check, then fail every call, each request answering 503 as if the storage were down.
+        if all(callable(getattr(value, name, None)) for name in _STORAGE_METHODS):
+            raise ConfigError(
+                "storage",
+                f"got the class {value.__name__}, not a storage object: pass an instance "
+                f"({value.__name__}()) or a URL such as 'memory://'",
+            )
+        raise ConfigError(
+            "storage", f"expected a URL or a storage object, got the class {value.__name__}"
+        )
+    missing = [name for name in _STORAGE_METHODS if not callable(getattr(value, name, None))]
+    if missing:
+        raise ConfigError(
+            "storage",
+            f"expected a URL or a storage object, got {type(value).__name__} "
+            f"(it lacks {', '.join(missing)})",
+        )
+
+
+def _cookie_domain(value: object) -> None:
+    """``""`` (no ``Domain``: this host only), a host name, or an IPv4 address.
+
+    Browsers ignore a ``Domain`` attribute they cannot match against a host (a URL, a port, a
+    path, an ``=``) and keep the cookie host-only, or drop it: the session would never stick,
+    with no error anywhere. So anything but a plain host name is refused at start-up.
+    """
+    field = "cookie_domain"
+    if not isinstance(value, str):
+        raise ConfigError(field, f"expected a str, got {type(value).__name__}")
+    if not value.isascii():
+        hint = ""
+        with contextlib.suppress(UnicodeError):
+            hint = f" ({value.encode('idna').decode('ascii')!r})"
+        raise ConfigError(
+            field,
+            f"{value!r} is not ASCII: write an internationalised domain name in its punycode "
+            f"(xn--) form{hint}, as it travels in headers",
+        )
+    _attr_value(field, value)
+    if not value:
+        return
+    if "://" in value:
+        raise ConfigError(
+            field, f"{value!r} is a URL: give the host name alone, such as 'example.com'"
+        )
+    if ":" in value:
+        raise ConfigError(
+            field,
+            f"{value!r} holds a ':' (a port, or an IPv6 address): give the host name alone; "
+            "cookies ignore ports, and for an IPv6 host leave cookie_domain empty",
+        )
+    if "/" in value:
+        raise ConfigError(
+            field, f"{value!r} holds a '/': give the host name alone, the path is cookie_path"
+        )
+    host = value[1:] if value.startswith(".") else value
+    if not host or host.startswith("."):
+        raise ConfigError(
+            field,
+            f"{value!r}: at most one leading '.' before a host name (browsers ignore it: "
+            "'.example.com' is 'example.com', which already covers its subdomains)",
+        )
+    if host.endswith("."):
+        raise ConfigError(
+            field,
+            f"{value!r} ends with '.': browsers match no host against such a Domain, drop it",
+        )
+    if len(host) > 253:
+        raise ConfigError(field, f"a host name is at most 253 characters, got {len(host)}")
+    labels = host.split(".")
+    if _NUMERIC_LABEL.match(labels[-1]):
+        # Browsers read a host whose last label is a number as an IPv4 address (the URL
+        # standard), so "1.2.3" or "010.0.0.1" would be some other address, or none.
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ConfigError(
+                field,
+                f"{value!r} ends in a number, so browsers read it as an IPv4 address, and it "
+                "is not one in dotted-decimal form (four numbers 0-255, no leading zeros)",
+            ) from None
+        if host != value:
+            raise ConfigError(
+                field, f"{value!r}: an IP address has no subdomains, drop the leading '.'"
+            )
+        return
+    for label in labels:
+        if not _LABEL.match(label):
+            raise ConfigError(
+                field,
+                f"{value!r} is not a host name: each dot-separated label must be 1-63 "
+                "letters, digits or '-', not starting or ending with '-' "
+                f"(offending label: {label!r})",
+            )
+
+
 def _normalise_same_site(value: Any) -> Any:
     if isinstance(value, str):
         return _SAME_SITE.get(value.lower(), value)
@@ -170,16 +285,11 @@ class Config:
                     "absolute_timeout",
                     f"{self.absolute_timeout!r} is shorter than expiration {self.expiration!r}",
                 )
-        if not isinstance(self.storage, str) and not isinstance(self.storage, Storage):
-            raise ConfigError(
-                "storage", f"expected a URL or a storage object, got {type(self.storage).__name__}"
-            )
-        if isinstance(self.storage, str) and not self.storage:
-            raise ConfigError("storage", "the storage URL is empty")
+        _storage(self.storage)
         if not isinstance(self.key_lookup, str):
             raise ConfigError("key_lookup", f"expected a str, got {type(self.key_lookup).__name__}")
         lookup = KeyLookup.parse(self.key_lookup)
-        _attr_value("cookie_domain", self.cookie_domain)
+        _cookie_domain(self.cookie_domain)
         _attr_value("cookie_path", self.cookie_path)
         if not self.cookie_path.startswith("/"):
             raise ConfigError("cookie_path", f"must start with '/', got {self.cookie_path!r}")

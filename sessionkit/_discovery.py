@@ -133,7 +133,16 @@ class PluginRegistry:
         entry = installed.get(scheme)
         if entry is None:
             raise StorageNotFound(self._not_found_message(scheme))
-        pairs = parse_qsl(urlsplit(url).query, keep_blank_values=True) if ":" in url else []
+        from ._clitext import redact, scrub  # stdlib only, so cheap here
+
+        query, unparsable = "", None
+        try:
+            query = urlsplit(url).query if ":" in url else ""
+        except ValueError as exc:  # an unclosed "[", say; its message may quote the password
+            unparsable = scrub(str(exc), url)
+        if unparsable is not None:  # raised out here, so no traceback shows the original
+            raise ConfigError("storage", f"not a valid URL: {redact(url)} ({unparsable})")
+        pairs = parse_qsl(query, keep_blank_values=True)
         _refuse_repeats(pairs, entry.backend.repeatable)
         merged: dict[str, Any] = {**dict(pairs), **options}
         return entry.backend.open(url, merged)

@@ -51,7 +51,7 @@ def encode_envelope(
     life = "null" if lifetime is None else _float(float(lifetime))
     return (
         f'{{"v":{VERSION},"c":{_float(float(created))},"t":{_float(float(saved))},'
-        f'"l":{life},"d":{registry.dumps_text(registry.encode(data))}}}'
+        f'"l":{life},"d":{registry.dumps_text(registry.encode_data(data))}}}'
     ).encode()
 
 

@@ -34,20 +34,25 @@ def live_count(storage: Storage) -> int | None:
 def purge_all(storage: Storage, progress: Progress, every: int | None = None) -> int | None:
     """Delete every key of ``storage``'s namespace; return how many (``None``: unknown).
 
+    Keys are deleted as the scan yields them (the scan contract allows it), so neither the
+    keys nor the values are held, and an interrupted purge has really deleted what it counted.
     ``progress(done, total)`` is called after every ``every`` deletions (default
-    :data:`PROGRESS_EVERY`).
+    :data:`PROGRESS_EVERY`); ``total`` is the live count taken before starting (sessions
+    created meanwhile can make ``done`` pass it, so it is raised to ``done`` then), or
+    ``done`` itself when the storage cannot count.
     """
     every = every or PROGRESS_EVERY
+    total = live_count(storage)
     if not isinstance(storage, ScannableStorage):
-        total = live_count(storage)
         storage.reset()
         return total
-    keys = [key for key, _ in storage.scan()]
-    for done, key in enumerate(keys, 1):
+    done = 0
+    for key, _ in storage.scan():
         storage.delete(key)
+        done += 1
         if done % every == 0:
-            progress(done, len(keys))
-    return len(keys)
+            progress(done, done if total is None else max(total, done))
+    return done
 
 
 def expired_purger(storage: Storage) -> PurgeableStorage:

@@ -73,13 +73,15 @@ _UNAVAILABLE = Failure(503, "Service Unavailable", b"Service Unavailable: sessio
 _TOO_LARGE = Failure(500, "Internal Server Error", b"Internal Server Error: session too large\n")
 
 
-def failure_for(exc: SessionKitError) -> Failure:
+def failure_for(exc: SessionKitError, *, replaced: bool = True) -> Failure:
     """Log ``exc`` (its driver error chained) and return the response that replaces the app's.
 
     A storage outage answers 503 and sets no cookie, so nobody is logged out by it and clients
     may retry; an oversized session is the application's bug (500), and nothing was written.
+    ``replaced=False``: the app's response had already started, and ends where it broke.
     """
-    logger.error("sessionkit: %s; the response is replaced", exc, exc_info=exc)
+    outcome = "the response is replaced" if replaced else "the response had started and ends here"
+    logger.error("sessionkit: %s; %s", exc, outcome, exc_info=exc)
     return _UNAVAILABLE if isinstance(exc, StorageError) else _TOO_LARGE
 
 
@@ -138,6 +140,11 @@ class Finisher:
     __slots__ = ("_cookies", "_header", "header_name", "store", "vary")
 
     def __init__(self, store: Store) -> None:
+        if not isinstance(store, Store):
+            raise TypeError(
+                "the session middleware takes a sessionkit Store, got "
+                f"{type(store).__qualname__}: build one with Store(config) or Store(**fields)"
+            )
         self.store = store
         lookup = store.lookup
         self._cookies = CookieRenderer(store.config) if lookup.source == "cookie" else None

@@ -7,6 +7,7 @@ per-request decision that can be made once is made here at construction.
 from __future__ import annotations
 
 import base64
+import difflib
 import functools
 import hashlib
 import hmac
@@ -22,7 +23,7 @@ import attrs
 from ._config import Config, default_key_generator
 from ._discovery import open_storage
 from ._envelope import Record, decode_record, encode_envelope
-from ._errors import SessionGone, SessionKitError, SessionTooLarge, StorageError
+from ._errors import ConfigError, SessionGone, SessionKitError, SessionTooLarge, StorageError
 from ._session import Session
 from ._storage import AtomicStorage, ConditionalStorage, Storage
 from ._transport import ASGI_KEY, WSGI_KEY, asgi_values, carrier_of, client_values, wsgi_values
@@ -52,6 +53,11 @@ class Store:
         clock: Callable[[], float] = time.time,
         **fields: Any,
     ) -> None:
+        if not isinstance(config, Config | None):
+            raise _not_a_config(config)
+        unknown = fields.keys() - _FIELDS
+        if unknown:
+            raise _unknown_field(sorted(unknown)[0])
         if config is None:
             config = Config(**fields)
         elif fields:
@@ -298,13 +304,22 @@ class Store:
     def _get_unloaded(self, scope: MutableMapping[str, Any]) -> Session:
         """The request's session, not read yet (``SessionMiddleware(autoload=False)``): a
         coroutine loads it with ``await store.aget(request)``; touching it before that raises,
-        since a synchronous read would block the event loop."""
-        session = self._get_lazy(scope)
-        if session._pending:
-            session._failure = SessionKitError(
-                "the session is not loaded: the ASGI middleware runs with autoload=False, so "
-                "call `await store.aget(request)` before using request.session"
-            )
+        since a synchronous read would block the event loop.
+
+        That holds for a request without a cookie too, which has nothing to read: a handler
+        that forgot the ``aget`` fails on its first request, not only once visitors come back
+        with cookies.
+        """
+        cached = scope.get(ASGI_KEY)
+        if isinstance(cached, Session) and cached._store is self:
+            return cached
+        sid = self._sid(asgi_values(scope, self.lookup))
+        session = Session(self, sid or "", None, now=0.0, client_id=sid, pending=True)
+        session._failure = SessionKitError(
+            "the session is not loaded: the ASGI middleware runs with autoload=False, so "
+            "call `await store.aget(request)` before using request.session"
+        )
+        scope[ASGI_KEY] = session
         return session
 
     def _get_unavailable(self, request: Any, error: StorageError) -> Session:
@@ -328,8 +343,15 @@ class Store:
 
     async def _afill(self, session: Session) -> None:
         """Async twin of :meth:`_fill`, for ``await store.aget(request)``: an async read may
-        load a session that sync code must not (``autoload=False``)."""
-        self._loaded(session, await self._aread(session._id))
+        load a session that sync code must not (``autoload=False``).
+
+        Two tasks of one request may both await the load: the first to finish loads the
+        session, and the second's read is dropped, or it would undo what the first task has
+        done with the session meanwhile.
+        """
+        payload = None if session._client_id is None else await self._aread(session._id)
+        if session._pending:
+            self._loaded(session, payload)
 
     def _loaded(self, session: Session, payload: bytes | None) -> None:
         sid = session._id
@@ -361,8 +383,13 @@ class Store:
 
     # -- saving -------------------------------------------------------------------------------
 
-    def _plan_save(self, session: Session) -> _Plan | None:
-        """Encode ``session``; ``None`` when it is empty and must not be stored."""
+    def _plan_save(self, session: Session, renewal: bool = False) -> _Plan | None:
+        """Encode ``session``; ``None`` when it is empty and must not be stored.
+
+        A ``renewal`` writes back what is stored already, with a new save time, so it is not
+        held to ``max_size``: a record saved a few bytes under it (a longer time stamp), or
+        before ``max_size`` was lowered, must not turn a page view into a 500.
+        """
         if not session._data:
             return None
         now = self.now()
@@ -370,7 +397,7 @@ class Store:
         payload = encode_envelope(
             self.types, session._data, session._created, now, session._lifetime
         )
-        if len(payload) > self.config.max_size:
+        if len(payload) > self.config.max_size and not renewal:
             raise SessionTooLarge(
                 f"encoded session is {len(payload)} bytes, above max_size={self.config.max_size}"
             )
@@ -393,8 +420,10 @@ class Store:
         session._destroyed = False
         session._wrote = (plan.now, plan.lifetime)
 
-    def _run_save(self, session: Session) -> None:
-        plan = self._plan_save(session)
+    def _run_save(self, session: Session, plan: _Plan | None = None) -> None:
+        """Save ``session`` (``plan``: already encoded, by a renewal)."""
+        if plan is None:
+            plan = self._plan_save(session)
         if plan is None:
             self._emptied(session, session._persisted and self._take_key(session._id))
             return
@@ -416,9 +445,10 @@ class Store:
             raise _storage_error(exc) from exc
         self._saved(session, wrote, plan)
 
-    async def _arun_save(self, session: Session) -> None:
+    async def _arun_save(self, session: Session, plan: _Plan | None = None) -> None:
         """Async twin of :meth:`_run_save` (one coroutine deep: it runs on every write)."""
-        plan = self._plan_save(session)
+        if plan is None:
+            plan = self._plan_save(session)
         if plan is None:
             self._emptied(session, session._persisted and await self._atake_key(session._id))
             return
@@ -460,15 +490,13 @@ class Store:
         save stands, and this request skips its renewal; the other write renewed it anyway.
         """
         raw = session._raw
-        if raw is None:
+        plan = self._plan_save(session, renewal=True)
+        if raw is None or plan is None:
             return
         if not self._atomic:
             # No replace_if: compare, then write; this narrows the race to the gap between.
             if self._read(session._id) == raw:
-                self._run_save(session)
-            return
-        plan = self._plan_save(session)
-        if plan is None:
+                self._run_save(session, plan)
             return
         key = self.storage_key(session._id)
         if _guard(self.storage.replace_if, key, raw, plan.payload, plan.ttl):  # type: ignore[attr-defined]
@@ -477,14 +505,12 @@ class Store:
     async def _arenew(self, session: Session) -> None:
         """Async twin of :meth:`_renew`."""
         raw = session._raw
-        if raw is None:
+        plan = self._plan_save(session, renewal=True)
+        if raw is None or plan is None:
             return
         if not self._atomic:
             if await self._aread(session._id) == raw:
-                await self._arun_save(session)
-            return
-        plan = self._plan_save(session)
-        if plan is None:
+                await self._arun_save(session, plan)
             return
         key = self.storage_key(session._id)
         storage: Any = self.storage
@@ -537,6 +563,28 @@ class _Plan(NamedTuple):
     ttl: timedelta
     now: float
     lifetime: float
+
+
+#: The names ``Store(**fields)`` takes: the config's fields.
+_FIELDS = frozenset(field.name for field in attrs.fields(Config))
+
+
+def _not_a_config(value: object) -> ConfigError:
+    if isinstance(value, str):
+        return ConfigError(
+            "storage",
+            f"Store() takes a Config as its first argument, not the text {value!r}; "
+            f"for a storage URL write Store(storage={value!r})",
+        )
+    return ConfigError(
+        "config", f"Store() takes a Config as its first argument, got {type(value).__qualname__}"
+    )
+
+
+def _unknown_field(name: str) -> ConfigError:
+    close = difflib.get_close_matches(name, sorted(_FIELDS), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; the settings are {sorted(_FIELDS)}"
+    return ConfigError(name, f"Store() has no setting {name!r}{hint}")
 
 
 def _plain_key(session_id: str) -> str:

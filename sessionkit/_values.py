@@ -6,6 +6,11 @@ way, so no stored text can pose as a tag. Registered attrs classes, dataclasses 
 unstructured by this registry's own cattrs converter and tagged with their registered name;
 decoding looks that name up in the registry and nowhere else, so stored data can never make
 the process import or call anything it was not told about.
+
+Everything ``set()`` accepts can be saved and loaded back: a class is registered only once the
+converter can structure it again; a value nested deeper than :data:`MAX_DEPTH` levels (or one
+that contains itself) is refused; and a string holding lone surrogates, which UTF-8 cannot
+carry, travels tagged rather than failing at save time.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import dataclasses
 import enum
 import json
 import json.scanner
+import re
 import sys
+import typing
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -29,6 +36,13 @@ __all__ = ["DecodeError", "TypeRegistry"]
 
 TAG = "$t"
 _JSONScalar = (str, int, float, bool, type(None))
+
+MAX_DEPTH = 64
+"""How deeply a session value may nest containers (lists, tuples, sets, dicts, registered
+objects), the value itself being level 1. Far above what a session needs, and far below what
+the JSON decoder's recursion can load back (each level is up to three levels of JSON)."""
+
+_SURROGATE = re.compile("[\\ud800-\\udfff]")
 
 
 class DecodeError(ValueError):
@@ -57,6 +71,11 @@ class TypeRegistry:
 
     def __init__(self) -> None:
         self._converter = cattrs.Converter()
+        # A field typed Any or object holds any storable value: left as it is for encode(),
+        # which tags or refuses it (cattrs would flatten a tuple to a list and an attrs object
+        # to a dict, which would come back as a list or a dict), and taken back as decoded.
+        self._converter.register_unstructure_hook_func(_is_any, _identity)
+        self._converter.register_structure_hook_func(_is_any, _as_decoded)
         for leaf in (datetime, date, time, timedelta, Decimal, UUID, bytes, set, frozenset):
             self._converter.register_structure_hook(leaf, _passthrough(leaf))
         # One decoder per registry, built once: json.loads with options builds one per call.
@@ -64,25 +83,26 @@ class TypeRegistry:
         self._int_digits, self._int_bits, self._int_bound = _int_limit()
         self._by_name: dict[str, type] = {}
         self._name_of: dict[type, str] = {}
-        identity = _identity
-        self._encoders: dict[type, Callable[[Any], Any]] = {
-            str: identity,
+        keep = _leaf
+        # Each encoder takes the value and its nesting level (the value given is level 1).
+        self._encoders: dict[type, Callable[[Any, int], Any]] = {
+            str: keep,
             int: self._encode_int,
-            float: identity,
-            bool: identity,
-            type(None): identity,
+            float: keep,
+            bool: keep,
+            type(None): keep,
             list: self._encode_list,
             dict: self._encode_dict,
-            tuple: lambda v: _tagged("tuple", self._encode_list(v)),
-            set: lambda v: _tagged("set", self._encode_list(v)),
-            frozenset: lambda v: _tagged("frozenset", self._encode_list(v)),
-            bytes: lambda v: _tagged("bytes", base64.b64encode(v).decode("ascii")),
-            datetime: lambda v: _tagged("datetime", v.isoformat()),
-            date: lambda v: _tagged("date", v.isoformat()),
-            time: lambda v: _tagged("time", v.isoformat()),
-            timedelta: lambda v: _tagged("timedelta", [v.days, v.seconds, v.microseconds]),
-            Decimal: lambda v: _tagged("decimal", str(v)),
-            UUID: lambda v: _tagged("uuid", v.hex),
+            tuple: lambda v, d: _tagged("tuple", self._encode_list(v, d)),
+            set: lambda v, d: _tagged("set", self._encode_list(v, d)),
+            frozenset: lambda v, d: _tagged("frozenset", self._encode_list(v, d)),
+            bytes: lambda v, _: _tagged("bytes", base64.b64encode(v).decode("ascii")),
+            datetime: lambda v, _: _tagged("datetime", v.isoformat()),
+            date: lambda v, _: _tagged("date", v.isoformat()),
+            time: lambda v, _: _tagged("time", v.isoformat()),
+            timedelta: lambda v, _: _tagged("timedelta", [v.days, v.seconds, v.microseconds]),
+            Decimal: lambda v, _: _tagged("decimal", str(v)),
+            UUID: lambda v, _: _tagged("uuid", v.hex),
         }
         self._decoders: dict[str, Callable[[Any], Any]] = {
             "tuple": _list_of(tuple),
@@ -96,6 +116,7 @@ class TypeRegistry:
             "timedelta": _decode_timedelta,
             "decimal": lambda v: Decimal(_str(v)),
             "uuid": lambda v: UUID(hex=_str(v)),
+            "str": _decode_surrogate_str,
         }
 
     # -- registration -------------------------------------------------------------------------
@@ -107,12 +128,18 @@ class TypeRegistry:
         ``module.QualName``. Give an explicit name to keep old sessions readable after moving
         the class. Registering the same class twice is harmless; two classes under one name
         is an error.
+
+        A class whose fields cattrs cannot load back (``int | str``, a plain class, ...) raises
+        ``TypeError`` here, naming the field, rather than being stored and then lost.
         """
         if not isinstance(cls, type):
             raise TypeError(f"register_type() takes a class, got {cls!r}")
+        if name is not None and (type(name) is not str or _SURROGATE.search(name)):
+            raise TypeError(f"register_type() name must be a str, got {name!r}")
         if issubclass(cls, enum.Enum):
             encode = self._enum_encoder()
         elif attrs.has(cls) or dataclasses.is_dataclass(cls):
+            self._check_loadable(cls)
             encode = self._object_encoder()
         else:
             raise TypeError(
@@ -133,33 +160,113 @@ class TypeRegistry:
         """Return whether ``cls`` was registered with :meth:`register_type`."""
         return cls in self._name_of
 
-    def _enum_encoder(self) -> Callable[[Any], Any]:
-        def encode(member: enum.Enum) -> Any:
-            return {TAG: "enum", "n": self._name_of[type(member)], "v": self.encode(member.value)}
+    def _check_loadable(self, cls: type) -> None:
+        """Raise ``TypeError`` unless the converter can structure ``cls`` back.
+
+        cattrs builds a class's structure hook, and with it the hooks of every field type,
+        all the way down, when first asked for it, and fails then for a type it has no hook
+        for; asking now moves that failure from the first load (a lost session) to here.
+        """
+        try:
+            self._converter.get_structure_hook(cls)
+        except Exception as exc:
+            field, hint = self._culprit(cls)
+            raise TypeError(
+                f"register_type({cls.__qualname__}): {field}cannot be loaded back "
+                f"({type(exc).__name__}: {exc}); {hint}"
+            ) from exc
+
+    def _culprit(self, cls: type) -> tuple[str, str]:
+        """``(what, hint)`` for the first field of ``cls`` whose type cannot be structured."""
+        hint = (
+            "give it one concrete type: a built-in, X | None, a list, tuple, set or dict of "
+            "those, an attrs class, dataclass or enum (a union only of attrs classes or "
+            "dataclasses with distinct fields), or Any"
+        )
+        try:
+            hints = typing.get_type_hints(cls)
+        except Exception:  # a forward reference that does not resolve: cattrs said so
+            return "its annotations ", "define every class its fields name before registering"
+        fields: Any = attrs.fields(cls) if attrs.has(cls) else dataclasses.fields(cls)
+        for field in fields:
+            kind = hints.get(field.name, field.type)
+            try:
+                self._converter.get_structure_hook(kind)
+            except Exception:
+                shown = getattr(kind, "__qualname__", None) or repr(kind)
+                return f"field {field.name!r} typed {shown} ", hint
+        return "a field ", hint
+
+    def _enum_encoder(self) -> Callable[[Any, int], Any]:
+        def encode(member: enum.Enum, depth: int) -> Any:
+            value = self._encode(member.value, depth + 1)
+            return {TAG: "enum", "n": self._name_of[type(member)], "v": value}
 
         return encode
 
-    def _object_encoder(self) -> Callable[[Any], Any]:
-        def encode(obj: Any) -> Any:
-            raw = self._converter.unstructure(obj)
-            return {TAG: "obj", "n": self._name_of[type(obj)], "v": self.encode(raw)}
+    def _object_encoder(self) -> Callable[[Any, int], Any]:
+        def encode(obj: Any, depth: int) -> Any:
+            if depth > MAX_DEPTH:
+                raise self._too_deep(obj)
+            cls = type(obj)
+            try:
+                raw = self._converter.unstructure(obj)
+                # What a load will do with it: a field holding something its annotation does
+                # not admit (attrs does not check) fails here rather than at the next load.
+                self._converter.structure(raw, cls)
+            except RecursionError:
+                raise self._too_deep(obj) from None
+            except Exception as exc:
+                raise TypeError(
+                    f"sessionkit cannot store this {cls.__qualname__}: it would not load back "
+                    f"({type(exc).__name__}: {exc}); do its fields hold what they are annotated "
+                    "with?"
+                ) from exc
+            try:  # The object and its field dict are one level.
+                fields = self._encode_dict(raw, depth)
+            except _TooDeep:
+                # The unstructured copy of a container never contains itself; the object may.
+                if _contains_itself(obj):
+                    raise self._too_deep(obj) from None
+                raise
+            return {TAG: "obj", "n": self._name_of[cls], "v": fields}
 
         return encode
 
     # -- encoding -----------------------------------------------------------------------------
 
     def encode(self, value: Any) -> Any:
-        """Turn ``value`` into a JSON-ready tree; raise ``TypeError`` for a type not admitted."""
+        """Turn ``value`` into a JSON-ready tree; raise ``TypeError`` for a type not admitted,
+        or for a value nested deeper than :data:`MAX_DEPTH` levels or containing itself."""
         encoder = self._encoders.get(type(value))
         if encoder is None:
-            raise TypeError(
-                f"sessionkit cannot store a value of type {type(value).__qualname__}: "
-                "use built-in types, or call store.register_type() for an attrs class, "
-                "dataclass or enum"
-            )
-        return encoder(value)
+            raise _unsupported(value)
+        return encoder(value, 1)
 
-    def _encode_int(self, value: int) -> int:
+    def encode_data(self, data: dict[str, Any]) -> Any:
+        """:meth:`encode` for a session's whole data dict, whose values are each at level 1
+        (as they were when ``set()`` checked them), so the dict adds no level."""
+        return self._encode_dict(data, 0)
+
+    def _encode(self, value: Any, depth: int) -> Any:
+        encoder = self._encoders.get(type(value))
+        if encoder is None:
+            raise _unsupported(value)
+        return encoder(value, depth)
+
+    def _too_deep(self, value: Any) -> TypeError:
+        """The error for a container met below level :data:`MAX_DEPTH` (a slow path)."""
+        if _contains_itself(value):
+            return _Circular(
+                f"sessionkit cannot store a circular value: this {type(value).__qualname__} "
+                "contains itself"
+            )
+        return _TooDeep(
+            f"sessionkit cannot store a value nested more than {MAX_DEPTH} levels deep "
+            f"(a {type(value).__qualname__} at level {MAX_DEPTH + 1}): flatten it"
+        )
+
+    def _encode_int(self, value: int, _: int = 0) -> int:
         """``value`` itself, once it is known to fit the interpreter's int-to-text limit.
 
         ``json`` writes an int as its decimal text, and Python refuses to make text of an int
@@ -175,20 +282,26 @@ class TypeRegistry:
             )
         return value
 
-    def _encode_list(self, values: Any) -> list[Any]:
+    def _encode_list(self, values: Any, depth: int) -> list[Any]:
+        if depth > MAX_DEPTH:
+            raise self._too_deep(values)
         encoders = self._encoders
         bits = self._int_bits
         out = []
         for v in values:
             t = type(v)
-            if t is str or (t is int and v.bit_length() <= bits):
+            if t is str or (t is int and v.bit_length() <= bits) or t is float:
                 out.append(v)
             else:
                 encoder = encoders.get(t)
-                out.append(encoder(v) if encoder is not None else self.encode(v))
+                if encoder is None:
+                    raise _unsupported(v)
+                out.append(encoder(v, depth + 1))
         return out
 
-    def _encode_dict(self, mapping: dict[Any, Any]) -> Any:
+    def _encode_dict(self, mapping: dict[Any, Any], depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise self._too_deep(mapping)
         encoders = self._encoders
         bits = self._int_bits
         out: dict[str, Any] = {}
@@ -198,22 +311,43 @@ class TypeRegistry:
                     f"sessionkit dict keys must be str, got {type(k).__qualname__} key {k!r}"
                 )
             t = type(v)
-            if t is str or (t is int and v.bit_length() <= bits) or t is bool or v is None:
+            if (
+                t is str
+                or (t is int and v.bit_length() <= bits)
+                or t is bool
+                or v is None
+                or t is float
+            ):
                 out[k] = v
             else:
                 encoder = encoders.get(t)
-                out[k] = encoder(v) if encoder is not None else self.encode(v)
+                if encoder is None:
+                    raise _unsupported(v)
+                out[k] = encoder(v, depth + 1)
         if TAG in out:
             return _tagged("dict", [[k, v] for k, v in out.items()])
         return out
 
     def dumps(self, tree: Any) -> bytes:
         """Serialise an encoded tree to compact UTF-8 JSON."""
-        return _json_encode(tree).encode()
+        return self.dumps_text(tree).encode()
 
     def dumps_text(self, tree: Any) -> str:
-        """:meth:`dumps` before the UTF-8 encoding, for a caller that wraps the text."""
-        return _json_encode(tree)
+        """:meth:`dumps` before the UTF-8 encoding, for a caller that wraps the text.
+
+        The text is always valid UTF-8 once encoded: a string holding a surrogate code point
+        (``"\\ud800"``, from ``surrogateescape`` decoding, say), which UTF-8 cannot carry,
+        travels as ``{"$t": "str", "v": base64}`` and comes back the same. Only text that is
+        not ASCII pays for the check (a trial UTF-8 encoding, three times faster than a regex
+        search); the rare text with surrogates is encoded twice.
+        """
+        text = _json_encode(tree)
+        if not text.isascii():
+            try:
+                text.encode()
+            except UnicodeEncodeError:
+                return _json_encode(_tag_surrogates(tree))
+        return text
 
     # -- decoding -----------------------------------------------------------------------------
 
@@ -300,8 +434,86 @@ _json_encode = _compact_encoder()
 _plain_decode = _scanner(json.JSONDecoder())
 
 
+class _TooDeep(TypeError):
+    pass
+
+
+class _Circular(TypeError):
+    pass
+
+
 def _identity(value: Any) -> Any:
     return value
+
+
+def _leaf(value: Any, _: int) -> Any:
+    return value
+
+
+def _is_any(kind: Any) -> bool:
+    return kind is Any or kind is object
+
+
+def _as_decoded(value: Any, _: Any) -> Any:
+    return value
+
+
+def _unsupported(value: Any) -> TypeError:
+    return TypeError(
+        f"sessionkit cannot store a value of type {type(value).__qualname__}: "
+        "use built-in types, or call store.register_type() for an attrs class, "
+        "dataclass or enum"
+    )
+
+
+def _contains_itself(value: Any) -> bool:
+    """Whether ``value`` can be reached from its own items (iteratively: it may be deep)."""
+    seen: set[int] = set()
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            children: Any = current.values()
+        elif isinstance(current, (list, tuple, set, frozenset)):
+            children = current
+        elif attrs.has(type(current)):
+            children = [getattr(current, f.name, None) for f in attrs.fields(type(current))]
+        elif dataclasses.is_dataclass(current):
+            children = [getattr(current, f.name, None) for f in dataclasses.fields(current)]
+        else:
+            continue
+        for child in children:
+            if child is value:
+                return True
+            if id(child) not in seen:
+                seen.add(id(child))
+                stack.append(child)
+    return False
+
+
+def _tag_surrogates(tree: Any) -> Any:
+    """``tree`` with every string holding a surrogate tagged (a dict with such a key escaped).
+
+    Only dicts made by the encoder hold ``"$t"`` (a user's is escaped), and only their
+    ``"v"`` can hold user text: a type name refuses surrogates at registration.
+    """
+    kind = type(tree)
+    if kind is str:
+        if _SURROGATE.search(tree) is None:
+            return tree
+        raw = tree.encode("utf-8", "surrogatepass")
+        return _tagged("str", base64.b64encode(raw).decode("ascii"))
+    if kind is list:
+        return [_tag_surrogates(item) for item in tree]
+    if kind is dict:
+        if TAG in tree:
+            return {**tree, "v": _tag_surrogates(tree["v"])}
+        if any(_SURROGATE.search(key) for key in tree):
+            return _tagged(
+                "dict", [[_tag_surrogates(k), _tag_surrogates(v)] for k, v in tree.items()]
+            )
+        return {key: _tag_surrogates(value) for key, value in tree.items()}
+    return tree
 
 
 def _int_limit() -> tuple[int, int, int]:
@@ -341,6 +553,10 @@ def _decode_escaped_dict(value: Any) -> dict[str, Any]:
     ):
         raise DecodeError("malformed escaped dict")
     return dict(value)
+
+
+def _decode_surrogate_str(value: Any) -> str:
+    return base64.b64decode(_str(value), validate=True).decode("utf-8", "surrogatepass")
 
 
 def _decode_timedelta(value: Any) -> timedelta:

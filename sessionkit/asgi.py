@@ -23,6 +23,7 @@ from ._errors import SessionKitError, StorageError
 from ._response import FAILURES, Failure, Finisher, Outcome, add_vary, failure_for
 from ._session import Session
 from ._store import Store
+from ._transport import ASGI_KEY
 
 __all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send", "SessionMiddleware"]
 
@@ -85,7 +86,13 @@ class SessionMiddleware:
         # mappings, Litestar with TypedDicts), and a middleware must fit every one of them.
         # Inside, they are a Scope, a Receive and a Send.
         kind = scope["type"]
-        if kind != "http" and kind != "websocket":
+        # A session already in the scope from this store belongs to a middleware further out
+        # (mounted twice, or again on a sub-app): it alone finishes it, or the response would
+        # carry the cookie twice.
+        held = scope.get(ASGI_KEY)
+        if (kind != "http" and kind != "websocket") or (
+            held is not None and isinstance(held, Session) and held._store is self.store
+        ):
             await self.app(scope, receive, send)
             return
         if not self.autoload and kind == "http":
@@ -148,7 +155,7 @@ class _Exchange:
 
     async def fail(self, exc: SessionKitError) -> None:
         """Answer the failure if no header left yet; else it is only logged."""
-        failure = failure_for(exc)
+        failure = failure_for(exc, replaced=self._state == _WAITING)
         if self._state == _WAITING:
             self._state = _REPLACED
             await _send_failure(self._send, failure)

@@ -22,10 +22,12 @@ holds only a random id, so nothing needs signing). Use this or the WSGI middlewa
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import flask
 from flask.sessions import SessionInterface, SessionMixin
+from werkzeug.exceptions import InternalServerError
 
 from ._errors import SessionKitError
 from ._response import FAILURES, Failure, Finisher, failure_for
@@ -164,14 +166,36 @@ def _replace(response: Response, failure: Failure) -> None:
     response.set_data(failure.body)
 
 
+def _server_error_handler(
+    previous: Callable[[InternalServerError], Any] | None,
+) -> Callable[[InternalServerError], Any]:
+    """A 500 handler that answers a session failure as :func:`_on_failure` does.
+
+    Flask sends an exception raised by an ``after_request`` hook (one that uses the session
+    during an outage) straight to its 500 handling, past the handlers registered by class.
+    Any other 500 goes to the handler the app had (or to Flask's own page).
+    """
+
+    def handler(error: InternalServerError) -> Any:
+        original = error.original_exception
+        if isinstance(original, SessionKitError) and isinstance(original, FAILURES):
+            return _failure_response(failure_for(original))
+        return previous(error) if previous is not None else error
+
+    return handler
+
+
 def init_app(app: flask.Flask, store: Store) -> None:
     """Make ``flask.session`` a sessionkit session backed by ``store``.
 
-    Also registers error handlers so a :class:`~sessionkit.StorageError` raised in a view
-    answers 503 (and :class:`~sessionkit.SessionTooLarge` 500) with no cookie set; an app may
-    register its own for those classes afterwards to override them.
+    Also registers error handlers so a :class:`~sessionkit.StorageError` raised in a view or
+    in an ``after_request`` hook answers 503 (and :class:`~sessionkit.SessionTooLarge` 500)
+    with no cookie set. An app may register its own for those classes afterwards to override
+    them; a 500 handler it registers afterwards takes over the ``after_request`` case too.
     """
     app.session_interface = SessionkitInterface(store)
     for exc in FAILURES:
         app.register_error_handler(exc, _on_failure)
+    previous = app.error_handler_spec[None][500].get(InternalServerError)
+    app.register_error_handler(InternalServerError, _server_error_handler(previous))
     app.extensions["sessionkit"] = store

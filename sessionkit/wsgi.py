@@ -19,6 +19,7 @@ from ._errors import SessionKitError
 from ._response import FAILURES, Finisher, Outcome, add_vary, failure_for
 from ._session import Session
 from ._store import Store
+from ._transport import WSGI_KEY
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -54,8 +55,13 @@ class SessionMiddleware:
     **Failures**: a :class:`~sessionkit.StorageError` while loading (in the app, at first use),
     while saving, or raised by the app before ``start_response``, replaces the response with a
     plain 503 carrying no ``Set-Cookie`` (a :class:`~sessionkit.SessionTooLarge` with a 500);
-    the error is logged with its driver exception. If the response had already started, the
-    error is only logged and the body ends where it broke.
+    the error is logged with its driver exception. Once the response has started, an error
+    raised while the body is produced reaches the server like any other error of the app, from
+    a generator app too, so the server ends the response as broken rather than short.
+
+    An app that calls ``start_response`` again with ``exc_info`` (to send an error page
+    instead) gets the session's headers on that call too: the session was saved by the first
+    call, and its cookie must go out with whichever headers do.
     """
 
     def __init__(self, app: WSGIApplication, store: Store) -> None:
@@ -66,10 +72,17 @@ class SessionMiddleware:
         self._vary = finisher.vary
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        held = environ.get(WSGI_KEY)
+        if isinstance(held, Session) and held._store is self.store:
+            # A middleware of the same store, further out, owns this request's session (it was
+            # mounted twice): it alone finishes it, or the response would carry two cookies.
+            return self.app(environ, start_response)
         exchange = _Exchange(self, self.store._lazy_environ(environ), start_response)
         try:
             result = self.app(environ, exchange.start_response)
         except FAILURES as exc:
+            if exchange.state == _STARTED:
+                raise  # the response started: the server must see it break (see the class)
             return exchange.fail(exc)
         if exchange.state == _STARTED:
             return result
@@ -92,7 +105,7 @@ class SessionMiddleware:
 class _Exchange:
     """One request's response side: finishes the session inside ``start_response``."""
 
-    __slots__ = ("_middleware", "_session", "_start_response", "replacement", "state")
+    __slots__ = ("_middleware", "_outcome", "_session", "_start_response", "replacement", "state")
 
     def __init__(
         self, middleware: SessionMiddleware, session: Session, start_response: StartResponse
@@ -102,22 +115,28 @@ class _Exchange:
         self._start_response = start_response
         self.state = _WAITING
         self.replacement: list[bytes] = []
+        #: What the first ``start_response`` added to the headers; a second one (with
+        #: ``exc_info``) adds it again, as the session is not finished twice.
+        self._outcome: Outcome | None = None
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
     ) -> Any:
         if self.state == _REPLACED:
             return _discard
+        middleware = self._middleware
         if self.state == _WAITING:
-            middleware = self._middleware
             try:
                 outcome = middleware._finisher.finish(self._session)
             except FAILURES as exc:
                 self.fail(exc)
                 return _discard
             self.state = _STARTED
-            if outcome.value is not None or outcome.vary:
-                headers = middleware.headers(headers, outcome)
+            self._outcome = outcome
+        else:
+            outcome = self._outcome  # type: ignore[assignment]  # set when it started
+        if outcome.value is not None or outcome.vary:
+            headers = middleware.headers(headers, outcome)
         return self._start_response(status, headers, exc_info)
 
     def fail(self, exc: SessionKitError) -> list[bytes]:
@@ -136,6 +155,8 @@ class _Exchange:
                     break
                 yield chunk
         except FAILURES as exc:
+            if self.state != _WAITING:
+                raise  # the response started: the server must see it break (see the class)
             self.fail(exc)
         finally:
             _close(result)

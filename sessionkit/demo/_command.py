@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .._clitext import redact, scrub
 from . import DEMO_DEPENDENCIES, default_storage_url
 
 __all__ = ["add_demo_command"]
@@ -26,20 +27,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         )
         return 1
     url = args.storage or default_storage_url()
+    shown = redact(url)  # the URL may hold a password: never print or serve it
+    if not 0 <= args.port <= 65535:
+        print(f"sessionkit demo: --port must be 0 to 65535, got {args.port}", file=sys.stderr)
+        return 2
     try:
         store = Store(storage=url)
-    except SessionKitError as exc:
-        print(f"sessionkit demo: cannot open storage {url!r}: {exc}", file=sys.stderr)
+    except (SessionKitError, ValueError) as exc:  # ValueError: a third-party plugin's
+        reason = scrub(str(exc), url).replace("\n", " ")
+        print(f"sessionkit demo: cannot open storage {shown}: {reason}", file=sys.stderr)
         return 2
     try:
         sock = bind(args.host, args.port)
-    except OSError as exc:
+    except (OSError, OverflowError, ValueError) as exc:
         print(f"sessionkit demo: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         store.close()
         return 1
-    print(f"sessionkit demo on {url_of(sock)}  (storage: {url}; Ctrl+C to stop)", flush=True)
+    print(f"sessionkit demo on {url_of(sock)}  (storage: {shown}; Ctrl+C to stop)", flush=True)
     try:
-        serve(create_app(store, storage_label=url), sock, log_level="warning")
+        serve(create_app(store, storage_label=shown), sock, log_level="warning")
     finally:
         store.close()
     return 0

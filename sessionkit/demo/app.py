@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from .._clitext import redact
 from .._session import Session
 from .._store import Store, fingerprint
 from ..asgi import SessionMiddleware
@@ -140,10 +141,11 @@ def create_app(store: Store, *, storage_label: str = "") -> Starlette:
         routes=[Route(path, fn, methods=[method]) for path, fn, method in routes],
         middleware=[Middleware(SessionMiddleware, store=store)],
     )
-    app.state.storage_label = storage_label or _label(store)
+    # Shown on every page: a URL's password is masked (redact leaves other labels alone).
+    app.state.storage_label = redact(storage_label) if storage_label else _label(store)
     return app
 
 
 def _label(store: Store) -> str:
     storage = store.config.storage
-    return storage if isinstance(storage, str) else type(storage).__name__
+    return redact(storage) if isinstance(storage, str) else type(storage).__name__

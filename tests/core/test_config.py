@@ -8,6 +8,39 @@ from typing import Any
 import pytest
 
 from sessionkit import Config, ConfigError, SessionKitError, Store
+from sessionkit_memory import MemoryStorage
+
+
+class HalfStorage:
+    """Has the sync half of the storage protocol only."""
+
+    def get(self, key: str) -> bytes | None:
+        return None
+
+    def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
+        pass
+
+    def delete(self, key: str) -> None:
+        pass
+
+    def touch(self, key: str, ttl: timedelta | None) -> bool:
+        return False
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Proxy:
+    """A test double providing the storage methods through ``__getattr__`` only."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def test_defaults_match_the_contract() -> None:
@@ -63,6 +96,33 @@ def test_defaults_match_the_contract() -> None:
         ({"max_size": True}, "max_size"),
         ({"storage": 42}, "storage"),
         ({"storage": ""}, "storage"),
+        ({"storage": MemoryStorage}, "storage"),  # the class: every call would fail, a 503
+        ({"storage": object()}, "storage"),
+        ({"storage": HalfStorage()}, "storage"),  # sync methods only
+        ({"storage": int}, "storage"),
+        # a Domain browsers ignore or reject: no session would ever stick
+        ({"cookie_domain": "http://example.com"}, "cookie_domain"),
+        ({"cookie_domain": "https://example.com/"}, "cookie_domain"),
+        ({"cookie_domain": "example.com:8000"}, "cookie_domain"),
+        ({"cookie_domain": "example.com/app"}, "cookie_domain"),
+        ({"cookie_domain": "a=b"}, "cookie_domain"),
+        ({"cookie_domain": "example.com."}, "cookie_domain"),
+        ({"cookie_domain": "..example.com"}, "cookie_domain"),
+        ({"cookie_domain": "."}, "cookie_domain"),
+        ({"cookie_domain": "a..example.com"}, "cookie_domain"),
+        ({"cookie_domain": "-a.example.com"}, "cookie_domain"),
+        ({"cookie_domain": "a-.example.com"}, "cookie_domain"),
+        ({"cookie_domain": "a_b.example.com"}, "cookie_domain"),
+        ({"cookie_domain": "a*.example.com"}, "cookie_domain"),
+        ({"cookie_domain": "x" * 64 + ".com"}, "cookie_domain"),  # a label over 63
+        ({"cookie_domain": ".".join(["a" * 63] * 4)}, "cookie_domain"),  # 255 > 253
+        ({"cookie_domain": "bücher.example"}, "cookie_domain"),  # IDN: punycode only
+        ({"cookie_domain": "[::1]"}, "cookie_domain"),
+        ({"cookie_domain": "1.2.3"}, "cookie_domain"),  # read as an IPv4 address, a wrong one
+        ({"cookie_domain": "256.1.1.1"}, "cookie_domain"),
+        ({"cookie_domain": "010.0.0.1"}, "cookie_domain"),  # octal to a browser
+        ({"cookie_domain": ".127.0.0.1"}, "cookie_domain"),
+        ({"cookie_domain": 5}, "cookie_domain"),
         ({"cookie_secure": "yes"}, "cookie_secure"),
         ({"storage_key_secret": b"short"}, "storage_key_secret"),
         ({"storage_key_secret": 12345}, "storage_key_secret"),
@@ -107,3 +167,58 @@ def test_config_is_frozen() -> None:
 
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         Config().cookie_secure = True  # type: ignore[misc]
+
+
+def test_a_storage_class_is_refused_with_the_instance_to_pass() -> None:
+    with pytest.raises(ConfigError, match=r"MemoryStorage\(\)") as info:
+        Store(storage=MemoryStorage)
+    assert info.value.field == "storage" and "instance" in str(info.value)
+
+
+def test_a_storage_object_is_accepted_also_through_getattr() -> None:
+    memory = MemoryStorage()
+    assert Config(storage=memory).storage is memory
+    store = Store(storage=Proxy(memory))
+    session = store.load(None)
+    session["a"] = 1
+    session.save()
+    assert store.get_by_id(session.id) is not None
+
+
+@pytest.mark.parametrize(
+    "domain",
+    [
+        "",  # the default: no Domain attribute, a host-only cookie
+        "example.com",
+        ".example.com",  # browsers ignore the leading dot
+        "Example.COM",
+        "localhost",
+        "a-b.c0.example",
+        "123.example.com",
+        "xn--bcher-kva.example",  # an IDN, in punycode
+        "x" * 63 + ".com",
+        ".".join(["a" * 63] * 3 + ["a" * 61]),  # 253 characters
+        "." + ".".join(["a" * 63] * 3 + ["a" * 61]),  # the leading dot is not counted
+        "127.0.0.1",
+        "192.168.0.10",
+    ],
+)
+def test_host_names_and_ipv4_addresses_are_accepted_cookie_domains(domain: str) -> None:
+    assert Config(cookie_domain=domain).cookie_domain == domain
+
+
+@pytest.mark.parametrize(
+    ("domain", "reason"),
+    [
+        ("http://example.com", "URL"),
+        ("example.com:8000", "port"),
+        ("example.com/app", "cookie_path"),
+        ("a=b", "not a host name"),
+        ("bücher.example", "xn--bcher-kva.example"),
+        ("..example.com", "browsers ignore it"),
+    ],
+)
+def test_a_bad_cookie_domain_says_why(domain: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match=r"^cookie_domain: ") as info:
+        Config(cookie_domain=domain)
+    assert reason in str(info.value)

@@ -90,8 +90,48 @@ async def test_using_the_session_before_loading_it_names_the_fix(
     assert storage.calls == {}  # and it never read synchronously on the event loop
 
 
-async def test_without_a_cookie_the_session_is_fresh_at_once(
-    http: httpx.AsyncClient, storage: CountingStorage
+async def test_without_a_cookie_the_session_must_be_loaded_all_the_same(
+    store: Store, storage: CountingStorage
 ) -> None:
-    reply = await http.get("/too_early")  # nothing to load: usable without awaiting
+    """A handler that forgot ``await store.aget(request)`` fails on its first request, not
+    only once a visitor comes back with a cookie (which would pass every test run without
+    one and break in production)."""
+    transport = httpx.ASGITransport(app=_app(store))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        with pytest.raises(SessionKitError, match=r"await store\.aget\(request\)"):
+            await http.get("/too_early")
+        reply = await http.get("/whoami")  # loaded with aget: nothing to read, fresh
     assert reply.text == "None" and storage.calls == {}
+
+
+async def test_two_tasks_loading_one_session_keep_what_the_first_did(
+    store: Store, storage: CountingStorage
+) -> None:
+    """Both await ``store.aget``; the second load lands after the first task wrote: it must
+    not bring back the stored copy over the first task's change."""
+    import asyncio
+
+    from starlette.routing import Route
+
+    async def gather(request: Request) -> PlainTextResponse:
+        async def first() -> None:
+            session = await store.aget(request)
+            session["cart"] = "3 items"
+
+        async def second() -> None:
+            await asyncio.sleep(0)
+            await store.aget(request)
+
+        await asyncio.gather(first(), second())
+        return PlainTextResponse(str(request.session.get("cart")))
+
+    app = _app(store)
+    app.router.routes.append(Route("/gather", gather))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        cookie = await _login(http)
+        reply = await http.get("/gather", headers={"cookie": cookie})
+    assert reply.text == "3 items"
+    sid = cookie.split("=", 1)[1]
+    stored = store.get_by_id(sid)
+    assert stored is not None and stored.get("cart") == "3 items" and stored["user"] == "ada"

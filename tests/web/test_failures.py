@@ -261,13 +261,12 @@ async def test_wsgi_generator_app_save_failure_answers_503(
     assert "first" not in reply.text
 
 
-async def test_wsgi_failure_mid_stream_is_only_logged(
-    store: Store, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_wsgi_failure_mid_stream_reaches_the_server(store: Store) -> None:
+    """The body broke after its headers left: the server must see it (and end the response
+    as broken), not receive a short body that looks complete. See test_wsgi_edges.py."""
     client = WSGIClient(WSGIMiddleware(_generator_app(True), store))
-    reply = await client.get("/")  # does not raise
-    assert (reply.status, reply.text) == (200, "first ")
-    assert "failed mid-stream" in caplog.text
+    with pytest.raises(StorageError, match="failed mid-stream"):
+        await client.get("/")
 
 
 async def test_wsgi_closes_a_replaced_apps_iterable(store: Store, storage: CountingStorage) -> None:
@@ -319,3 +318,23 @@ async def test_failed_renewal_serves_the_read_and_logs(
     storage.failing = frozenset()
     reply = await browser.get("/get?k=user")  # writes are back: renewed now
     assert reply.text == '"ada"' and reply.cookie.value == sid
+
+
+async def test_a_renewal_is_not_held_to_max_size(
+    make_client: MakeClient, clock: FakeClock, storage: CountingStorage
+) -> None:
+    """A record saved a few bytes under ``max_size`` grows by a longer time stamp when it is
+    renewed, and ``max_size`` may have been lowered since: a page view that only reads its
+    session is renewed all the same, never answered with a 500."""
+    store = make_store(clock, storage, expiration=timedelta(minutes=10))
+    browser = await _logged_in(make_client(store))
+    sid = browser.value
+    lowered = make_store(clock, storage, expiration=timedelta(minutes=10), max_size=64)
+    reader = Browser(make_client(lowered))
+    reader.value = sid
+    clock.advance(360)  # 4 of 10 minutes left: due for renewal
+    reply = await reader.get("/get?k=user")
+    assert (reply.status, reply.text) == (200, '"ada"')
+    assert reply.cookie.value == sid  # renewed, cookie refreshed
+    changed = await reader.get("/set?more=" + "x" * 64)
+    assert changed.status == 500  # a change is still held to max_size

@@ -58,6 +58,18 @@ async def test_starlette_counter(store: Store) -> None:
     assert await _count_three_times(starlette_app(store)) == ["1", "2", "3"]
 
 
+async def test_the_same_store_mounted_twice_sends_one_cookie(store: Store) -> None:
+    """An app whose sub-app mounts the middleware again (or a copy-pasted line): the outer one
+    owns the session; the inner one passes the request through."""
+    app = SessionMiddleware(starlette_app(store), store)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        reply = await http.get("/")
+        assert len(reply.headers.get_list("set-cookie")) == 1
+        assert reply.headers.get_list("vary") == ["Cookie"]
+        assert (await http.get("/")).text == "2"
+
+
 async def test_starlette_websocket_reads_the_session_and_never_saves(
     store: Store, storage: CountingStorage
 ) -> None:
@@ -265,6 +277,47 @@ def test_flask_storage_down(
     assert len(errors) == 2
     storage.failing = frozenset()
     assert client.get("/").text == "2"  # nobody was logged out
+
+
+def test_flask_after_request_hook_using_the_session_during_an_outage_answers_503(
+    store: Store, storage: CountingStorage
+) -> None:
+    """Flask routes an exception from an ``after_request`` hook to its 500 handling, past the
+    handlers registered by class: the 503 must come out all the same, and other 500s must
+    still reach the app's own handler."""
+    import flask
+
+    app = flask_app(store)
+
+    @app.errorhandler(500)
+    def own_500(error: Exception) -> tuple[str, int]:
+        return "the app's own 500 page", 500
+
+    from sessionkit.flask import init_app
+
+    # Mounted again, after the app registered its own 500 handler (as an app that sets up its
+    # error pages first would): that handler must keep serving every other 500.
+    init_app(app, store)
+
+    @app.after_request
+    def who(response: flask.Response) -> flask.Response:
+        if flask.request.path != "/plain":
+            response.headers["x-user"] = str(flask.session.get("n"))
+        return response
+
+    @app.get("/bug")
+    def bug() -> str:
+        raise RuntimeError("a bug of the app")
+
+    client = app.test_client()
+    assert client.get("/").text == "1"
+    storage.down = True
+    reply = client.get("/about")
+    assert reply.status_code == 503 and "Set-Cookie" not in reply.headers
+    assert "storage" in reply.text
+    storage.down = False
+    reply = client.get("/bug")
+    assert (reply.status_code, reply.text) == (500, "the app's own 500 page")
 
 
 def test_flask_with_the_wsgi_middleware_too_is_refused(store: Store) -> None:

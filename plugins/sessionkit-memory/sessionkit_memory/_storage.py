@@ -22,6 +22,11 @@ __all__ = ["MemoryStorage"]
 _NEVER = float("inf")
 
 
+def _positive_int(value: object) -> bool:
+    """An int >= 1, and not a bool (``True`` is 1 to Python, but never meant as a size)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 class MemoryStorage:
     """A thread-safe, asyncio-safe dictionary storage.
 
@@ -37,10 +42,12 @@ class MemoryStorage:
         purge_batch: int = 16,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if max_entries is not None and (isinstance(max_entries, bool) or max_entries < 1):
+        if max_entries is not None and not _positive_int(max_entries):
             raise ConfigError("max_entries", f"must be a positive int or None, got {max_entries!r}")
-        if purge_batch < 1:
+        if not _positive_int(purge_batch):
             raise ConfigError("purge_batch", f"must be a positive int, got {purge_batch!r}")
+        if not callable(clock):
+            raise ConfigError("clock", f"must be a callable returning seconds, got {clock!r}")
         self.max_entries = max_entries
         self.purge_batch = purge_batch
         self._clock = clock
@@ -52,7 +59,11 @@ class MemoryStorage:
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> MemoryStorage:
-        """Build from ``memory://?max_entries=N``."""
+        """Build from ``memory://?max_entries=N&purge_batch=N``.
+
+        Query values are text: digits, or for ``max_entries`` an empty value or ``none`` (no
+        cap, the default). Keyword values are checked as the constructor checks them.
+        """
         known = {"max_entries", "purge_batch"}
         unknown = set(options) - known
         if unknown:
@@ -63,10 +74,16 @@ class MemoryStorage:
         kwargs: dict[str, Any] = {}
         for name in known & set(options):
             value = options[name]
-            try:
-                kwargs[name] = None if value in ("", "none", None) else int(value)
-            except (TypeError, ValueError):
-                raise ConfigError(name, f"expected an integer, got {value!r}") from None
+            if isinstance(value, str):
+                text = value.strip()
+                if name == "max_entries" and text.lower() in ("", "none"):
+                    value = None
+                elif text.isascii() and text.isdigit():  # not int()'s "1_000" or "+5"
+                    value = int(text)
+                else:
+                    wanted = "a positive integer" + (" or none" if name == "max_entries" else "")
+                    raise ConfigError(name, f"expected {wanted}, got {options[name]!r}")
+            kwargs[name] = value
         return cls(**kwargs)
 
     def __len__(self) -> int:

@@ -11,12 +11,14 @@ lets win over the URL.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, unquote_plus, urlsplit, urlunsplit
 
 import pymongo.common
 import pymongo.errors
+import pymongo.uri_parser
 from pymongo.write_concern import WriteConcern
 
 from sessionkit import ConfigError
@@ -55,7 +57,7 @@ def driver_options(
     url: str, options: Mapping[str, Any]
 ) -> tuple[str, dict[str, Any], dict[str, str]]:
     """Return ``(url for pymongo, keywords for the client, own options found in the query)``."""
-    parts = urlsplit(url)
+    parts = _split(url)
     pairs = [p for p in parts.query.split("&") if p]
     names = [_query_name(p) for p in pairs]
     folded = [name.lower() for name in names]  # pymongo's option names ignore case
@@ -69,6 +71,11 @@ def driver_options(
         try:
             pymongo.common.validate(name, value)
         except (pymongo.errors.ConfigurationError, ValueError, TypeError) as exc:
+            own_match = difflib.get_close_matches(name, sorted(OWN_OPTIONS), n=1)
+            if own_match and name.lower() not in pymongo.common.VALIDATORS:
+                raise ConfigError(
+                    name, f"unknown option for the mongo storage; did you mean {own_match[0]!r}?"
+                ) from None
             raise ConfigError(name, f"not a valid option for the mongo storage: {exc}") from None
     kwargs = {k: v for k, v in options.items() if k not in in_url or in_url[k] != v}
     given = {name.lower() for name in (*in_url, *options)}
@@ -77,6 +84,24 @@ def driver_options(
             kwargs[name] = default
     driver_url = urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), ""))
     return driver_url, kwargs, own
+
+
+def _split(url: str) -> SplitResult:
+    """``url`` split, its hosts checked: pymongo raises a bare ValueError for a bad port."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # its message may quote the netloc, password and all
+        raise ConfigError("storage", "not a usable mongodb URL: it cannot be parsed") from None
+    hosts = parts.netloc.rpartition("@")[2]
+    if not url[len(parts.scheme) + 1 :].startswith("//") or not hosts:
+        raise ConfigError(
+            "storage", "expected mongodb://host[:port][,host[:port]...]/database or mongodb+srv://"
+        )
+    try:
+        pymongo.uri_parser.split_hosts(hosts)
+    except (pymongo.errors.ConfigurationError, ValueError) as exc:
+        raise ConfigError("storage", f"not a usable mongodb URL: {exc}") from None
+    return parts
 
 
 def parse_write_concern(value: object) -> WriteConcern | None:

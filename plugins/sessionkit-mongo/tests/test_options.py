@@ -178,3 +178,39 @@ def test_listing_backends_does_not_import_pymongo() -> None:
         "assert 'pymongo' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mongodb://127.0.0.1:notaport/app",
+        "mongodb://u:s3cretpw@127.0.0.1:notaport/app",
+        "mongodb://127.0.0.1:99999/app",
+        "mongodb://a:1,b:x/app",
+        "mongodb://",
+        "mongodb:///app",
+        "mongodb:127.0.0.1/app",
+        "mongodb://u:s3cretpw@[::1/app",
+    ],
+)
+def test_a_malformed_url_is_a_config_error_naming_the_storage(url: str) -> None:
+    """pymongo raises a bare ValueError for a port that is no number (``mongodb://`` became
+    ``mongodb:``, read as a host name with an empty port)."""
+    with pytest.raises(ConfigError) as caught:
+        MongoStorage(url)
+    assert caught.value.field == "storage"
+    assert "s3cretpw" not in str(caught.value)
+
+
+def test_a_misspelt_own_option_suggests_it_not_a_pymongo_one() -> None:
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        (URL + "&colection=x", {}, "collection"),
+        (URL, {"writeconcern": "majority"}, "write_concern"),
+    ]
+    for url, options, meant in cases:
+        with pytest.raises(ConfigError, match=f"did you mean {meant!r}") as caught:
+            MongoStorage(url, **options)
+        assert caught.value.field != "storage"
+    with pytest.raises(ConfigError, match="Unknown option") as caught:
+        MongoStorage(URL + "&bogus=1")  # near nothing of ours: pymongo's own hint stands
+    assert caught.value.field == "bogus"

@@ -6,15 +6,24 @@ know straight to the connection, where it fails only at the first command. So th
 taken off the URL here, every option is checked by name against what redis-py's connection
 classes accept (an unknown one is a :class:`~sessionkit.ConfigError` naming it, at open time),
 text values are typed with redis-py's own URL parsers, and the result goes in as keywords.
+
+Values are checked too, for the options whose bad values redis-py takes silently and fails
+on only at the first command (or never): timeouts, the database number (the URL's path
+included: redis-py ignores a path that is no number), ``protocol``, ``ssl_cert_reqs``,
+``client_name`` and ``max_connections``. A database number beyond the server's count (16 by
+default) cannot be known without asking the server, so it fails at the first command.
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import math
+import re
+import ssl
 from collections.abc import Callable, Mapping
-from typing import Any, cast
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, TypeGuard, cast
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis.connection
 
@@ -53,6 +62,82 @@ _CONNECTION_CLASSES: Mapping[str, type[Any]] = {
 }
 
 
+_DB_PATH = re.compile(r"/([0-9]+)")
+_CERT_REQS = frozenset({"none", "optional", "required"})
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive_seconds(value: object) -> str | None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value < math.inf  # NaN fails this too
+    ):
+        return f"must be a positive, finite number of seconds, got {value!r}"
+    return None
+
+
+def _db_number(value: object) -> str | None:
+    if not _is_int(value) or value < 0:
+        return f"must be a database number (an int >= 0), got {value!r}"
+    return None
+
+
+def _protocol(value: object) -> str | None:
+    if not _is_int(value) or value not in (2, 3):
+        return f"must be 2 (RESP2) or 3 (RESP3), got {value!r}"
+    return None
+
+
+def _cert_reqs(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and value in _CERT_REQS):
+        return None
+    if _is_int(value) and value in (ssl.CERT_NONE, ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED):
+        return None  # an ssl.VerifyMode
+    return f"must be one of 'none', 'optional', 'required', got {value!r}"
+
+
+def _client_name(value: object) -> str | None:
+    # The server's CLIENT SETNAME takes printable ASCII without spaces, and nothing else.
+    if value is None or (isinstance(value, str) and all("!" <= c <= "~" for c in value)):
+        return None
+    return f"must be printable ASCII without spaces (as CLIENT SETNAME takes), got {value!r}"
+
+
+def _max_connections(value: object) -> str | None:
+    if not _is_int(value) or value < 1:
+        return f"must be a positive int, got {value!r}"
+    return None
+
+
+#: Checks of values (after parsing) by option name: each returns what is wrong, or None.
+_VALUE_CHECKS: Mapping[str, Callable[[object], str | None]] = {
+    "socket_timeout": _positive_seconds,
+    "socket_connect_timeout": _positive_seconds,
+    "db": _db_number,
+    "protocol": _protocol,
+    "ssl_cert_reqs": _cert_reqs,
+    "client_name": _client_name,
+    "max_connections": _max_connections,
+}
+
+
+def _path_db(path: str) -> int | None:
+    """The database number of a ``redis://`` or ``rediss://`` URL's path (``None``: none)."""
+    path = unquote(path)
+    if path in ("", "/"):
+        return None
+    match = _DB_PATH.fullmatch(path)
+    if match is None:
+        raise ConfigError(
+            "db", f"the URL's path must be a database number (/0, /1, ...), got {path!r}"
+        )
+    return int(match.group(1))
+
+
 def check_prefix(prefix: object) -> str:
     """Return ``prefix`` if it can namespace keys; an empty one would make ``reset`` a FLUSHDB."""
     if not isinstance(prefix, str) or not prefix:
@@ -81,7 +166,16 @@ def connection_options(
     ``options`` are keyword arguments for the driver; they override the URL's query. A ``db``
     option beats the URL path, as it does in redis-py's own URLs.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # its message may quote the netloc, password and all
+        raise ConfigError(
+            "storage", "not a usable redis URL: it cannot be parsed (an unclosed '[' ?)"
+        ) from None
+    if not url[len(parts.scheme) + 1 :].startswith("//"):
+        raise ConfigError(
+            "storage", "expected redis://host:port/db, rediss://host:port/db or unix:///path.sock"
+        )
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     names = [name for name, _ in pairs]
     for name in names:
@@ -107,8 +201,15 @@ def connection_options(
                 value = parser(value)
             except (TypeError, ValueError) as exc:
                 raise ConfigError(name, f"invalid value {value!r}") from exc
+        check = _VALUE_CHECKS.get(name)
+        problem = None if check is None else check(value)
+        if problem is not None:
+            raise ConfigError(name, problem)
         kwargs[name] = value
     driver_url = url.split("#", 1)[0].split("?", 1)[0]
-    if "db" in kwargs and parts.scheme.lower() != "unix":
-        driver_url = f"{parts.scheme}://{parts.netloc}"  # the path's db would override it
+    if parts.scheme.lower() != "unix":
+        path_db = _path_db(parts.path)  # checked even when a db option overrides it
+        if path_db is not None:
+            kwargs.setdefault("db", path_db)
+        driver_url = f"{parts.scheme}://{parts.netloc}"  # redis-py would read the path again
     return driver_url, kwargs, own

@@ -143,3 +143,82 @@ def test_unknown_option_suggests_the_near_one() -> None:
         RedisStorage("redis://h/0?socket_timout=1")
     with pytest.raises(ConfigError, match="did you mean 'prefix'"):
         RedisStorage("redis://h/0?prefx=a")
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "field"),
+    [
+        ("redis://h/0?socket_timeout=-1", {}, "socket_timeout"),
+        ("redis://h/0?socket_timeout=0", {}, "socket_timeout"),
+        ("redis://h/0?socket_timeout=nan", {}, "socket_timeout"),
+        ("redis://h/0?socket_timeout=inf", {}, "socket_timeout"),
+        ("redis://h/0", {"socket_timeout": -5}, "socket_timeout"),
+        ("redis://h/0", {"socket_timeout": True}, "socket_timeout"),
+        ("redis://h/0", {"socket_timeout": None}, "socket_timeout"),
+        ("redis://h/0?socket_connect_timeout=-1", {}, "socket_connect_timeout"),
+        ("redis://h/0", {"socket_connect_timeout": 0}, "socket_connect_timeout"),
+        ("redis://h/0?protocol=4", {}, "protocol"),
+        ("redis://h/0", {"protocol": 1}, "protocol"),
+        ("rediss://h/0?ssl_cert_reqs=bogus", {}, "ssl_cert_reqs"),
+        ("rediss://h/0", {"ssl_cert_reqs": "REQUIRED"}, "ssl_cert_reqs"),
+        ("redis://h/0?client_name=a%20b", {}, "client_name"),
+        ("redis://h/0", {"client_name": "a\nb"}, "client_name"),
+        ("redis://h/0", {"client_name": 7}, "client_name"),
+        ("redis://h/0?max_connections=0", {}, "max_connections"),
+        ("redis://h/-1", {}, "db"),
+        ("redis://h/abc", {}, "db"),
+        ("redis://h/11/extra", {}, "db"),
+        ("redis://h/1.5", {}, "db"),
+        ("redis://h/abc", {"db": 3}, "db"),  # a bad path is refused even when db overrides it
+        ("redis://h", {"db": -1}, "db"),
+        ("redis://h", {"db": 1.0}, "db"),
+        ("redis://h", {"db": True}, "db"),
+        ("unix:///tmp/redis.sock?db=-2", {}, "db"),
+        ("redis:h:6379/0", {}, "storage"),
+    ],
+)
+def test_bad_values_are_refused_when_the_storage_opens(
+    url: str, options: dict[str, Any], field: str
+) -> None:
+    """redis-py takes these silently and fails at the first command, or ignores them (a path
+    that is no number meant db 0)."""
+    with pytest.raises(ConfigError) as caught:
+        RedisStorage(url, **options)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "expected"),
+    [
+        ("redis://h/0?socket_timeout=0.25&socket_connect_timeout=3", {}, {"socket_timeout": 0.25}),
+        ("redis://h/0?protocol=3", {}, {"protocol": 3}),
+        ("redis://h/0", {"protocol": 2}, {"protocol": 2}),
+        ("redis://h/0?client_name=web-1", {}, {"client_name": "web-1"}),
+        ("redis://h/99", {}, {"db": 99}),  # beyond the server's count: fails at first use
+        ("redis://h/%31%32", {}, {"db": 12}),
+        ("redis://h/", {}, {}),  # no db: redis-py's default, 0
+        ("redis://h/5", {"db": 6}, {"db": 6}),
+        ("redis://h/0?max_connections=4", {}, {}),
+    ],
+)
+def test_good_values_reach_the_connection(
+    url: str, options: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    storage = RedisStorage(url, **options)
+    kwargs = connection_kwargs(storage)
+    assert {name: kwargs[name] for name in expected} == expected
+    storage.close()
+
+
+@pytest.mark.parametrize("value", ["none", "optional", "required", None])
+def test_ssl_cert_reqs_takes_redis_py_values(value: str | None) -> None:
+    storage = RedisStorage("rediss://h/0", ssl_cert_reqs=value)
+    storage.close()
+
+
+def test_an_unparsable_url_is_a_config_error_without_the_password() -> None:
+    with pytest.raises(ConfigError) as caught:
+        RedisStorage("redis://u:s3cretpw@[::1/0")
+    assert caught.value.field == "storage"
+    assert "s3cretpw" not in str(caught.value)
+    assert caught.value.__cause__ is None

@@ -91,7 +91,10 @@ class SQLiteOptions:
 
 
 def _path_of(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ConfigError("storage", f"not a usable sqlite URL: {url!r}") from None
     if parts.scheme != "sqlite":
         raise ConfigError("storage", f"not a sqlite URL: {url!r}")
     if parts.netloc == MEMORY and not parts.path:
@@ -102,7 +105,14 @@ def _path_of(url: str) -> str:
             f"expected sqlite:///relative.db, sqlite:////absolute.db or sqlite://:memory:, "
             f"got {url!r}",
         )
-    return unquote(parts.path[1:]) or MEMORY
+    path = unquote(parts.path[1:])
+    if not path:  # sqlite3 would open a private, throw-away in-memory database
+        raise ConfigError(
+            "storage",
+            f"no database file in {url!r}: name a file (sqlite:///relative.db, "
+            "sqlite:////absolute.db), or use sqlite://:memory: for a private in-memory database",
+        )
+    return path
 
 
 def _parsed(parse: Callable[[str], object], expected: str) -> Callable[[str, object], object]:

@@ -73,12 +73,22 @@ def test_absolute_url_takes_four_slashes(database: Path, opened: Callable[..., A
     assert raw_rows(database) == 1
 
 
-@pytest.mark.parametrize("url", ["sqlite://:memory:", "sqlite:///:memory:", "sqlite://"])
+@pytest.mark.parametrize("url", ["sqlite://:memory:", "sqlite:///:memory:"])
 def test_memory_urls(url: str, opened: Callable[..., Any]) -> None:
     storage = opened(url)
     assert storage.options.in_memory
     storage.set("k", b"v", None)
     assert storage.get("k") == b"v"
+
+
+@pytest.mark.parametrize("url", ["sqlite:///", "sqlite://", "sqlite:", "sqlite:///?table=x"])
+def test_a_url_without_a_file_is_refused_not_a_private_memory_database(url: str) -> None:
+    """An empty path would open a throw-away in-memory database: every session lost silently
+    at a restart, none shared between workers. Only ``:memory:`` asks for that."""
+    with pytest.raises(ConfigError, match="sqlite://:memory:") as info:
+        open_storage(url)
+    assert info.value.field == "storage"
+    assert "name a file" in str(info.value)
 
 
 def test_memory_database_is_shared_by_threads(opened: Callable[..., Any]) -> None:
