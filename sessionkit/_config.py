@@ -27,8 +27,9 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _UNSAFE_ATTR = re.compile(r"[;,\x00-\x1f\x7f]")
 _ID_ALPHABET = re.compile(r"[A-Za-z0-9_-]+\Z")
 _SAME_SITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
-# One label of a host name (RFC 1123): letters, digits and inner hyphens, 1 to 63 characters.
-_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
+# One label of a host name: letters, digits and inner hyphens, 1 to 63 characters (RFC 1123),
+# and underscores, which browsers accept and container and service names often carry.
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\Z")
 # A last label the URL standard reads as a number, making the whole host an IPv4 address.
 _NUMERIC_LABEL = re.compile(r"(?:[0-9]+|0[xX][0-9A-Fa-f]*)\Z")
 #: The methods a storage object must have (the ``Storage`` protocol), looked up with

@@ -96,8 +96,10 @@ def decode_record(registry: TypeRegistry, payload: bytes) -> Record:
     lifetime = env["l"]
     if lifetime is not None:
         lifetime = _number(lifetime)
-        if not 0.0 < lifetime <= _MAX_LIFETIME:
+        if not lifetime > 0.0:
             raise DecodeError("envelope lifetime out of range")
+        # Longer ones were accepted by set_expiry before the 400-day bound: kept, at the bound.
+        lifetime = min(lifetime, _MAX_LIFETIME)
     return Record(
         data=env["d"],
         created=_number(env["c"]),

@@ -490,7 +490,7 @@ class Store:
         save stands, and this request skips its renewal; the other write renewed it anyway.
         """
         raw = session._raw
-        plan = self._plan_save(session, renewal=True)
+        plan = self._renewal_plan(session)
         if raw is None or plan is None:
             return
         if not self._atomic:
@@ -505,7 +505,7 @@ class Store:
     async def _arenew(self, session: Session) -> None:
         """Async twin of :meth:`_renew`."""
         raw = session._raw
-        plan = self._plan_save(session, renewal=True)
+        plan = self._renewal_plan(session)
         if raw is None or plan is None:
             return
         if not self._atomic:
@@ -516,6 +516,21 @@ class Store:
         storage: Any = self.storage
         if await _aguard(storage.areplace_if(key, raw, plan.payload, plan.ttl)):
             self._saved(session, True, plan)
+
+    def _renewal_plan(self, session: Session) -> _Plan | None:
+        """:meth:`_plan_save` for a renewal; ``None`` when there is nothing to renew, or when
+        the stored data holds a value this release refuses to write (one nested deeper than
+        the value registry allows, stored by an earlier release): a read must still be
+        served, so the renewal is skipped and logged, as a failed one is."""
+        try:
+            return self._plan_save(session, renewal=True)
+        except TypeError as exc:
+            logger.warning(
+                "sessionkit: session %s cannot be renewed (%s); served without renewing it",
+                fingerprint(session._id),
+                exc,
+            )
+            return None
 
     def _take_key(self, session_id: str) -> bool:
         """Delete the record of ``session_id``; return whether a live one was there."""

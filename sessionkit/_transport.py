@@ -14,12 +14,26 @@ from urllib.parse import parse_qsl
 
 from ._config import KeyLookup
 
-__all__ = ["ASGI_KEY", "WSGI_KEY", "asgi_values", "carrier_of", "client_values", "wsgi_values"]
+__all__ = [
+    "ASGI_KEY",
+    "OWNER_KEY",
+    "WSGI_KEY",
+    "asgi_values",
+    "carrier_of",
+    "client_values",
+    "wsgi_values",
+]
 
 #: Where the session sits in an ASGI scope (Starlette's ``request.session`` reads it).
 ASGI_KEY = "session"
 #: Where the session sits in a WSGI environ.
 WSGI_KEY = "sessionkit.session"
+#: The store whose middleware finishes this request's session, in a scope or an environ: a
+#: middleware of the same store further in (mounted twice, or again on a sub-app) leaves the
+#: request to it, or the response would carry the cookie twice. A session put in place by
+#: ``store.get``/``aget`` before the middleware ran (an outer auth layer peeking at it) is no
+#: such mark: the middleware still finishes that one.
+OWNER_KEY = "sessionkit.owner"
 
 
 def carrier_of(request: Any) -> tuple[bool, MutableMapping[str, Any]]:

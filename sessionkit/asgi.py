@@ -23,7 +23,7 @@ from ._errors import SessionKitError, StorageError
 from ._response import FAILURES, Failure, Finisher, Outcome, add_vary, failure_for
 from ._session import Session
 from ._store import Store
-from ._transport import ASGI_KEY
+from ._transport import OWNER_KEY
 
 __all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send", "SessionMiddleware"]
 
@@ -86,15 +86,10 @@ class SessionMiddleware:
         # mappings, Litestar with TypedDicts), and a middleware must fit every one of them.
         # Inside, they are a Scope, a Receive and a Send.
         kind = scope["type"]
-        # A session already in the scope from this store belongs to a middleware further out
-        # (mounted twice, or again on a sub-app): it alone finishes it, or the response would
-        # carry the cookie twice.
-        held = scope.get(ASGI_KEY)
-        if (kind != "http" and kind != "websocket") or (
-            held is not None and isinstance(held, Session) and held._store is self.store
-        ):
-            await self.app(scope, receive, send)
+        if (kind != "http" and kind != "websocket") or scope.get(OWNER_KEY) is self.store:
+            await self.app(scope, receive, send)  # not ours, or ours further out (OWNER_KEY)
             return
+        scope[OWNER_KEY] = self.store
         if not self.autoload and kind == "http":
             session = self.store._get_unloaded(scope)
         else:

@@ -19,7 +19,7 @@ from ._errors import SessionKitError
 from ._response import FAILURES, Finisher, Outcome, add_vary, failure_for
 from ._session import Session
 from ._store import Store
-from ._transport import WSGI_KEY
+from ._transport import OWNER_KEY
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -72,11 +72,9 @@ class SessionMiddleware:
         self._vary = finisher.vary
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        held = environ.get(WSGI_KEY)
-        if isinstance(held, Session) and held._store is self.store:
-            # A middleware of the same store, further out, owns this request's session (it was
-            # mounted twice): it alone finishes it, or the response would carry two cookies.
+        if environ.get(OWNER_KEY) is self.store:  # ours, further out (see OWNER_KEY)
             return self.app(environ, start_response)
+        environ[OWNER_KEY] = self.store
         exchange = _Exchange(self, self.store._lazy_environ(environ), start_response)
         try:
             result = self.app(environ, exchange.start_response)

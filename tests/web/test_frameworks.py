@@ -70,6 +70,23 @@ async def test_the_same_store_mounted_twice_sends_one_cookie(store: Store) -> No
         assert (await http.get("/")).text == "2"
 
 
+async def test_a_session_an_outer_layer_loaded_first_is_still_saved(store: Store) -> None:
+    """An auth middleware outside the session middleware peeks with ``await store.aget``: the
+    session it put in the scope is still the session middleware's to save."""
+    inner = starlette_app(store)
+
+    async def peeking(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await store.aget(scope)
+        await inner(scope, receive, send)
+
+    transport = httpx.ASGITransport(app=peeking)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        reply = await http.get("/")
+        assert len(reply.headers.get_list("set-cookie")) == 1
+        assert (await http.get("/")).text == "2"
+
+
 async def test_starlette_websocket_reads_the_session_and_never_saves(
     store: Store, storage: CountingStorage
 ) -> None:

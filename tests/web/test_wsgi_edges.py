@@ -141,3 +141,24 @@ def test_the_same_store_mounted_twice_sends_one_cookie(store: Store) -> None:
     headers = serve(twice)[1]
     assert len([v for k, v in headers if k.lower() == "set-cookie"]) == 1
     assert len([v for k, v in headers if k.lower() == "vary"]) == 1
+
+
+def test_a_session_an_outer_layer_loaded_first_is_still_saved(store: Store) -> None:
+    """An auth layer outside the middleware peeks with ``store.get(environ)``: the session
+    it put in the environ is the middleware's to finish all the same."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        environ["sessionkit.session"]["k"] = 1
+        start_response("200 OK", [])
+        return [b""]
+
+    inner = SessionMiddleware(app, store)
+
+    def peeking(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        assert store.get(environ).get("user") is None
+        return inner(environ, start_response)
+
+    cookie = _cookie(serve(peeking)[1])
+    assert cookie is not None
+    saved = store.get_by_id(cookie.split("=", 1)[1])
+    assert saved is not None and saved["k"] == 1

@@ -62,7 +62,7 @@ _CONNECTION_CLASSES: Mapping[str, type[Any]] = {
 }
 
 
-_DB_PATH = re.compile(r"/([0-9]+)")
+_DB_PATH = re.compile(r"/([0-9]+)/?")  # redis-py takes a trailing slash too
 _CERT_REQS = frozenset({"none", "optional", "required"})
 
 
@@ -108,8 +108,10 @@ def _client_name(value: object) -> str | None:
 
 
 def _max_connections(value: object) -> str | None:
+    if value is None:  # redis-py's own default: no cap
+        return None
     if not _is_int(value) or value < 1:
-        return f"must be a positive int, got {value!r}"
+        return f"must be a positive int or None, got {value!r}"
     return None
 
 

@@ -21,7 +21,8 @@ Every operation is one command, so one round trip (the walks of the namespace as
 before 8.4 has no compare-and-set command). It names its one key, so a cluster routes it to
 the key's slot. It is sent by SHA; a server without the script in its cache (restarted,
 ``SCRIPT FLUSH``, another node) answers ``NOSCRIPT``, and the script goes once more in full
-(``EVAL``), which caches it again.
+(``EVAL``), which caches it again. A server that refuses scripts altogether (an ACL without
+``@scripting``, a proxy) gets ``WATCH``, ``GET``, ``MULTI``/``SET``/``EXEC`` instead.
 
 TTLs go in milliseconds, rounded up, so a sub-second TTL is honoured. Expiry is the server's:
 an expired key is absent to every command at once, whatever its background cleanup has done.
@@ -156,6 +157,17 @@ def _replace_if_args(
     return (1, name, expected, value) if ms is None else (1, name, expected, value, ms)
 
 
+def _scripts_refused(exc: redis.exceptions.ResponseError) -> bool:
+    """Whether the server refuses to run scripts at all, rather than this one call failing: an
+    ACL user without ``@scripting`` (``NOPERM``), or a proxy or managed service that does not
+    know ``EVALSHA``. Renewals then go through ``WATCH`` instead of failing every time, which
+    would log every active user out one lifetime later."""
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return True
+    text = str(exc).lower()
+    return "unknown command" in text or "noperm" in text
+
+
 def _as_bytes(value: object) -> bytes | None:
     if value is None or isinstance(value, bytes):
         return value
@@ -186,6 +198,9 @@ class RedisStorage:
         **options: Any,
     ) -> None:
         self._closed = False
+        #: The server refused scripts (an ACL without ``@scripting``, a proxy): ``replace_if``
+        #: uses ``WATCH``/``MULTI``/``EXEC`` from then on (see :func:`_scripts_refused`).
+        self._no_scripts = False
         self._lane: SyncLane | None = None
         self._loop_lanes: PerLoop[AsyncLane] | None = None
         self._async_lane: AsyncLane | None = None
@@ -302,13 +317,32 @@ class RedisStorage:
             return bool(self._call("DEL", self._key(key)))
 
     def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
-        """Write ``key`` only if it lives and holds exactly ``expected`` (one Lua script)."""
-        args = _replace_if_args(self._key(key), expected, value, ttl)
-        with _failures("replace_if script"):
-            try:
-                return bool(self._call("EVALSHA", REPLACE_IF_SHA, *args))
-            except redis.exceptions.NoScriptError:  # not cached there: send it whole
-                return bool(self._call("EVAL", REPLACE_IF_SCRIPT, *args))
+        """Write ``key`` only if it lives and holds exactly ``expected`` (one Lua script, or a
+        ``WATCH`` transaction where the server refuses scripts)."""
+        name = self._key(key)
+        args = _replace_if_args(name, expected, value, ttl)
+        with _failures("replace_if"):
+            if not self._no_scripts:
+                try:
+                    try:
+                        return bool(self._call("EVALSHA", REPLACE_IF_SHA, *args))
+                    except redis.exceptions.NoScriptError:  # not cached there: send it whole
+                        return bool(self._call("EVAL", REPLACE_IF_SCRIPT, *args))
+                except redis.exceptions.ResponseError as exc:
+                    if not _scripts_refused(exc):
+                        raise
+                    self._no_scripts = True
+            with self._sync().pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(name)
+                    if pipe.get(name) != expected:
+                        return False
+                    pipe.multi()
+                    pipe.execute_command(*_set_args(name, value, ttl))
+                    pipe.execute()
+                except redis.exceptions.WatchError:  # written meanwhile: that write stands
+                    return False
+            return True
 
     def reset(self) -> None:
         """Delete every key under this storage's prefix, and no other."""
@@ -447,12 +481,30 @@ class RedisStorage:
     async def areplace_if(
         self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
     ) -> bool:
-        args = _replace_if_args(self._key(key), expected, value, ttl)
-        with _failures("replace_if script"):
-            try:
-                return bool(await self._acall("EVALSHA", REPLACE_IF_SHA, *args))
-            except redis.exceptions.NoScriptError:
-                return bool(await self._acall("EVAL", REPLACE_IF_SCRIPT, *args))
+        name = self._key(key)
+        args = _replace_if_args(name, expected, value, ttl)
+        with _failures("replace_if"):
+            if not self._no_scripts:
+                try:
+                    try:
+                        return bool(await self._acall("EVALSHA", REPLACE_IF_SHA, *args))
+                    except redis.exceptions.NoScriptError:
+                        return bool(await self._acall("EVAL", REPLACE_IF_SCRIPT, *args))
+                except redis.exceptions.ResponseError as exc:
+                    if not _scripts_refused(exc):
+                        raise
+                    self._no_scripts = True
+            async with self._async().pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(name)
+                    if await pipe.get(name) != expected:
+                        return False
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.execute_command(*_set_args(name, value, ttl))
+                    await pipe.execute()
+                except redis.exceptions.WatchError:
+                    return False
+            return True
 
     async def areset(self) -> None:
         client = self._async()

@@ -199,6 +199,8 @@ def test_bad_values_are_refused_when_the_storage_opens(
         ("redis://h/", {}, {}),  # no db: redis-py's default, 0
         ("redis://h/5", {"db": 6}, {"db": 6}),
         ("redis://h/0?max_connections=4", {}, {}),
+        ("redis://h/9/", {}, {"db": 9}),  # a trailing slash, as redis-py takes it
+        ("redis://h/0", {"max_connections": None}, {}),  # redis-py's default: no cap
     ],
 )
 def test_good_values_reach_the_connection(

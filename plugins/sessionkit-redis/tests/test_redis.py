@@ -774,3 +774,36 @@ def test_a_forked_child_opens_its_own_connection(
             os.close(fd)
     assert storage.get("k") == b"parent"  # and the parent's connection is still in step
     assert before[0]["id"] in [e["id"] for e in raw.client_list() if e["name"] == name]
+
+
+def _user_without_scripts(server: Any) -> str:
+    """A URL for an ACL user that may do everything but run scripts (a hardened or managed
+    Redis; some proxies refuse EVALSHA outright)."""
+    admin = redis.Redis.from_url(server.url)
+    admin.acl_setuser(
+        "app", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-@scripting"]
+    )
+    admin.close()
+    return server.url.replace("redis://", "redis://app:pw@")
+
+
+def test_replace_if_without_scripting_uses_a_watch_transaction(private_redis: Any) -> None:
+    """Renewal must keep working without scripts, or every active user is logged out one
+    lifetime later (the failed renewals are only logged)."""
+    storage = RedisStorage(_user_without_scripts(private_redis))
+    storage.set("k", b"loaded", HOUR)
+    assert storage.replace_if("k", b"other", b"x", HOUR) is False
+    assert storage.replace_if("k", b"loaded", b"renewed", HOUR) is True
+    assert storage.get("k") == b"renewed"
+    assert storage.replace_if("absent", b"", b"x", HOUR) is False and storage.get("absent") is None
+
+    async def twin() -> None:
+        assert await storage.areplace_if("k", b"loaded", b"stale", HOUR) is False
+        assert await storage.areplace_if("k", b"renewed", b"again", None) is True
+        await storage.aclose()
+
+    asyncio.run(twin())
+    storage.close()
+    check = redis.Redis.from_url(private_redis.url)
+    assert check.get("sessionkit:k") == b"again" and check.ttl("sessionkit:k") == -1
+    check.close()
