@@ -157,15 +157,7 @@ class MemoryStorage:
         return self._overwrite(key, None, value, ttl)
 
     def touch(self, key: str, ttl: timedelta | None) -> bool:
-        seconds = ttl_seconds(ttl)
-        with self._lock:
-            self._check_open()
-            now = self._clock()
-            entry = self._data.get(key)
-            if entry is None or entry[1] <= now:
-                return False
-            self._store(key, entry[0], seconds, now)
-            return True
+        return self._overwrite(key, None, None, ttl)
 
     def delete(self, key: str) -> None:
         with self._lock:
@@ -182,10 +174,11 @@ class MemoryStorage:
         return self._overwrite(key, expected, value, ttl)
 
     def _overwrite(
-        self, key: str, expected: bytes | None, value: bytes, ttl: timedelta | None
+        self, key: str, expected: bytes | None, value: bytes | None, ttl: timedelta | None
     ) -> bool:
-        """``replace`` (``expected=None``) and ``replace_if``: write over a live entry only."""
-        if type(value) is not bytes:
+        """Write over a live entry only: ``replace`` (``expected=None``), ``replace_if``, and
+        ``touch`` (``value=None``: the entry keeps its value, with the new TTL)."""
+        if value is not None and type(value) is not bytes:
             value = bytes(value)  # copy in, as set does
         seconds = ttl_seconds(ttl)
         with self._lock:
@@ -196,7 +189,7 @@ class MemoryStorage:
                 return False
             if expected is not None and entry[0] != expected:
                 return False
-            self._store(key, value, seconds, now)
+            self._store(key, entry[0] if value is None else value, seconds, now)
             return True
 
     def reset(self) -> None:
