@@ -10,7 +10,8 @@ text values are typed with redis-py's own URL parsers, and the result goes in as
 Values are checked too, for the options whose bad values redis-py takes silently and fails
 on only at the first command (or never): timeouts, the database number (the URL's path
 included: redis-py ignores a path that is no number), ``protocol``, ``ssl_cert_reqs``,
-``client_name`` and ``max_connections``. A database number beyond the server's count (16 by
+``client_name``, ``max_connections``, and the yes/no options (redis-py reads any word it does
+not know as yes). A database number beyond the server's count (16 by
 default) cannot be known without asking the server, so it fails at the first command.
 """
 
@@ -140,6 +141,17 @@ def _path_db(path: str) -> int | None:
     return int(match.group(1))
 
 
+#: The words redis-py's ``to_bool`` reads as yes and as no (any case); it reads every other
+#: text as yes, so ``retry_on_timeout=maybe`` or a typo would turn an option on unnoticed.
+_YES_NO = frozenset({"1", "t", "true", "y", "yes", "0", "f", "false", "n", "no"})
+
+
+def _check_yes_no(name: str, value: object) -> None:
+    if isinstance(value, bool) or (isinstance(value, str) and value.lower() in _YES_NO):
+        return
+    raise ConfigError(name, f"expected yes or no (true, false, 1, 0, ...), got {value!r}")
+
+
 def check_prefix(prefix: object) -> str:
     """Return ``prefix`` if it can namespace keys; an empty one would make ``reset`` a FLUSHDB."""
     if not isinstance(prefix, str) or not prefix:
@@ -198,6 +210,8 @@ def connection_options(
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(name, f"unknown option for the redis storage{hint}")
         parser = _PARSERS.get(name)
+        if parser is redis.connection.to_bool:
+            _check_yes_no(name, value)
         if parser is not None and isinstance(value, str):
             try:
                 value = parser(value)

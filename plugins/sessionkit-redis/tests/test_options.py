@@ -168,6 +168,9 @@ def test_unknown_option_suggests_the_near_one() -> None:
         ("redis://h/-1", {}, "db"),
         ("redis://h/abc", {}, "db"),
         ("redis://h/11/extra", {}, "db"),
+        ("redis://h/0?retry_on_timeout=maybe", {}, "retry_on_timeout"),  # to_bool: yes
+        ("redis://h/0?socket_keepalive=ture", {}, "socket_keepalive"),
+        ("rediss://h/0", {"ssl_check_hostname": "sure"}, "ssl_check_hostname"),
         ("redis://h/1.5", {}, "db"),
         ("redis://h/abc", {"db": 3}, "db"),  # a bad path is refused even when db overrides it
         ("redis://h", {"db": -1}, "db"),
@@ -201,6 +204,8 @@ def test_bad_values_are_refused_when_the_storage_opens(
         ("redis://h/0?max_connections=4", {}, {}),
         ("redis://h/9/", {}, {"db": 9}),  # a trailing slash, as redis-py takes it
         ("redis://h/0", {"max_connections": None}, {}),  # redis-py's default: no cap
+        ("redis://h/0?retry_on_timeout=no&socket_keepalive=YES", {}, {"retry_on_timeout": False}),
+        ("redis://h/0", {"socket_keepalive": True}, {"socket_keepalive": True}),
     ],
 )
 def test_good_values_reach_the_connection(
