@@ -29,7 +29,14 @@ from ._hookspec import Backend, hookimpl, hookspec
 from ._inspect import CountableStorage, PurgeableStorage, ScannableStorage
 from ._loops import PerLoop
 from ._session import Session
-from ._storage import AsyncFromSyncMixin, AtomicStorage, ConditionalStorage, Storage, ttl_seconds
+from ._storage import (
+    AsyncFromSyncMixin,
+    AtomicStorage,
+    ConditionalStorage,
+    CreatingStorage,
+    Storage,
+    ttl_seconds,
+)
 from ._store import Store
 
 __version__ = "1.0.0a1"
@@ -42,6 +49,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "CountableStorage",
+    "CreatingStorage",
     "InstalledBackend",
     "KeyLookup",
     "PerLoop",

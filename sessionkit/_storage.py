@@ -12,7 +12,14 @@ import asyncio
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
-__all__ = ["AsyncFromSyncMixin", "AtomicStorage", "ConditionalStorage", "Storage", "ttl_seconds"]
+__all__ = [
+    "AsyncFromSyncMixin",
+    "AtomicStorage",
+    "ConditionalStorage",
+    "CreatingStorage",
+    "Storage",
+    "ttl_seconds",
+]
 
 
 @runtime_checkable
@@ -74,6 +81,22 @@ class AtomicStorage(ConditionalStorage, Protocol):
     ) -> bool: ...
 
 
+@runtime_checkable
+class CreatingStorage(Storage, Protocol):
+    """A storage that can write a key only if no live record holds it, in one atomic step.
+
+    The core writes every new session with ``create``: a new id that collides with a live
+    one (a weak custom ``key_generator``, or two workers drawing the same id) must never
+    overwrite another visitor's session, so the write fails, and the core draws a new id
+    and tries again. An expired record counts as absent. Backends without it get a
+    read-then-write fallback from the core, which narrows the race to the gap between.
+    Redis ``SET NX``, SQL ``INSERT`` without a conflict update, Mongo ``insert_one``.
+    """
+
+    def create(self, key: str, value: bytes, ttl: timedelta | None) -> bool: ...
+    async def acreate(self, key: str, value: bytes, ttl: timedelta | None) -> bool: ...
+
+
 def ttl_seconds(ttl: timedelta | None) -> float | None:
     """Return ``ttl`` in seconds, or ``None`` for no expiry.
 
@@ -129,6 +152,10 @@ class AsyncFromSyncMixin:
         # Only reached when the subclass defines ``replace``; without it the storage is not a
         # ConditionalStorage, and the core never calls either method.
         return await asyncio.to_thread(self.replace, key, value, ttl)  # type: ignore[attr-defined]
+
+    async def acreate(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        # Like areplace: only reached when the subclass defines ``create``.
+        return await asyncio.to_thread(self.create, key, value, ttl)  # type: ignore[attr-defined]
 
     async def atake(self, key: str) -> bool:
         # Like areplace: only reached when the subclass defines ``take``.

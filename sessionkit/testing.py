@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
 from ._inspect import CountableStorage, PurgeableStorage, ScannableStorage
-from ._storage import AtomicStorage, ConditionalStorage, Storage
+from ._storage import AtomicStorage, ConditionalStorage, CreatingStorage, Storage
 
 __all__ = ["FakeClock", "Harness", "StorageConformance", "StorageHandle"]
 
@@ -154,6 +154,10 @@ class StorageHandle:
         written: bool = self._call("replace", key, value, ttl)
         return written
 
+    def create(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        written: bool = self._call("create", key, value, ttl)
+        return written
+
     def take(self, key: str) -> bool:
         taken: bool = self._call("take", key)
         return taken
@@ -240,13 +244,16 @@ class StorageConformance:
     :class:`FakeClock` instead of sleeping, and its state machine exercises expiry. Set
     :attr:`conditional` to ``False`` when the storage has no ``replace``/``areplace``, and
     :attr:`atomic` to ``True`` when it has ``take`` and ``replace_if`` (an
-    :class:`~sessionkit.AtomicStorage`): the suite then checks those too.
+    :class:`~sessionkit.AtomicStorage`), and :attr:`creating` to ``True`` when it has
+    ``create`` (a :class:`~sessionkit.CreatingStorage`): the suite then checks those too.
     """
 
     clock_injectable: ClassVar[bool] = False
     conditional: ClassVar[bool] = True
     #: Off by default, so a plugin written before ``AtomicStorage`` existed still conforms.
     atomic: ClassVar[bool] = False
+    #: Off by default for the same reason: ``CreatingStorage`` came later still.
+    creating: ClassVar[bool] = False
 
     def make_storage(self, namespace: str, clock: Callable[[], float] | None) -> Storage:
         """Open a storage whose keys live in ``namespace`` (a prefix, a table, a collection).
@@ -280,6 +287,10 @@ class StorageConformance:
     def _require_atomic(self) -> None:
         if not self.atomic:
             pytest.skip("storage declares atomic = False (no take/replace_if)")
+
+    def _require_creating(self) -> None:
+        if not self.creating:
+            pytest.skip("storage declares creating = False (no create)")
 
     # -- shape ----------------------------------------------------------------------------
 
@@ -434,6 +445,51 @@ class StorageConformance:
         with pytest.raises(ValueError, match="ttl"):
             storage.replace("k", b"w", timedelta(0))
         assert storage.get("k") == b"v"
+
+    def test_creating_flag_matches_what_the_core_sees(self, storage: StorageHandle) -> None:
+        """The core writes new sessions with ``create`` exactly when the storage has it."""
+        looks_creating = isinstance(storage.storage, CreatingStorage)
+        assert looks_creating == self.creating, (
+            f"creating = {self.creating}, but isinstance(storage, CreatingStorage) is "
+            f"{looks_creating}"
+        )
+
+    # -- create (CreatingStorage) ---------------------------------------------------------------
+
+    def test_create_writes_an_absent_key(self, harness: Harness, storage: StorageHandle) -> None:
+        self._require_creating()
+        assert storage.create("k", b"v", SHORT_TTL) is True
+        assert storage.get("k") == b"v"
+        harness.wait(PAST_SHORT_TTL)
+        assert storage.get("k") is None, "create must honour its TTL"
+
+    def test_create_never_overwrites_a_live_key(self, storage: StorageHandle) -> None:
+        """The promise it exists for: a colliding new id must not overwrite someone's session."""
+        self._require_creating()
+        storage.set("k", b"someone else's", LONG_TTL)
+        assert storage.create("k", b"mine", LONG_TTL) is False
+        assert storage.get("k") == b"someone else's"
+        assert storage.create("k", b"mine", None) is False
+        assert storage.get("k") == b"someone else's"
+
+    def test_create_takes_an_expired_or_deleted_key(
+        self, harness: Harness, storage: StorageHandle
+    ) -> None:
+        self._require_creating()
+        storage.set("expiring", b"old", SHORT_TTL)
+        harness.wait(PAST_SHORT_TTL)
+        assert storage.create("expiring", b"new", LONG_TTL) is True, "an expired record is none"
+        assert storage.get("expiring") == b"new"
+        storage.set("deleted", b"old", LONG_TTL)
+        storage.delete("deleted")
+        assert storage.create("deleted", b"new", None) is True
+        assert storage.get("deleted") == b"new"
+
+    def test_create_rejects_non_positive_ttl(self, storage: StorageHandle) -> None:
+        self._require_creating()
+        with pytest.raises(ValueError, match="ttl"):
+            storage.create("k", b"v", timedelta(0))
+        assert storage.get("k") is None
 
     # -- take and replace_if (AtomicStorage) --------------------------------------------------
 
@@ -815,6 +871,14 @@ class _StorageMachine(RuleBasedStateMachine):
         live = self._live(key)
         assert self.storage.replace(key, value, self._ttl(ttl)) is (live is not None)
         if live is not None:
+            self._remember(key, value, self._ttl(ttl))
+
+    @precondition(lambda self: self.suite.creating)
+    @rule(key=_KEYS, value=_VALUES, ttl=_TTLS)
+    def create(self, key: str, value: bytes, ttl: int | None) -> None:
+        live = self._live(key)
+        assert self.storage.create(key, value, self._ttl(ttl)) is (live is None)
+        if live is None:
             self._remember(key, value, self._ttl(ttl))
 
     @precondition(lambda self: self.suite.atomic)
