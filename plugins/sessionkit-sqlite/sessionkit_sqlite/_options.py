@@ -7,7 +7,6 @@ start-up with a :class:`~sessionkit.ConfigError` naming the field. This module d
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -18,7 +17,7 @@ import attrs
 
 from sessionkit import ConfigError
 
-__all__ = ["MEMORY", "SQLiteOptions"]
+__all__ = ["MAX_BUSY_TIMEOUT", "MAX_PURGE_BATCH", "MEMORY", "SQLiteOptions"]
 
 #: The path that makes sqlite3 open a private in-memory database.
 MEMORY = ":memory:"
@@ -34,15 +33,37 @@ def _identifier(_: object, attribute: attrs.Attribute[Any], value: object) -> No
         )
 
 
+#: The largest ``purge_batch``. One purge statement holds the database's write lock while it
+#: runs (every other writer of the file waits), so a batch must stay well inside a writer's
+#: ``busy_timeout``: 100 000 expired rows took half a second on a two-core VM. It also keeps the
+#: value far inside the 64-bit integer a bound parameter can carry (a bigger int raised
+#: OverflowError at the first purge, long after the storage was opened).
+MAX_PURGE_BATCH = 100_000
+
+#: The largest ``busy_timeout``, in seconds. SQLite keeps a busy timeout as a C ``int`` of
+#: milliseconds (at most 2 147 483 647 ms, about 24.8 days); a bigger value overflows when the
+#: connection is configured, long after the storage was opened.
+MAX_BUSY_TIMEOUT = 2_147_483.0
+
+
 def _positive_int(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(attribute.name, f"must be a positive int, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PURGE_BATCH:
+        raise ConfigError(
+            attribute.name, f"must be an int from 1 to {MAX_PURGE_BATCH}, got {value!r}"
+        )
 
 
 def _seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    # Chained comparison: NaN fails it, so does infinity.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-        raise ConfigError(attribute.name, f"must be a number of seconds >= 0, got {value!r}")
+    # Chained comparison: NaN fails it, so do infinity and anything past SQLite's limit.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 <= value <= MAX_BUSY_TIMEOUT
+    ):
+        raise ConfigError(
+            attribute.name,
+            f"must be a number of seconds from 0 to {MAX_BUSY_TIMEOUT:.0f}, got {value!r}",
+        )
 
 
 def _callable(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -56,8 +77,10 @@ class SQLiteOptions:
 
     ``path`` is a file path or ``":memory:"``. ``table`` holds this storage's sessions, and
     ``reset()`` empties that table alone. ``purge_batch`` bounds how many expired rows one
-    clean-up statement deletes. ``busy_timeout`` is how long, in seconds (as
-    :func:`sqlite3.connect`'s ``timeout``), a write waits for another process's lock.
+    clean-up statement deletes (1 to :data:`MAX_PURGE_BATCH`). ``busy_timeout`` bounds, in
+    seconds, how long one call may wait for the database's write lock, counted from the
+    call's own start: another process's lock and this process's writers queued ahead both
+    count against it (0 to :data:`MAX_BUSY_TIMEOUT`).
     ``clock`` returns wall-clock seconds: expiry times are stored in the file and must mean the
     same thing to the next process, after a restart, so a monotonic clock would be wrong here.
     """

@@ -4,8 +4,8 @@ The table name is the only text ever formatted into a statement, and it reaches 
 validated as ``[A-Za-z_][A-Za-z0-9_]{0,62}`` (and quoted besides). Keys, values and times are
 always bound parameters, so no client text becomes SQL.
 
-``expires_at`` is wall-clock seconds or NULL (no expiry). Every read, touch, replace, take and
-replace_if treats a row with ``expires_at <= now`` as absent, so expiry holds before any clean-up
+``expires_at`` is wall-clock seconds or NULL (no expiry). Every read, touch, replace, create,
+take and replace_if treats a row with ``expires_at <= now`` as absent, so expiry holds before any clean-up
 has run; the clean-up (``purge``) deletes a bounded batch through the index on ``expires_at``.
 
 ``take`` is one ``DELETE ... RETURNING`` (SQLite 3.35+): it removes the row, expired or not, and
@@ -13,6 +13,11 @@ the storage judges the returned expiry by its clock. ``take_live`` (delete the l
 its ``rowcount`` says whether there was one) followed by ``delete`` (an expired remnant), in one
 transaction, is the same for an older SQLite. ``replace_if`` is ``replace`` that also requires
 the stored value to be exactly the expected bytes (BLOB equality: same length, same bytes).
+
+``create`` is one upsert whose conflict branch updates only an *expired* row: a new key is
+inserted, an expired remnant is overwritten, a live row is left alone, and the change count (1
+or 0) says which happened. It is one statement, so nothing comes between the check and the
+write, whichever connection or process writes next.
 """
 
 from __future__ import annotations
@@ -31,6 +36,11 @@ _TEMPLATES = {
     "set": (
         "INSERT INTO {table} (key, value, expires_at) VALUES (:key, :value, :expires_at) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"
+    ),
+    "create": (
+        "INSERT INTO {table} (key, value, expires_at) VALUES (:key, :value, :expires_at) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at "
+        "WHERE {table}.expires_at IS NOT NULL AND {table}.expires_at <= :now"
     ),
     "touch": (
         "UPDATE {table} SET expires_at = :expires_at "
@@ -71,6 +81,7 @@ class Statements:
     create_index: str
     get: str
     set: str
+    create: str
     touch: str
     replace: str
     replace_if: str

@@ -1,16 +1,61 @@
-"""SQLite storage: one table per storage, one connection guarded by a lock.
+"""SQLite storage: one table per storage, a pool of connections, one in-process writer at a time.
 
-Why one connection and a lock rather than a connection per thread: for the small statements a
-session store runs, both measured the same (about 11 us per read and 35-45 us per upsert, 1 or 8
-threads, WAL file), and the single connection is simpler where it matters: ``:memory:`` is
-shared by every thread (a per-thread connection would each see its own empty database),
-``close()`` closes everything from any thread, and threads of one process never wait on each
-other through SQLite's sleeping busy handler. ``busy_timeout`` is left for other processes.
+Every operation is one statement, run in autocommit mode (``take`` is a short transaction on a
+SQLite older than 3.35):
+
+========================  ==========================================================================
+``get``                   ``SELECT value ... WHERE key = ? AND <live>``
+``set``                   ``INSERT ... ON CONFLICT (key) DO UPDATE`` (an upsert)
+``create``                ``INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE <the row is expired>``:
+                          the change count says whether it wrote (a live row is left alone)
+``replace``               ``UPDATE ... WHERE key = ? AND <live>``
+``replace_if``            ``UPDATE ... WHERE key = ? AND value = ? AND <live>``
+``touch``                 ``UPDATE ... SET expires_at = ? WHERE key = ? AND <live>``
+``take``                  ``DELETE ... WHERE key = ? RETURNING expires_at``
+``delete``                ``DELETE ... WHERE key = ?``
+``reset``                 ``DELETE FROM <table>`` (this table only)
+``purge_expired``         ``DELETE`` of at most ``purge_batch`` expired rows, through the index
+``count`` / ``scan``      ``SELECT`` of the live rows (a page of keys at a time for ``scan``)
+========================  ==========================================================================
+
+**Connections, and why.** A file database is in WAL mode, where readers never wait for a
+writer, not even for another process holding the write lock (a migration, ``VACUUM``, a
+backup). To keep that, reads must not queue behind anything of ours either, so connections
+come from a pool: a call takes an idle one (or opens one), uses it alone and puts it back.
+Reads take nothing else. A pool rather than a connection per thread: a server that starts a
+thread per request would open (and leak) one connection per request, and ``close()`` could
+not reach connections held by other threads. Writes also take the storage's *writer lock*, because SQLite's busy
+handler sleeps and polls (up to 100 ms a step) while an in-process lock hands over at once:
+two threads of one process never wait on each other through the busy handler.
+
+The writer lock was once a lock on the only connection, taken with no time limit, and the
+connection waited ``busy_timeout`` inside it. While another process held the database, the k-th
+queued request waited k x ``busy_timeout``, and reads queued too. Now every call has a
+deadline, ``busy_timeout`` after its own start: it waits for the writer lock at most until then,
+and SQLite's busy timeout is set to what is left. A writer whose time ran out in the queue
+makes one attempt that does not wait, without the lock (safe: SQLite itself serialises writers;
+the lock only makes hand-overs quick), so its error is SQLite's own ``database is locked``, or
+its write succeeds if the lock has just gone. No call outlives its ``busy_timeout`` by more than
+the time of its statement (and, for an async call, any wait for a worker thread beyond it).
+
+``:memory:`` is one connection, shared by every thread (a second connection would see another,
+empty database) and held for a whole call; no other process can lock it, so nothing there ever
+waits longer than a statement.
+
+The async twins run the call inline on the event loop when that cannot stall it (a statement
+takes microseconds, a hop to a worker thread costs over 100 us on a small VM): the writer lock
+and a connection taken without blocking, and a busy timeout of 0, so a lock held elsewhere
+fails at once, having written nothing. Then the call goes to a worker thread, with the deadline
+it got when the coroutine started: time spent waiting for a worker thread counts too.
 
 Expired rows are invisible at once (every statement compares ``expires_at`` with the clock)
 and deleted later: every :attr:`SQLiteStorage.purge_every` writes, one bounded ``DELETE``
 removes at most ``purge_batch`` of them through the index on ``expires_at``, so no request ever
 pays for a scan of the table. :meth:`SQLiteStorage.purge_expired` empties them all on demand.
+
+New database files are created with mode 0600 (their ``-wal`` and ``-shm`` files take the mode of
+the database file): they hold live session ids. The mode of an existing file is its owner's
+decision and is left alone, with a warning when other users may read it.
 """
 
 from __future__ import annotations
@@ -19,8 +64,10 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -44,18 +91,122 @@ T = TypeVar("T")
 #: ``DELETE ... RETURNING`` came with SQLite 3.35.0 (2021); Python builds may link an older one.
 HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 
+#: The mode of a database file this storage creates: its owner alone reads and writes it.
+FILE_MODE = 0o600
+
+
+class _Contended(Exception):
+    """An inline (event-loop) attempt met a lock; the call goes to a worker thread instead."""
+
+
+@attrs.define(eq=False)
+class _Connection:
+    """One sqlite3 connection, used by one call at a time, and the busy timeout it is set to
+    (so the ``PRAGMA`` runs only when a call needs another value)."""
+
+    raw: sqlite3.Connection
+    busy_ms: int = -1
+
+    def wait_at_most(self, ms: int) -> None:
+        if ms != self.busy_ms:
+            self.raw.execute(f"PRAGMA busy_timeout = {int(ms)}")
+            self.busy_ms = ms
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> sqlite3.Cursor:
+        return self.raw.execute(sql, {} if params is None else params)
+
+
+class _Pool:
+    """The connections of one storage.
+
+    A file database gets as many as calls run at once (each thread of a server, the event
+    loop, the worker threads of the async twins); up to ``max_idle`` idle ones are kept for
+    the next call, last used first, and the rest closed, so a burst of threads does not keep
+    its file descriptors for good. ``:memory:`` has one connection, and a call holds it alone. Closing closes the
+    idle connections at once and each busy one when its call ends, so ``close()`` never waits
+    for a call stuck on another process's lock.
+    """
+
+    #: How many idle connections a file database keeps open.
+    max_idle: ClassVar[int] = 16
+
+    def __init__(
+        self, first: sqlite3.Connection, opener: Callable[[], sqlite3.Connection], shared: bool
+    ) -> None:
+        self._opener = opener
+        self._idle = [_Connection(first)]
+        self._mutex = threading.Lock()
+        self._closed = False
+        # :memory: only: who holds the one connection.
+        self._shared: threading.Lock | None = threading.Lock() if shared else None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def acquire(self, *, blocking: bool) -> _Connection | None:
+        """A connection for one call; ``None`` when ``blocking`` is false and the only
+        (``:memory:``) connection is in use. Raises :class:`_Closed` after :meth:`close`."""
+        shared = self._shared
+        if shared is not None:
+            if not shared.acquire(blocking):
+                return None
+            if self._closed:
+                shared.release()
+                raise _Closed
+            return self._idle[0]
+        with self._mutex:
+            if self._closed:
+                raise _Closed
+            if self._idle:
+                return self._idle.pop()
+        return _Connection(self._opener())
+
+    def release(self, conn: _Connection) -> None:
+        if self._shared is not None:
+            self._shared.release()
+            return
+        with self._mutex:
+            if not self._closed and len(self._idle) < self.max_idle:
+                self._idle.append(conn)
+                return
+        with contextlib.suppress(sqlite3.Error):  # closed or surplus: nothing to report to
+            conn.raw.close()
+
+    def close(self) -> None:
+        """Close every connection; raises the first ``sqlite3.Error`` after closing them all."""
+        if self._shared is not None:
+            with self._shared:
+                self._closed = True
+        with self._mutex:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        error: sqlite3.Error | None = None
+        for conn in idle:
+            try:
+                conn.raw.close()
+            except sqlite3.Error as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+
+
+class _Closed(Exception):
+    """The pool is closed."""
+
 
 class SQLiteStorage(AsyncFromSyncMixin):
-    """A thread-safe SQLite storage; the async twins run the sync methods in a worker thread.
+    """A thread-safe SQLite storage whose async twins run inline when nothing is in the way.
 
     Every ``sqlite3.Error`` surfaces as a :class:`~sessionkit.StorageError` with the driver's
     exception chained. Keys are always bound parameters, never SQL. It is an
-    :class:`~sessionkit.AtomicStorage`: ``take`` and ``replace_if`` are each one statement (``take``
-    a short transaction on a SQLite older than 3.35).
+    :class:`~sessionkit.AtomicStorage` and a :class:`~sessionkit.CreatingStorage`: ``create``,
+    ``take`` and ``replace_if`` are each one statement (``take`` a short transaction on a
+    SQLite older than 3.35).
     """
 
-    #: How many writes (``set``/``replace``/``replace_if``) pass between two bounded purges of
-    #: expired rows.
+    #: How many writes (``set``/``create``/``replace``/``replace_if``) pass between two bounded
+    #: purges of expired rows.
     purge_every: ClassVar[int] = 64
     #: Whether ``take`` is one ``DELETE ... RETURNING`` (SQLite 3.35+) rather than a transaction
     #: of two ``DELETE`` statements. The tests turn it off to check the older way too.
@@ -81,14 +232,17 @@ class SQLiteStorage(AsyncFromSyncMixin):
         )
         self._sql = Statements.for_table(table)
         self._clock = clock
-        # Re-entrant: an async twin holds it while running the sync method, which takes it too.
-        self._lock = threading.RLock()
-        self._restore_busy = f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}"
+        self._busy_timeout = float(busy_timeout)
+        self._busy_ms = math.ceil(busy_timeout * 1000)
+        # Plain, not re-entrant: no call takes it twice, and a thread that held it across a
+        # nested call would hold every other writer up.
+        self._writer = threading.Lock()
         self._writes = itertools.count(1)
         try:
-            self._conn: sqlite3.Connection | None = _connect(self.options, self._sql)
+            first = _connect(self.options, self._sql)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open {self!r}: {exc}") from exc
+        self._pool = _Pool(first, lambda: _open(self.options), shared=self.options.in_memory)
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> SQLiteStorage:
@@ -98,232 +252,323 @@ class SQLiteStorage(AsyncFromSyncMixin):
     def __repr__(self) -> str:
         return f"<SQLiteStorage {self.options.path!r} table {self.options.table!r}>"
 
-    # -- internals ------------------------------------------------------------------------
+    # -- running a call -------------------------------------------------------------------
+
+    def _deadline(self) -> float:
+        return time.monotonic() + self._busy_timeout
+
+    def _call(
+        self,
+        op: Callable[..., T],
+        args: tuple[Any, ...],
+        *,
+        write: bool,
+        deadline: float,
+        inline: bool = False,
+    ) -> T:
+        """Run ``op(connection, *args)`` by ``deadline``; driver errors become StorageError.
+
+        ``inline`` (the event loop's attempt) waits for nothing: the writer lock, the
+        ``:memory:`` connection and the database's lock are each taken only if free, else
+        :class:`_Contended` is raised and nothing has been written.
+        """
+        locked = False
+        if write:
+            if inline:
+                locked = self._writer.acquire(blocking=False)
+                if not locked:
+                    raise _Contended
+            else:
+                left = deadline - time.monotonic()
+                locked = (
+                    self._writer.acquire(timeout=left)
+                    if left > 0
+                    else self._writer.acquire(blocking=False)
+                )
+                # Not locked: the writers ahead of this call used up its time. It still makes
+                # one attempt, which waits for nothing, so the answer is SQLite's own.
+        try:
+            try:
+                conn = self._pool.acquire(blocking=not inline)
+            except _Closed:
+                raise StorageError(f"{self!r} is closed") from None
+            except sqlite3.Error as exc:  # opening one more connection
+                raise StorageError(f"{self!r}: {exc}") from exc
+            if conn is None:
+                raise _Contended
+            try:
+                conn.wait_at_most(0 if inline else self._ms_left(deadline))
+                return op(conn, *args)
+            except sqlite3.Error as exc:
+                if inline and _busy(exc):
+                    raise _Contended from None
+                raise StorageError(f"{self!r}: {exc}") from exc
+            finally:
+                self._pool.release(conn)
+        finally:
+            if locked:
+                self._writer.release()
+
+    def _ms_left(self, deadline: float) -> int:
+        """The busy timeout that ends at ``deadline``, in whole milliseconds (rounded up, so an
+        uncontended call keeps the full value and the PRAGMA is not run again)."""
+        left = math.ceil((deadline - time.monotonic()) * 1000)
+        return max(0, min(left, self._busy_ms))
+
+    def _sync(self, op: Callable[..., T], *args: Any, write: bool) -> T:
+        return self._call(op, args, write=write, deadline=self._deadline())
+
+    async def _async(self, op: Callable[..., T], *args: Any, write: bool) -> T:
+        """Run a call for a coroutine: inline when nothing is in its way, else in a worker
+        thread, with the deadline taken now (a wait for a free worker thread counts)."""
+        deadline = self._deadline()
+        try:
+            return self._call(op, args, write=write, deadline=deadline, inline=True)
+        except _Contended:
+            pass
+        return await asyncio.to_thread(lambda: self._call(op, args, write=write, deadline=deadline))
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
-        """Hold the lock and the open connection; turn driver errors into StorageError."""
-        with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise StorageError(f"{self!r} is closed")
+        """A connection of the pool for as long as the block runs (tests and tools)."""
+        with self._writer:
             try:
-                yield conn
+                conn = self._pool.acquire(blocking=True)
+            except _Closed:
+                raise StorageError(f"{self!r} is closed") from None
+            assert conn is not None
+            try:
+                yield conn.raw
             except sqlite3.Error as exc:
                 raise StorageError(f"{self!r}: {exc}") from exc
+            finally:
+                self._pool.release(conn)
 
-    def _times(self, ttl: timedelta | None) -> tuple[float, float | None]:
-        """Return (now, expires_at); rejects a non-positive TTL before any I/O."""
-        seconds = ttl_seconds(ttl)
-        now = self._clock()
-        return now, None if seconds is None else now + seconds
-
-    def _wrote(self, conn: sqlite3.Connection, now: float) -> None:
+    def _wrote(self, conn: _Connection, now: float) -> None:
         """Count a write; every ``purge_every`` writes, purge one bounded batch.
 
         The caller's write has succeeded by now, so a failed purge is logged, not raised: a
-        clean-up problem must not turn a saved session into an error.
+        clean-up problem must not turn a saved session into an error. The purge waits for no
+        lock: a call must not outlive its deadline for a clean-up the next batch can do.
         """
         if next(self._writes) % self.purge_every:
             return
         try:
+            conn.wait_at_most(0)
             conn.execute(self._sql.purge, {"now": now, "limit": self.options.purge_batch})
         except sqlite3.Error as exc:
-            # Busy: another process is writing (or an inline attempt would not wait); the
-            # next batch will do. Anything else is worth a warning.
+            # Busy: another process is writing; the next batch will do. Anything else is worth
+            # a warning.
             level = logging.DEBUG if _busy(exc) else logging.WARNING
             log.log(level, "%r: purging expired rows failed: %s", self, exc)
 
-    # -- the storage contract -----------------------------------------------------------------
+    def _expiry(self, seconds: float | None) -> tuple[float, float | None]:
+        """Return (now, expires_at) for a TTL already checked by ``ttl_seconds``."""
+        now = self._clock()
+        return now, None if seconds is None else now + seconds
 
-    def get(self, key: str) -> bytes | None:
-        with self._connection() as conn:
-            row = conn.execute(self._sql.get, {"key": key, "now": self._clock()}).fetchone()
+    # -- the operations, each on one connection ---------------------------------------------
+
+    def _get(self, conn: _Connection, key: str) -> bytes | None:
+        row = conn.execute(self._sql.get, {"key": key, "now": self._clock()}).fetchone()
         return None if row is None else bytes(row[0])
 
-    def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
-        now, expires_at = self._times(ttl)
-        params = {"key": key, "value": memoryview(value), "expires_at": expires_at}
-        with self._connection() as conn:
-            conn.execute(self._sql.set, params)
-            self._wrote(conn, now)
+    def _set(self, conn: _Connection, key: str, value: bytes, seconds: float | None) -> None:
+        now, expires_at = self._expiry(seconds)
+        conn.execute(self._sql.set, {"key": key, "value": value, "expires_at": expires_at})
+        self._wrote(conn, now)
 
-    def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        now, expires_at = self._times(ttl)
-        params = {"key": key, "value": memoryview(value), "expires_at": expires_at, "now": now}
-        with self._connection() as conn:
-            written = conn.execute(self._sql.replace, params).rowcount == 1
-            self._wrote(conn, now)
+    def _create(self, conn: _Connection, key: str, value: bytes, seconds: float | None) -> bool:
+        now, expires_at = self._expiry(seconds)
+        params = {"key": key, "value": value, "expires_at": expires_at, "now": now}
+        written = conn.execute(self._sql.create, params).rowcount == 1
+        self._wrote(conn, now)
         return written
 
-    def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
-        """Write ``key`` only if it is live and holds exactly ``expected``; one ``UPDATE``."""
-        now, expires_at = self._times(ttl)
+    def _replace(self, conn: _Connection, key: str, value: bytes, seconds: float | None) -> bool:
+        now, expires_at = self._expiry(seconds)
+        params = {"key": key, "value": value, "expires_at": expires_at, "now": now}
+        written = conn.execute(self._sql.replace, params).rowcount == 1
+        self._wrote(conn, now)
+        return written
+
+    def _replace_if(
+        self, conn: _Connection, key: str, expected: bytes, value: bytes, seconds: float | None
+    ) -> bool:
+        now, expires_at = self._expiry(seconds)
         params = {
             "key": key,
-            "expected": memoryview(expected),
-            "value": memoryview(value),
+            "expected": expected,
+            "value": value,
             "expires_at": expires_at,
             "now": now,
         }
-        with self._connection() as conn:
-            written = conn.execute(self._sql.replace_if, params).rowcount == 1
-            self._wrote(conn, now)
+        written = conn.execute(self._sql.replace_if, params).rowcount == 1
+        self._wrote(conn, now)
         return written
 
-    def take(self, key: str) -> bool:
-        """Delete ``key`` (an expired remnant too); return whether a live record was there."""
+    def _touch(self, conn: _Connection, key: str, seconds: float | None) -> bool:
+        now, expires_at = self._expiry(seconds)
+        params = {"key": key, "expires_at": expires_at, "now": now}
+        return conn.execute(self._sql.touch, params).rowcount == 1
+
+    def _take(self, conn: _Connection, key: str) -> bool:
         now = self._clock()
-        with self._connection() as conn:
-            if not self.take_returning:
-                return self._take_in_transaction(conn, key, now)
-            # fetchall() runs the statement to its end, which commits it (autocommit mode).
-            rows = conn.execute(self._sql.take, {"key": key}).fetchall()
+        if not self.take_returning:
+            return self._take_in_transaction(conn, key, now)
+        # fetchall() runs the statement to its end, which commits it (autocommit mode).
+        rows = conn.execute(self._sql.take, {"key": key}).fetchall()
         return any(expires_at is None or expires_at > now for (expires_at,) in rows)
 
-    def _take_in_transaction(self, conn: sqlite3.Connection, key: str, now: float) -> bool:
+    def _take_in_transaction(self, conn: _Connection, key: str, now: float) -> bool:
         """``take`` without RETURNING: delete the live row (its rowcount is the answer), then
         any expired remnant, in one transaction. ``BEGIN IMMEDIATE`` takes the write lock
         first, and a failure rolls everything back, so a busy database changes nothing (and
-        ``_run`` may retry the whole call in a thread)."""
+        an inline attempt may be retried in a thread)."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             live = conn.execute(self._sql.take_live, {"key": key, "now": now}).rowcount == 1
             conn.execute(self._sql.delete, {"key": key})
             conn.execute("COMMIT")
         except BaseException:
-            if conn.in_transaction:
+            if conn.raw.in_transaction:
                 with contextlib.suppress(sqlite3.Error):  # the first error is the one to report
                     conn.execute("ROLLBACK")
             raise
         return live
 
+    def _delete(self, conn: _Connection, key: str) -> None:
+        conn.execute(self._sql.delete, {"key": key})
+
+    def _reset(self, conn: _Connection) -> None:
+        conn.execute(self._sql.reset)
+
+    def _purge_batch(self, conn: _Connection) -> int:
+        params = {"now": self._clock(), "limit": self.options.purge_batch}
+        deleted: int = conn.execute(self._sql.purge, params).rowcount
+        return deleted
+
+    def _count(self, conn: _Connection) -> int:
+        (live,) = conn.execute(self._sql.count, {"now": self._clock()}).fetchone()
+        return int(live)
+
+    def _scan_page(self, conn: _Connection, start: str) -> list[tuple[str, bytes]]:
+        params = {"start": start, "now": self._clock(), "limit": self.scan_page}
+        return [(key, bytes(value)) for key, value in conn.execute(self._sql.scan, params)]
+
+    # -- the storage contract -----------------------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        return self._sync(self._get, key, write=False)
+
+    def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
+        self._sync(self._set, key, value, ttl_seconds(ttl), write=True)
+
+    def create(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        """Write ``key`` only where no live record is (an expired one counts as none); one
+        statement. ``False``, and nothing written, when a live record holds the key."""
+        return self._sync(self._create, key, value, ttl_seconds(ttl), write=True)
+
+    def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        return self._sync(self._replace, key, value, ttl_seconds(ttl), write=True)
+
+    def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
+        """Write ``key`` only if it is live and holds exactly ``expected``; one ``UPDATE``."""
+        return self._sync(self._replace_if, key, expected, value, ttl_seconds(ttl), write=True)
+
+    def take(self, key: str) -> bool:
+        """Delete ``key`` (an expired remnant too); return whether a live record was there."""
+        return self._sync(self._take, key, write=True)
+
     def touch(self, key: str, ttl: timedelta | None) -> bool:
-        now, expires_at = self._times(ttl)
-        params = {"key": key, "expires_at": expires_at, "now": now}
-        with self._connection() as conn:
-            return conn.execute(self._sql.touch, params).rowcount == 1
+        return self._sync(self._touch, key, ttl_seconds(ttl), write=True)
 
     def delete(self, key: str) -> None:
-        with self._connection() as conn:
-            conn.execute(self._sql.delete, {"key": key})
+        self._sync(self._delete, key, write=True)
 
     def reset(self) -> None:
         """Delete every row of this storage's table (and nothing else in the file)."""
-        with self._connection() as conn:
-            conn.execute(self._sql.reset)
+        self._sync(self._reset, write=True)
 
     def close(self) -> None:
-        """Close the connection; closing again does nothing, any other call raises."""
-        with self._lock:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                try:
-                    conn.close()
-                except sqlite3.Error as exc:
-                    raise StorageError(f"{self!r}: {exc}") from exc
+        """Close the connections; closing again does nothing, any other call raises.
+
+        A call still waiting on another process's lock keeps its connection until it ends
+        (then that connection is closed too): closing never waits for it.
+        """
+        try:
+            self._pool.close()
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self!r}: {exc}") from exc
 
     # -- administration -----------------------------------------------------------------------
 
     def purge_expired(self) -> int:
         """Delete every expired row, one bounded batch per statement; return how many.
 
-        The lock is released between batches, so requests keep being served during a large
-        purge (``sessionkit purge --expired-only``).
+        Each batch is a write call of its own, so requests are served between batches
+        (``sessionkit purge --expired-only``).
         """
         limit = self.options.purge_batch
         total = 0
         while True:
-            with self._connection() as conn:
-                deleted: int = conn.execute(
-                    self._sql.purge, {"now": self._clock(), "limit": limit}
-                ).rowcount
+            deleted = self._sync(self._purge_batch, write=True)
             total += deleted
             if deleted < limit:
                 return total
 
     def count(self) -> int:
         """Return the number of live (unexpired) sessions. Scans the table: for tools, not requests."""
-        with self._connection() as conn:
-            (live,) = conn.execute(self._sql.count, {"now": self._clock()}).fetchone()
-        return int(live)
+        return self._sync(self._count, write=False)
 
     def scan(self) -> Iterator[tuple[str, bytes]]:
         """Yield each live ``(key, value)`` in key order, one page per statement.
 
-        The lock is held for a page, never across a ``yield``: requests go on while a tool walks
-        the table, and the caller may delete keys already yielded. Each page resumes where the
-        last ended (keyset pagination on the primary key); ``last + "\\x00"`` is the smallest
-        text after ``last``, so ``key >= start`` never repeats or skips a key.
+        A connection is held for a page, never across a ``yield``: requests go on while a tool
+        walks the table, and the caller may delete keys already yielded. Each page resumes where
+        the last ended (keyset pagination on the primary key); ``last + "\\x00"`` is the
+        smallest text after ``last``, so ``key >= start`` never repeats or skips a key.
         """
         start = ""
         while True:
-            params = {"start": start, "now": self._clock(), "limit": self.scan_page}
-            with self._connection() as conn:
-                rows = conn.execute(self._sql.scan, params).fetchall()
-            for key, value in rows:
-                yield key, bytes(value)
+            rows = self._sync(self._scan_page, start, write=False)
+            yield from rows
             if len(rows) < self.scan_page:
                 return
             start = rows[-1][0] + "\x00"
 
     # -- async twins -----------------------------------------------------------------------
 
-    async def _run(self, method: Callable[..., T], *args: Any) -> T:
-        """Run a sync ``method`` of this storage for a coroutine: on the event loop when that
-        cannot stall it, in a worker thread otherwise.
-
-        A session's statements take microseconds, and a hop to a worker thread costs far more
-        (over 100 us on a small VM), so the usual case runs inline: when no other thread holds
-        the storage's lock and SQLite answers without waiting. For the attempt the connection's
-        busy timeout is 0, so a database locked by another process fails at once (nothing is
-        written: each statement is its own transaction, and ``take``'s fallback transaction
-        rolls back) and the call is retried in a thread,
-        where waiting up to ``busy_timeout`` blocks nobody.
-        """
-        lock = self._lock
-        if lock.acquire(blocking=False):
-            try:
-                conn = self._conn
-                if conn is None:
-                    return method(*args)  # raises "closed"
-                try:
-                    conn.execute("PRAGMA busy_timeout = 0")
-                    try:
-                        return method(*args)
-                    finally:
-                        conn.execute(self._restore_busy)
-                except StorageError as exc:
-                    if not _busy(exc.__cause__):
-                        raise
-                except sqlite3.Error as exc:  # the PRAGMAs themselves
-                    raise StorageError(f"{self!r}: {exc}") from exc
-            finally:
-                lock.release()
-        return await asyncio.to_thread(method, *args)
-
     async def aget(self, key: str) -> bytes | None:
-        return await self._run(self.get, key)
+        return await self._async(self._get, key, write=False)
 
     async def aset(self, key: str, value: bytes, ttl: timedelta | None) -> None:
-        await self._run(self.set, key, value, ttl)
+        await self._async(self._set, key, value, ttl_seconds(ttl), write=True)
+
+    async def acreate(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        return await self._async(self._create, key, value, ttl_seconds(ttl), write=True)
 
     async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        return await self._run(self.replace, key, value, ttl)
+        return await self._async(self._replace, key, value, ttl_seconds(ttl), write=True)
 
     async def areplace_if(
         self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
     ) -> bool:
-        return await self._run(self.replace_if, key, expected, value, ttl)
+        return await self._async(
+            self._replace_if, key, expected, value, ttl_seconds(ttl), write=True
+        )
 
     async def atake(self, key: str) -> bool:
-        return await self._run(self.take, key)
+        return await self._async(self._take, key, write=True)
 
     async def atouch(self, key: str, ttl: timedelta | None) -> bool:
-        return await self._run(self.touch, key, ttl)
+        return await self._async(self._touch, key, ttl_seconds(ttl), write=True)
 
     async def adelete(self, key: str) -> None:
-        await self._run(self.delete, key)
+        await self._async(self._delete, key, write=True)
+
+    async def areset(self) -> None:
+        await self._async(self._reset, write=True)
 
     async def apurge_expired(self) -> int:
         return await asyncio.to_thread(self.purge_expired)
@@ -346,22 +591,74 @@ def _busy(exc: BaseException | None) -> bool:
     return "locked" in str(exc)
 
 
-def _connect(options: SQLiteOptions, sql: Statements) -> sqlite3.Connection:
-    """Open the database in autocommit mode (each statement is its own transaction), in WAL
-    mode for a file, and create the table and its index if missing."""
+def _create_private(path: str) -> bool:
+    """Create ``path`` empty with mode 0600 unless it exists; return whether it was created.
+
+    SQLite would create it 0644 (less the umask): readable by every user of the machine, and
+    it holds live session ids. SQLite gives the ``-wal`` and ``-shm`` files the mode of the
+    database file, so they are private too. An empty file is an empty database to SQLite.
+    A failure other than "exists" is left for ``sqlite3.connect`` to report in its own words.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, FILE_MODE)
+    except OSError:
+        return False
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, FILE_MODE)  # the umask may have taken bits away; restore exactly 0600
+    finally:
+        os.close(fd)
+    return True
+
+
+def _warn_if_shared(path: str) -> None:
+    """Warn about an existing database file (or its ``-wal``/``-shm``) that other users may
+    read. Its mode is left alone: the owner may share it on purpose (a group, a backup user),
+    and a library that changed it silently could break such a set-up."""
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            mode = os.stat(name).st_mode
+        except OSError:
+            continue
+        if stat.S_IMODE(mode) & 0o007:
+            log.warning(
+                "%s is readable by other users (mode %03o) and holds live session ids; "
+                "restrict it (chmod 600) if no other user needs it",
+                name,
+                stat.S_IMODE(mode),
+            )
+
+
+def _open(options: SQLiteOptions) -> sqlite3.Connection:
+    """Open one more connection: autocommit mode (each statement is its own transaction)."""
     conn = sqlite3.connect(
         options.path,
         timeout=options.busy_timeout,
         isolation_level=None,
-        check_same_thread=False,  # shared by threads, serialised by the storage's lock
+        check_same_thread=False,  # a pooled connection serves one call at a time, any thread
     )
+    if not options.in_memory:
+        try:
+            # With WAL, NORMAL cannot corrupt the file; a power cut may lose the last saves.
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            conn.close()
+            raise
+    return conn
+
+
+def _connect(options: SQLiteOptions, sql: Statements) -> sqlite3.Connection:
+    """Open the first connection: create the file (0600) if missing, switch it to WAL, and
+    create the table and its index if missing."""
+    if not options.in_memory and not _create_private(options.path):
+        _warn_if_shared(options.path)
+    conn = _open(options)
     try:
         if not options.in_memory:
             (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
             if str(mode).lower() != "wal":
                 log.warning("%s: WAL unavailable, journal mode is %s", options.path, mode)
-            # With WAL, NORMAL cannot corrupt the file; a power cut may lose the last saves.
-            conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(sql.create_table)
         conn.execute(sql.create_index)
     except BaseException:

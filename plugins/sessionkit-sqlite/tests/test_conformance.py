@@ -18,6 +18,7 @@ class TestSQLiteFileStorage(StorageConformance):
 
     clock_injectable = True
     atomic = True
+    creating = True
 
     @pytest.fixture(autouse=True)
     def _database(self, tmp_path: Path) -> None:
@@ -33,6 +34,7 @@ class TestSQLiteMemoryStorage(StorageConformance):
 
     clock_injectable = True
     atomic = True
+    creating = True
 
     def make_storage(self, namespace: str, clock: Callable[[], float] | None) -> Storage:
         assert clock is not None

@@ -4,8 +4,10 @@ errors and threads."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
@@ -19,6 +21,7 @@ import pytest
 from sessionkit import ConfigError, StorageError, open_storage
 from sessionkit.testing import FakeClock
 from sessionkit_sqlite import SQLiteStorage
+from sessionkit_sqlite._options import MAX_BUSY_TIMEOUT, MAX_PURGE_BATCH
 from sessionkit_sqlite._storage import HAS_RETURNING
 
 HOUR = timedelta(hours=1)
@@ -139,6 +142,46 @@ def test_bad_option_raises_config_error_naming_the_field(query: str, field: str)
     assert info.value.field == field
 
 
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"busy_timeout": "1e308"}, "busy_timeout"),  # OverflowError at the first connection
+        ({"busy_timeout": 1e308}, "busy_timeout"),
+        ({"busy_timeout": "inf"}, "busy_timeout"),
+        ({"busy_timeout": MAX_BUSY_TIMEOUT + 1}, "busy_timeout"),
+        ({"purge_batch": str(10**30)}, "purge_batch"),  # OverflowError at the first purge
+        ({"purge_batch": 2**63}, "purge_batch"),
+        ({"purge_batch": MAX_PURGE_BATCH + 1}, "purge_batch"),
+    ],
+)
+def test_numeric_options_out_of_range_are_refused_at_open(
+    options: dict[str, Any], field: str, database: Path
+) -> None:
+    """A value that would only fail later (at the first connection, the first purge) is a
+    ConfigError naming the option, before any file is touched; by URL and by keyword."""
+    query = "&".join(f"{name}={value}" for name, value in options.items())
+    with pytest.raises(ConfigError) as info:
+        open_storage(f"sqlite:///{database}?{query}")
+    assert info.value.field == field
+    with pytest.raises(ConfigError) as info:
+        SQLiteStorage(database, **options)
+    assert info.value.field == field
+    assert not database.exists()
+
+
+def test_numeric_options_at_their_limits_work(
+    database: Path, opened: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(SQLiteStorage, "purge_every", 1)  # every write purges a batch
+    storage = opened(
+        f"sqlite:///{database}?busy_timeout={MAX_BUSY_TIMEOUT}&purge_batch={MAX_PURGE_BATCH}"
+    )
+    storage.set("k", b"v", HOUR)
+    assert storage.purge_expired() == 0
+    assert storage.get("k") == b"v"
+    assert opened(database, busy_timeout=0, purge_batch=1).get("k") == b"v"
+
+
 @pytest.mark.parametrize("url", ["sqlite://host/x.db", "sqlite:x.db"])
 def test_malformed_url_raises_config_error(url: str) -> None:
     with pytest.raises(ConfigError, match="sqlite:///"):
@@ -162,6 +205,54 @@ def test_file_database_uses_wal(database: Path, opened: Callable[..., Any]) -> N
     opened(database)
     with sqlite3.connect(database) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+@pytest.fixture
+def permissive_umask() -> Iterator[None]:
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def test_new_database_files_are_private(
+    database: Path, opened: Callable[..., Any], permissive_umask: None
+) -> None:
+    """They hold live session ids: the database, its WAL and its shared-memory file are
+    0600 even under a umask of 0 (SQLite alone makes them 0644: readable by every user)."""
+    storage = opened(database)
+    storage.set("k", b"v", HOUR)  # the WAL and -shm exist once something is written
+    files = [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
+    assert {path.name: oct(stat.S_IMODE(path.stat().st_mode)) for path in files} == {
+        path.name: "0o600" for path in files
+    }
+
+
+def test_an_existing_database_keeps_its_mode_with_a_warning(
+    database: Path,
+    opened: Callable[..., Any],
+    permissive_umask: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The owner's choice (a group sharing it, a backup user) is left alone, but a file that
+    other users may read is reported at every open."""
+    sqlite3.connect(database).close()
+    database.chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="sessionkit.sqlite"):
+        storage = opened(database)
+    storage.set("k", b"v", HOUR)
+    assert stat.S_IMODE(database.stat().st_mode) == 0o644
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{database} is readable by other users (mode 644) and holds live session ids; "
+        "restrict it (chmod 600) if no other user needs it"
+    ]
+    storage.close()  # the last connection removes the -wal and -shm files
+    caplog.clear()
+    database.chmod(0o660)  # shared with a group on purpose: nothing to say
+    with caplog.at_level(logging.WARNING, logger="sessionkit.sqlite"):
+        opened(database)
+    assert caplog.records == []
 
 
 def test_sessions_outlive_the_storage_object(database: Path, opened: Callable[..., Any]) -> None:
@@ -303,6 +394,51 @@ async def test_async_take_on_a_database_locked_elsewhere_waits_in_a_thread(
     other.close()
     assert await storage.aget("k") is None
     assert raw_rows(database) == 0
+
+
+def test_create_is_one_statement(database: Path, opened: Callable[..., Any]) -> None:
+    """No read-then-write gap: one ``INSERT ... ON CONFLICT ... WHERE`` whose change count is
+    the answer, whether the key is new, live or expired."""
+    clock = FakeClock()
+    storage = opened(database, clock=clock)
+    storage.set("live", b"someone's", HOUR)
+    storage.set("expired", b"old", timedelta(seconds=1))
+    clock.advance(2)
+    statements: list[str] = []
+    with storage._connection() as conn:
+        conn.set_trace_callback(statements.append)
+    assert storage.create("new", b"mine", HOUR) is True
+    assert storage.create("live", b"mine", HOUR) is False
+    assert storage.create("expired", b"mine", HOUR) is True
+    with storage._connection() as conn:
+        conn.set_trace_callback(None)
+    assert len(statements) == 3
+    assert all(sql.startswith('INSERT INTO "sessions"') for sql in statements), statements
+    assert [storage.get(k) for k in ("new", "live", "expired")] == [b"mine", b"someone's", b"mine"]
+    assert raw_rows(database) == 3
+
+
+def test_create_races_have_one_winner(database: Path, opened: Callable[..., Any]) -> None:
+    """Threads on two storages of one file (two connections, as two worker processes) create
+    the same keys at once: exactly one create per key succeeds, and its value stays."""
+    storages = [opened(database, busy_timeout=10), opened(database, busy_timeout=10)]
+    wins: list[tuple[str, int]] = []
+    barrier = threading.Barrier(8)
+
+    def work(worker: int) -> None:
+        barrier.wait()
+        for i in range(40):
+            if storages[worker % 2].create(f"id{i}", f"{worker}".encode(), HOUR):
+                wins.append((f"id{i}", worker))
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(key for key, _ in wins) == sorted(f"id{i}" for i in range(40))
+    for key, worker in wins:
+        assert storages[0].get(key) == f"{worker}".encode()
 
 
 def test_replace_if_compares_the_whole_blob(opened: Callable[..., Any]) -> None:
@@ -456,6 +592,41 @@ def test_threads_hammering_two_storages_on_one_file(
     assert storages[1].get("shared") is not None
 
 
+def test_threads_use_connections_of_their_own_and_few_stay_idle(
+    database: Path, opened: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrent calls each get a connection (a read never waits for another call), and
+    after a burst no more than ``max_idle`` connections stay open."""
+    from sessionkit_sqlite._storage import _Pool
+
+    monkeypatch.setattr(_Pool, "max_idle", 3)
+    storage = opened(database)
+    storage.set("k", b"v", HOUR)
+    barrier = threading.Barrier(8)
+    inside = threading.Barrier(8, timeout=5)
+
+    results: list[object] = []
+
+    def read(conn: Any, key: str) -> Any:
+        inside.wait()  # all eight calls hold a connection at once
+        return storage._get(conn, key)
+
+    def work() -> None:
+        barrier.wait()
+        try:
+            results.append(storage._sync(read, "k", write=False))
+        except Exception as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [b"v"] * 8
+    assert len(storage._pool._idle) == 3
+
+
 async def test_async_twins_run_inline_when_nothing_waits(
     database: Path, opened: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -502,12 +673,17 @@ async def test_async_write_to_a_database_locked_elsewhere_waits_in_a_thread(
     asyncio.get_running_loop().call_later(0.3, other.execute, "COMMIT")
     await storage.aset("k", b"after", HOUR)
     beat.cancel()
-    other.close()
     assert await storage.aget("k") == b"after"
     assert ticks >= 10  # the loop ran while the write waited for the lock
-    # and the connection's own busy timeout is back for the next caller
-    with storage._connection() as conn:
-        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    # The inline attempts left their connection at a busy timeout of 0; a sync call after
+    # them waits for the lock again rather than failing at once.
+    other.execute("BEGIN IMMEDIATE")
+    timer = threading.Timer(0.3, other.execute, ("COMMIT",))
+    timer.start()
+    storage.set("k", b"sync", HOUR)
+    timer.join()
+    other.close()
+    assert storage.get("k") == b"sync"
 
 
 async def test_async_call_while_a_thread_holds_the_storage_goes_to_a_thread(
