@@ -14,11 +14,24 @@ __all__ = ["describe", "human_age", "human_bytes", "redact", "scrub"]
 
 MASK = "***"
 
-#: A query parameter whose name contains one of these (any case) has its value masked.
-_SECRET_NAME = re.compile(r"password|secret|token|key", re.IGNORECASE)
+#: A query parameter, or an entry of a compound value (``NAME:value``), whose name contains one
+#: of these (any case) has its value masked; ``sig`` and ``auth`` only as the whole name, so
+#: ``authSource`` and ``authMechanism`` stay readable.
+_SECRET_NAME = re.compile(
+    r"pass|pwd|secret|token|key|credential|signature|private|\A(?:sig|auth)\Z", re.IGNORECASE
+)
 #: What a user name in the URL's userinfo must not contain to be shown (else it may be a
 #: password that was mis-split, or not a user name at all).
 _UNCLEAR_USER = re.compile(r"[\s/?#\[\]@]")
+#: The separators of a compound value's entries, as written or percent-encoded:
+#: ``AWS_SESSION_TOKEN:x,SERVICE_NAME:y`` (MongoDB's ``authMechanismProperties``).
+_ENTRIES = re.compile(r"(,|%2[Cc])")
+_ENTRY = re.compile(r"(?P<name>.*?)(?P<sep>:|%3[Aa])(?P<value>.*)\Z", re.DOTALL)
+#: A value that is itself a URL with a userinfo (``?proxy=http%3A%2F%2Fu%3Apw%40proxy``).
+_URL_WITH_USERINFO = re.compile(r"\A[A-Za-z][A-Za-z0-9+.-]*:[^@]*@", re.DOTALL)
+
+#: A piece of a URL's text, and whether it is secret (shown as ``***``).
+_Piece = tuple[str, bool]
 
 
 def _split(url: str) -> tuple[str, str | None, str, str]:
@@ -42,48 +55,110 @@ def _split(url: str) -> tuple[str, str | None, str, str]:
     return head, userinfo, rest[:cut], rest[cut:]
 
 
-def _masked_userinfo(userinfo: str) -> str:
-    user, colon, _ = userinfo.partition(":")
+def _is_secret(name: str) -> bool:
+    return bool(_SECRET_NAME.search(unquote_plus(name)))
+
+
+def _userinfo(userinfo: str) -> list[_Piece]:
+    user, colon, password = userinfo.partition(":")
     if colon and not _UNCLEAR_USER.search(user) and user.isprintable():
-        return f"{user}:{MASK}"
-    return MASK  # no ':' (a token as the user name?) or an odd user: hide it all
+        return [(user + colon, False), (password, True)]
+    return [(userinfo, True)]  # no ':' (a token as the user name?) or an odd user: hide it all
 
 
-def _query_pieces(tail: str) -> list[tuple[str, str | None]]:
-    """``(name and its "=", value)`` for each parameter of the query ``tail`` starts with
-    (``?a=1&b`` gives ``("a=", "1")`` and ``("b", None)``)."""
-    query = tail[1:].split("#", 1)[0] if tail.startswith("?") else ""
-    pieces: list[tuple[str, str | None]] = []
-    for piece in query.split("&"):
-        name, eq, value = piece.partition("=")
-        pieces.append((name + eq, value if eq else None))
+def _entries(value: str) -> list[_Piece]:
+    """A compound value: each ``NAME:value`` entry (``,``-separated) whose name looks like a
+    credential has its value masked, the rest is kept (``SERVICE_NAME:mongodb``)."""
+    pieces: list[_Piece] = []
+    for index, text in enumerate(_ENTRIES.split(value)):
+        entry = _ENTRY.match(text) if index % 2 == 0 else None
+        if entry is not None and _is_secret(entry["name"]):
+            pieces += [(entry["name"] + entry["sep"], False), (entry["value"], True)]
+        else:
+            pieces.append((text, False))
     return pieces
 
 
-def _is_secret(name: str) -> bool:
-    return bool(_SECRET_NAME.search(unquote_plus(name)))
+def _value(value: str) -> list[_Piece]:
+    """The value of a query parameter whose own name is not secret: an encoded URL with a
+    userinfo (hidden whole: an unencoded one already ended the URL's own userinfo), else
+    ``;``-separated options (MongoDB reads ``;`` as ``&``), each a ``name=value`` masked by
+    its name, or a compound value masked entry by entry."""
+    if _URL_WITH_USERINFO.match(unquote_plus(value)):
+        return [(value, True)]
+    pieces: list[_Piece] = []
+    for index, option in enumerate(value.split(";")):
+        if index:
+            pieces.append((";", False))
+        name, eq, inner = option.partition("=")
+        if eq and _is_secret(name):
+            pieces += [(name + eq, False), (inner, True)]
+        elif eq:
+            pieces += [(name + eq, False), *_entries(inner)]
+        else:
+            pieces += _entries(option)
+    return pieces
+
+
+def _query(query: str) -> list[_Piece]:
+    """The parameters of ``query`` (without its ``?``)."""
+    pieces: list[_Piece] = []
+    after_secret = False
+    for index, parameter in enumerate(query.split("&")):
+        if index:
+            pieces.append(("&", False))
+        name, eq, value = parameter.partition("=")
+        if not eq:
+            # A bare word right after a secret value is likely the rest of it, cut by an
+            # unencoded '&' (``password=a&b``): hidden too.
+            pieces.append((parameter, after_secret and bool(parameter)))
+        elif _is_secret(name):
+            pieces += [(name + eq, False), (value, True)]
+            after_secret = True
+        else:
+            pieces += [(name + eq, False), *_value(value)]
+            after_secret = False
+    return pieces
+
+
+def _pieces(url: str) -> list[_Piece]:
+    """``url`` cut into pieces, each secret or not; joined again they are ``url``."""
+    head, userinfo, middle, tail = _split(url)
+    pieces: list[_Piece] = [(head, False)]
+    if userinfo is not None:
+        pieces += [*_userinfo(userinfo), ("@", False)]
+    pieces.append((middle, False))
+    query, hash_, fragment = tail.partition("#")
+    if query:
+        pieces += [("?", False), *_query(query[1:])]
+    if hash_:
+        # A storage URL has no use for a fragment; an unencoded '#' in a password starts one.
+        pieces += [(hash_, False), (fragment, bool(fragment))]
+    return pieces
 
 
 def redact(url: str) -> str:
     """``url`` with its secrets replaced by ``***`` (safe for a terminal, a page or a log).
 
-    Masked: everything between ``://`` and the last ``@`` (the user name is kept when a ``:``
-    clearly separates it from the password), and the value of each query parameter whose name
-    contains ``password``, ``secret``, ``token`` or ``key`` (any case). Never raises, whatever
-    the text: it is called on URLs that failed to parse.
+    Masked:
+
+    * everything between ``://`` and the last ``@`` (the user name is kept when a ``:``
+      clearly separates it from the password);
+    * the value of each query parameter whose name contains ``pass``, ``pwd``, ``secret``,
+      ``token``, ``key``, ``credential``, ``signature`` or ``private`` (any case), or is
+      ``sig`` or ``auth``; parameters may be separated by ``&`` or ``;`` (MongoDB);
+    * inside any other value, each ``NAME:value`` entry of a compound value whose name is
+      such a name (``authMechanismProperties=AWS_SESSION_TOKEN:***,SERVICE_NAME:mongodb``),
+      separators written or percent-encoded;
+    * a value that is itself a URL with a userinfo, percent-encoded (``?proxy=http%3A...``);
+    * a bare word right after a masked value (the rest of a password cut by a raw ``&``),
+      and a fragment (the rest of a password cut by a raw ``#``).
+
+    Never raises, whatever the text: it is called on URLs that failed to parse.
     """
     try:
         text = url if isinstance(url, str) else str(url)
-        head, userinfo, middle, tail = _split(text)
-        authority = "" if userinfo is None else _masked_userinfo(userinfo) + "@"
-        if tail.startswith("?"):
-            _, hash_, fragment = tail.partition("#")
-            parts = [
-                name if value is None else name + (MASK if _is_secret(name) else value)
-                for name, value in _query_pieces(tail)
-            ]
-            tail = "?" + "&".join(parts) + hash_ + fragment
-        return head + authority + middle + tail
+        return "".join(MASK if secret else piece for piece, secret in _pieces(text))
     except Exception:  # pragma: no cover - defensive: printing must not fail
         return "<a storage URL, not shown>"
 
@@ -91,14 +166,9 @@ def redact(url: str) -> str:
 def _secrets(url: str) -> set[str]:
     """The secret substrings of ``url`` (as written and decoded), as ``redact`` masks them."""
     found: set[str] = set()
-    _, userinfo, _, tail = _split(url)
-    if userinfo is not None:
-        _, colon, password = userinfo.partition(":")
-        hidden = password if colon and _masked_userinfo(userinfo) != MASK else userinfo
-        found.update({hidden, unquote(hidden)})
-    for name, value in _query_pieces(tail):
-        if value is not None and _is_secret(name):
-            found.update({value, unquote_plus(value)})
+    for piece, secret in _pieces(url):
+        if secret:
+            found.update({piece, unquote(piece), unquote_plus(piece)})
     return {secret for secret in found if secret}
 
 

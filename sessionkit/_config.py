@@ -7,10 +7,16 @@ request ever pays for validation and no misconfiguration is discovered by a visi
 from __future__ import annotations
 
 import contextlib
+import dis
+import functools
 import ipaddress
+import itertools
+import operator
+import random
 import re
 import secrets
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -80,6 +86,198 @@ MIN_ID_LENGTH = 22
 def default_key_generator() -> str:
     """Return 32 random bytes from :mod:`secrets`, URL-safe (43 characters, 256 bits)."""
     return secrets.token_urlsafe(32)
+
+
+# -- vetting a custom key_generator ----------------------------------------------------------
+#
+# The statistics below refuse, with a chance of refusing a sound generator (ids from `secrets`
+# over the URL-safe alphabet or its letters and digits, of at least 22 characters) below one
+# in ten million: counters, clocks, constants, small alphabets and ids that differ only in a
+# few places. They cannot see a generator that is predictable in a subtler way (the `random`
+# module's Mersenne Twister passes every statistical test): that one is looked for in the code
+# the generator names (_mersenne_twister), as a guard against the common mistake.
+
+#: How many ids a custom ``key_generator`` is sampled for at construction.
+KEY_GENERATOR_SAMPLES = 64
+#: The fewest different characters the sampled ids must show between them. 64 ids of at least
+#: 21 random characters are over 1,300 draws: a generator over the 64 URL-safe characters, or
+#: the 62 letters and digits, shows every one of its characters (missing one has a chance
+#: below 1e-8), while hex (16), digits (10) or lowercase (26 or 36) ids fall far short.
+MIN_ID_ALPHABET = 62
+#: The fewest positions at which consecutive ids must differ (the median over the sample):
+#: two random ids differ almost everywhere, counters and clocks in their last (or first) few
+#: characters. 21 characters of 6 bits are the 126 bits that make a 22-character id's 128.
+MIN_ID_CHANGES = 21
+
+# What the `random` module draws with its Mersenne Twister (`SystemRandom` draws from the OS).
+_MT_FUNCTIONS = frozenset(
+    {
+        "betavariate",
+        "binomialvariate",
+        "choice",
+        "choices",
+        "expovariate",
+        "gauss",
+        "getrandbits",
+        "randbytes",
+        "randint",
+        "random",
+        "randrange",
+        "sample",
+        "seed",
+        "shuffle",
+        "triangular",
+        "uniform",
+        "Random",
+    }
+)
+# How many calls deep the code a generator names is followed.
+_MT_DEPTH = 4
+
+
+def _is_mersenne_twister(value: object) -> bool:
+    """A ``random.Random`` (not ``SystemRandom``), the class itself, or a method of one."""
+    owner = getattr(value, "__self__", None)
+    for candidate in (value, owner):
+        if candidate is random.Random or (
+            isinstance(candidate, random.Random) and not isinstance(candidate, random.SystemRandom)
+        ):
+            return True
+    return False
+
+
+def _codes(code: types.CodeType) -> Iterator[types.CodeType]:
+    """``code`` and the code nested in it (comprehensions, generator expressions, lambdas)."""
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _codes(const)
+
+
+def _mersenne_twister(generator: object) -> str | None:
+    """How ``generator`` reaches the ``random`` module's generator, or ``None`` if it does not
+    seem to: a look at the objects and code it names, a few calls deep, not a proof."""
+    seen: set[int] = set()
+    todo: list[tuple[object, int]] = [(generator, 0)]
+    while todo:
+        value, depth = todo.pop()
+        if id(value) in seen or depth > _MT_DEPTH:
+            continue
+        seen.add(id(value))
+        if _is_mersenne_twister(value):
+            return _describe_mersenne_twister(value)
+        if getattr(value, "__module__", None) == "random" or isinstance(
+            getattr(value, "__self__", None), random.SystemRandom
+        ):
+            continue  # the module's own code, or secrets.choice: decided above, by the owner
+        named: list[object] = []
+        if isinstance(value, functools.partial):
+            named += [value.func, *value.args, *value.keywords.values()]
+        elif isinstance(value, types.MethodType):
+            named += [value.__func__, value.__self__]
+        elif isinstance(value, types.FunctionType):
+            closure = [cell.cell_contents for cell in value.__closure__ or () if _filled(cell)]
+            named += [*closure, *(value.__defaults__ or ()), *(value.__kwdefaults__ or {}).values()]
+            for code in _codes(value.__code__):
+                names = set(code.co_names)
+                module_used = ("random" in names and _imports_random(code)) or any(
+                    value.__globals__.get(name) is random for name in names
+                )
+                drawn = sorted(names & _MT_FUNCTIONS)
+                if module_used and drawn and "SystemRandom" not in names:
+                    return f"random.{drawn[0]}"
+                named += [value.__globals__[name] for name in names if name in value.__globals__]
+        elif not isinstance(value, (type, types.ModuleType, types.BuiltinFunctionType)):
+            call = next(
+                (vars(k)["__call__"] for k in type(value).__mro__ if "__call__" in vars(k)), None
+            )
+            if isinstance(call, types.FunctionType):  # an object with a __call__ of its own
+                named += [call, *getattr(value, "__dict__", {}).values()]
+        todo += [(child, depth + 1) for child in named]
+    return None
+
+
+def _describe_mersenne_twister(value: object) -> str:
+    if value is random.Random:
+        return "random.Random"
+    name = getattr(value, "__name__", "")
+    owner = getattr(value, "__self__", None)
+    if owner is getattr(random, "_inst", None):  # the module's functions: random.choices
+        return f"random.{name}"
+    if owner is not None:
+        return f"random.Random().{name}"
+    return "a random.Random object"
+
+
+def _imports_random(code: types.CodeType) -> bool:
+    """Whether ``code`` runs ``import random`` (or ``from random import ...``) itself."""
+    return any(
+        ins.opname == "IMPORT_NAME" and ins.argval == "random" for ins in dis.get_instructions(code)
+    )
+
+
+def _filled(cell: types.CellType) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
+
+
+def _check_key_generator(generator: Callable[[], str]) -> None:
+    """Refuse, as a ``ConfigError`` naming ``key_generator``, a generator whose ids are not of
+    one URL-safe shape of 128 bits or more, or are visibly not random (see the constants
+    above): repeated ids, ids that change in few places, ids over a small alphabet, or a
+    generator that draws from the ``random`` module."""
+
+    def refuse(why: str) -> ConfigError:
+        return ConfigError("key_generator", why)
+
+    samples: list[object] = []
+    for _ in range(KEY_GENERATOR_SAMPLES):
+        try:
+            samples.append(generator())
+        except Exception as exc:
+            raise refuse(f"raised {type(exc).__name__}: {exc}") from exc
+    for sample in samples:
+        if not isinstance(sample, str) or not _ID_ALPHABET.match(sample):
+            raise refuse(f"must return URL-safe text ([A-Za-z0-9_-]), got {sample!r}")
+        if len(sample) < MIN_ID_LENGTH:
+            raise refuse(
+                f"ids must be at least {MIN_ID_LENGTH} characters (128 bits), got {len(sample)}"
+            )
+    ids = [str(sample) for sample in samples]
+    lengths = sorted({len(sid) for sid in ids})
+    if len(lengths) > 1:
+        raise refuse(f"must return ids of one fixed length, got lengths {lengths}")
+    distinct = len(set(ids))
+    if distinct < len(ids):
+        raise refuse(
+            f"returned only {distinct} different ids in {len(ids)} calls: ids must never repeat"
+        )
+    changes = sorted(sum(map(operator.ne, x, y)) for x, y in itertools.pairwise(ids))
+    median = changes[len(changes) // 2]
+    if median < MIN_ID_CHANGES:
+        raise refuse(
+            f"consecutive ids differ in only {median} of their {lengths[0]} characters (the "
+            f"median of {len(changes)} pairs), as a counter's or a clock's do; random ids differ "
+            f"in nearly all (at least {MIN_ID_CHANGES}): draw them from secrets, such as "
+            "secrets.token_urlsafe(32)"
+        )
+    alphabet = "".join(sorted(set("".join(ids))))
+    if len(alphabet) < MIN_ID_ALPHABET:
+        raise refuse(
+            f"{len(ids)} ids used only {len(alphabet)} different characters ({alphabet!r}); "
+            f"random URL-safe ids use all 64 (at least {MIN_ID_ALPHABET}, letters and digits): "
+            "hex, digits or lowercase carry too few bits a character for their length to tell "
+            "their strength, use secrets.token_urlsafe(32)"
+        )
+    drawn = _mersenne_twister(generator)
+    if drawn is not None:
+        raise refuse(
+            f"draws from the random module ({drawn}), whose ids can be predicted from earlier "
+            "ones; draw them from secrets, such as secrets.token_urlsafe(32)"
+        )
 
 
 @attrs.frozen
@@ -339,21 +537,9 @@ class Config:
             raise ConfigError("cookie_secure", "a __Secure- cookie requires cookie_secure=True")
 
     def _check_key_generator(self) -> None:
-        samples = [self.key_generator() for _ in range(2)]
-        for sample in samples:
-            if not isinstance(sample, str) or not _ID_ALPHABET.match(sample):
-                raise ConfigError(
-                    "key_generator", f"must return URL-safe text ([A-Za-z0-9_-]), got {sample!r}"
-                )
-            if len(sample) < MIN_ID_LENGTH:
-                raise ConfigError(
-                    "key_generator",
-                    f"ids must be at least {MIN_ID_LENGTH} characters (128 bits), got {len(sample)}",
-                )
-        if len(samples[0]) != len(samples[1]) or samples[0] == samples[1]:
-            raise ConfigError(
-                "key_generator", "must return distinct random ids of one fixed length"
-            )
+        # The default draws from ``secrets`` and always has the shape: it needs no sampling.
+        if self.key_generator is not default_key_generator:
+            _check_key_generator(self.key_generator)
 
     @property
     def lookup(self) -> KeyLookup:

@@ -154,10 +154,10 @@ def test_host_prefix_accepted_when_rules_hold() -> None:
 
 
 def test_custom_fixed_length_generator_sets_id_shape() -> None:
-    import uuid
+    import secrets
 
-    store = Store(key_generator=lambda: str(uuid.uuid4()))
-    assert store.is_valid_id(str(uuid.uuid4()))
+    store = Store(key_generator=lambda: secrets.token_urlsafe(24))  # 32 characters
+    assert store.is_valid_id(secrets.token_urlsafe(24))
     assert not store.is_valid_id("x" * 43)
 
 

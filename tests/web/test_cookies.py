@@ -5,7 +5,7 @@ security.md 4, 6-9; api.md "Config" and "Lifecycle".
 
 from __future__ import annotations
 
-import itertools
+import secrets
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
@@ -165,12 +165,11 @@ async def test_query_transport_is_read_only(make_client: MakeClient, clock: Fake
 async def test_bad_server_id_is_refused_when_made(
     make_client: MakeClient, clock: FakeClock, bad: str
 ) -> None:
-    good = itertools.cycle(["A" * 43, "B" * 43])
     turned = False
 
     def generator() -> str:
-        # well formed while the config and the store sample it, then not
-        return bad if turned else next(good)
+        # well formed (and strong) while the config and the store sample it, then not
+        return bad if turned else secrets.token_urlsafe(32)
 
     store = make_store(clock, key_generator=generator)
     turned = True
