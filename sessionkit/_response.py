@@ -37,14 +37,15 @@ import attrs
 
 from ._cookies import CookieRenderer
 from ._errors import SessionGone, SessionKitError, SessionTooLarge, StorageError
+from ._failurelog import FailureLog, kind_of
 from ._session import Session
 from ._store import Store, fingerprint
 
-__all__ = ["FAILURES", "Failure", "Finisher", "Outcome", "add_vary", "failure_for"]
+__all__ = ["FAILURES", "Failure", "Finisher", "Outcome", "add_vary"]
 
 logger = logging.getLogger("sessionkit")
 
-#: The errors a middleware turns into a response of its own (see :func:`failure_for`).
+#: The errors a middleware turns into a response of its own (see :meth:`Finisher.failure`).
 FAILURES = (StorageError, SessionTooLarge)
 
 
@@ -71,18 +72,6 @@ class Failure:
 
 _UNAVAILABLE = Failure(503, "Service Unavailable", b"Service Unavailable: session storage failed\n")
 _TOO_LARGE = Failure(500, "Internal Server Error", b"Internal Server Error: session too large\n")
-
-
-def failure_for(exc: SessionKitError, *, replaced: bool = True) -> Failure:
-    """Log ``exc`` (its driver error chained) and return the response that replaces the app's.
-
-    A storage outage answers 503 and sets no cookie, so nobody is logged out by it and clients
-    may retry; an oversized session is the application's bug (500), and nothing was written.
-    ``replaced=False``: the app's response had already started, and ends where it broke.
-    """
-    outcome = "the response is replaced" if replaced else "the response had started and ends here"
-    logger.error("sessionkit: %s; %s", exc, outcome, exc_info=exc)
-    return _UNAVAILABLE if isinstance(exc, StorageError) else _TOO_LARGE
 
 
 class Outcome(NamedTuple):
@@ -137,7 +126,7 @@ class Finisher:
     sent, one string format.
     """
 
-    __slots__ = ("_cookies", "_header", "header_name", "store", "vary")
+    __slots__ = ("_cookies", "_header", "_log", "backend", "header_name", "store", "vary")
 
     def __init__(self, store: Store) -> None:
         if not isinstance(store, Store):
@@ -146,6 +135,10 @@ class Finisher:
                 f"{type(store).__qualname__}: build one with Store(config) or Store(**fields)"
             )
         self.store = store
+        #: Names the storage in failure logs.
+        self.backend = type(store.storage).__qualname__
+        #: One WARNING line per kind of failure per interval (see :mod:`sessionkit._failurelog`).
+        self._log = FailureLog()
         lookup = store.lookup
         self._cookies = CookieRenderer(store.config) if lookup.source == "cookie" else None
         self._header = lookup.source == "header"
@@ -186,7 +179,11 @@ class Finisher:
         lifetime = store._lifetime(session._lifetime)
         left = loaded_at + lifetime - now
         # Renew only past half-life, and only if a rewrite would extend it (absolute_timeout).
-        return RENEW if left < lifetime / 2 and store._ttl(session, now) > left else 0
+        return (
+            RENEW
+            if left < lifetime / 2 and store._ttl(session._lifetime, session._created, now) > left
+            else 0
+        )
 
     def finish(self, session: Session) -> Outcome:
         """Write what the request needs and return what the response carries."""
@@ -227,11 +224,33 @@ class Finisher:
         """
         if due != RENEW:
             raise exc
-        logger.warning(
-            "sessionkit: renewing session %s failed (%s); served without renewing it",
-            fingerprint(session._id),
+        self._log.report(
+            ("renewal", *kind_of(self.backend, exc)),
+            f"{self.backend}: renewing session {fingerprint(session._id)} failed ({exc}); "
+            "served without renewing it",
             exc,
         )
+
+    def failure(self, exc: SessionKitError, *, replaced: bool = True) -> Failure:
+        """Log ``exc`` and return the response that replaces the app's.
+
+        A storage outage answers 503 and sets no cookie, so nobody is logged out by it and
+        clients may retry; it is logged as one WARNING line per kind of failure per interval
+        (the backend, the driver's message, how many repeats were left out) and at DEBUG with
+        the traceback, so an outage cannot flood the log. An oversized session is the
+        application's bug (500), and nothing was written: logged at ERROR with its traceback,
+        every time. ``replaced=False``: the app's response had already started, and ends
+        where it broke.
+        """
+        if not replaced:
+            outcome = "the response had started and ends here"
+        else:
+            outcome = "answered 503 without Set-Cookie"
+        if isinstance(exc, StorageError):
+            self._log.report(kind_of(self.backend, exc), f"{self.backend}: {exc}; {outcome}", exc)
+            return _UNAVAILABLE
+        logger.error("sessionkit: %s; %s", exc, outcome, exc_info=exc)
+        return _TOO_LARGE
 
     def _gone(self, session: Session) -> Outcome:
         logger.info(

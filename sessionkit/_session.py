@@ -10,11 +10,12 @@ call (sync or async, done by the store), so ``save`` and ``asave`` cannot drift 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._config import MAX_LIFETIME
+from ._errors import StorageError
 
 if TYPE_CHECKING:
     from ._envelope import Record
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["Session"]
 
 _MISSING: Any = object()
+_T = TypeVar("_T")
 
 
 class Session(MutableMapping[str, Any]):
@@ -35,6 +37,7 @@ class Session(MutableMapping[str, Any]):
 
     __slots__ = (
         "_accessed",
+        "_broke",
         "_client_id",
         "_created",
         "_data",
@@ -81,6 +84,8 @@ class Session(MutableMapping[str, Any]):
         #: the load's storage error, or why it was not loaded; its first use raises it again
         #: instead of reading (see :meth:`Store._fill`).
         self._failure: SessionKitError | None = None
+        #: A storage call made for this session in this request failed (see :meth:`_noting`).
+        self._broke: StorageError | None = None
         self._apply(session_id, record, now, raw)
 
     def _apply(
@@ -252,66 +257,107 @@ class Session(MutableMapping[str, Any]):
         session meanwhile, in which case nothing is written.
         """
         self._touch()
-        self._store._run_save(self)
+        self._noting(self._store._run_save, self)
 
     async def asave(self) -> None:
         """Async twin of :meth:`save`."""
         self._touch()
-        await self._store._arun_save(self)
+        await self._anoting(self._store._arun_save(self))
+
+    # Each lifecycle call makes its storage call *before* it changes the session: one that
+    # fails with StorageError leaves id, data and record as they were, so the response
+    # carries no cookie (nobody is logged out by an outage) and the call can be retried.
 
     def destroy(self) -> None:
         """Delete the stored record and clear the data; the cookie is expired (Fiber: ``Destroy()``).
 
         Setting a value afterwards and saving starts a new session under a new id.
         """
-        old = self._plan_new_id(keep_data=False, destroyed=True)
+        old, new_id = self._begin()
         if old is not None:
-            self._store._delete_key(old)
+            self._noting(self._store._delete_key, old)
+        self._switch(new_id, keep_data=False, destroyed=True)
 
     async def adestroy(self) -> None:
         """Async twin of :meth:`destroy`."""
-        old = self._plan_new_id(keep_data=False, destroyed=True)
+        old, new_id = self._begin()
         if old is not None:
-            await self._store._adelete_key(old)
+            await self._anoting(self._store._adelete_key(old))
+        self._switch(new_id, keep_data=False, destroyed=True)
 
     def regenerate(self) -> None:
         """Move the data to a new id and delete the old record (Fiber: ``Regenerate()``).
 
         Call it when privileges change (log-in), so an id planted before log-in is worthless.
 
-        If another request destroyed or regenerated this session since it was loaded, its
-        data is not carried over: the session goes on empty, under its new id, and the
-        response sets no cookie unless something is stored. A log-out racing this request
-        stays a log-out, and of two requests regenerating one id, only the first keeps the
-        data (so a copied cookie cannot race its owner's log-in into a session of its own).
+        The new record is stored first (create-only), then the old one is taken: if the write
+        fails, the old session is intact and the client's cookie still opens it. If another
+        request destroyed or regenerated this session since it was loaded, the new copy is
+        dropped and the data is not carried over: the session goes on empty, under its new
+        id, and the response sets no cookie unless something is stored. A log-out racing this
+        request stays a log-out, and of two requests regenerating one id, only the first keeps
+        the data (so a copied cookie cannot race its owner's log-in into a session of its own).
         """
-        old = self._plan_new_id(keep_data=True, destroyed=False)
-        if old is not None and not self._store._take_key(old):
-            self._store._lost(self, old)
+        old, new_id = self._begin()
+        if old is None:
+            self._switch(new_id, keep_data=True, destroyed=False)
+        else:
+            self._noting(self._store._regenerate, self, old, new_id)
 
     async def aregenerate(self) -> None:
         """Async twin of :meth:`regenerate`."""
-        old = self._plan_new_id(keep_data=True, destroyed=False)
-        if old is not None and not await self._store._atake_key(old):
-            self._store._lost(self, old)
+        old, new_id = self._begin()
+        if old is None:
+            self._switch(new_id, keep_data=True, destroyed=False)
+        else:
+            await self._anoting(self._store._aregenerate(self, old, new_id))
 
     def reset(self) -> None:
         """Clear the data, delete the old record and take a new id (Fiber: ``Reset()``)."""
-        old = self._plan_new_id(keep_data=False, destroyed=False)
+        old, new_id = self._begin()
         if old is not None:
-            self._store._delete_key(old)
+            self._noting(self._store._delete_key, old)
+        self._switch(new_id, keep_data=False, destroyed=False)
 
     async def areset(self) -> None:
         """Async twin of :meth:`reset`."""
-        old = self._plan_new_id(keep_data=False, destroyed=False)
+        old, new_id = self._begin()
         if old is not None:
-            await self._store._adelete_key(old)
+            await self._anoting(self._store._adelete_key(old))
+        self._switch(new_id, keep_data=False, destroyed=False)
 
-    def _plan_new_id(self, *, keep_data: bool, destroyed: bool) -> str | None:
-        """Switch to a new server-made id; return the old id whose record must be deleted."""
+    def _begin(self) -> tuple[str | None, str]:
+        """Load the session if it is pending, and draw the new id a lifecycle call moves to
+        (before any storage call: a custom key_generator that fails changes nothing); return
+        the id whose record the call must remove (``None``: nothing is stored) and the new id.
+        """
         self._touch()
-        old = self._id if self._persisted else None
-        self._id = self._store.new_id()
+        return (self._id if self._persisted else None), self._store.new_id()
+
+    def _noting(self, call: Callable[..., _T], *args: Any) -> _T:
+        """Run a storage ``call`` on this session's behalf, remembering a StorageError.
+
+        The middleware then knows a storage call failed in this request, and answers 503 even
+        when an error layer of the application's own turned the exception into a 500 first.
+        """
+        try:
+            return call(*args)
+        except StorageError as exc:
+            self._broke = exc
+            raise
+
+    async def _anoting(self, call: Awaitable[_T]) -> _T:
+        """Async twin of :meth:`_noting`."""
+        try:
+            return await call
+        except StorageError as exc:
+            self._broke = exc
+            raise
+
+    def _switch(self, new_id: str, *, keep_data: bool, destroyed: bool) -> None:
+        """Take ``new_id`` after a lifecycle call's storage work succeeded (none was stored
+        under it: a regenerate that stored its data there sets that state itself)."""
+        self._id = new_id
         self._fresh = True
         self._persisted = False
         self._destroyed = destroyed
@@ -322,4 +368,3 @@ class Session(MutableMapping[str, Any]):
             self._lifetime = None
             self._created = self._store.now()
             self._modified = not destroyed
-        return old

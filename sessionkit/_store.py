@@ -25,7 +25,7 @@ from ._discovery import open_storage
 from ._envelope import Record, decode_record, encode_envelope
 from ._errors import ConfigError, SessionGone, SessionKitError, SessionTooLarge, StorageError
 from ._session import Session
-from ._storage import AtomicStorage, ConditionalStorage, Storage
+from ._storage import AtomicStorage, ConditionalStorage, CreatingStorage, Storage
 from ._transport import ASGI_KEY, WSGI_KEY, asgi_values, carrier_of, client_values, wsgi_values
 from ._values import DecodeError, TypeRegistry
 
@@ -85,6 +85,7 @@ class Store:
         self.storage: Storage = open_storage(storage) if isinstance(storage, str) else storage
         self._conditional = isinstance(self.storage, ConditionalStorage)
         self._atomic = isinstance(self.storage, AtomicStorage)
+        self._creating = isinstance(self.storage, CreatingStorage)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -337,9 +338,10 @@ class Store:
         failure = session._failure
         if failure is not None:
             if isinstance(failure, StorageError):
+                session._broke = failure
                 raise StorageError(str(failure)) from failure.__cause__
             raise SessionKitError(str(failure))
-        self._loaded(session, self._read(session._id))
+        self._loaded(session, session._noting(self._read, session._id))
 
     async def _afill(self, session: Session) -> None:
         """Async twin of :meth:`_fill`, for ``await store.aget(request)``: an async read may
@@ -349,7 +351,10 @@ class Store:
         session, and the second's read is dropped, or it would undo what the first task has
         done with the session meanwhile.
         """
-        payload = None if session._client_id is None else await self._aread(session._id)
+        if session._client_id is None:
+            payload = None
+        else:
+            payload = await session._anoting(self._aread(session._id))
         if session._pending:
             self._loaded(session, payload)
 
@@ -368,12 +373,13 @@ class Store:
         """Seconds a session lives after a save: its own ``set_expiry`` or the configured one."""
         return self._expiration if per_session is None else per_session
 
-    def _ttl(self, session: Session, now: float) -> float:
-        """Seconds ``session`` would live if saved at ``now``: its lifetime, capped by
-        ``absolute_timeout`` (the storage TTL and the cookie's Max-Age both use it)."""
-        lifetime = self._lifetime(session._lifetime)
+    def _ttl(self, per_session: float | None, created: float, now: float) -> float:
+        """Seconds a session created at ``created`` would live if saved at ``now``: its
+        lifetime, capped by ``absolute_timeout`` (the storage TTL and the cookie's Max-Age
+        both use it)."""
+        lifetime = self._lifetime(per_session)
         if self._absolute is not None:
-            lifetime = max(1.0, min(lifetime, session._created + self._absolute - now))
+            lifetime = max(1.0, min(lifetime, created + self._absolute - now))
         return lifetime
 
     def _expired(self, record: Record, now: float) -> bool:
@@ -383,20 +389,24 @@ class Store:
 
     # -- saving -------------------------------------------------------------------------------
 
-    def _plan_save(self, session: Session, renewal: bool = False) -> _Plan | None:
-        """Encode ``session``; ``None`` when it is empty and must not be stored.
-
-        A ``renewal`` writes back what is stored already, with a new save time, so it is not
-        held to ``max_size``: a record saved a few bytes under it (a longer time stamp), or
-        before ``max_size`` was lowered, must not turn a page view into a 500.
-        """
+    def _plan_save(self, session: Session) -> _Plan | None:
+        """Encode ``session``; ``None`` when it is empty and must not be stored."""
         if not session._data:
             return None
+        return self._plan(session._data, session._created, session._lifetime)
+
+    def _plan(
+        self,
+        data: dict[str, Any],
+        created: float,
+        per_session: float | None,
+        renewal: bool = False,
+    ) -> _Plan:
+        """Encode a record of ``data`` saved now, held to ``max_size`` unless it is a
+        ``renewal`` (see :meth:`_renewal_plan`)."""
         now = self.now()
-        lifetime = self._ttl(session, now)
-        payload = encode_envelope(
-            self.types, session._data, session._created, now, session._lifetime
-        )
+        lifetime = self._ttl(per_session, created, now)
+        payload = encode_envelope(self.types, data, created, now, per_session)
         if len(payload) > self.config.max_size and not renewal:
             raise SessionTooLarge(
                 f"encoded session is {len(payload)} bytes, above max_size={self.config.max_size}"
@@ -428,12 +438,13 @@ class Store:
             self._emptied(session, session._persisted and self._take_key(session._id))
             return
         payload, ttl = plan.payload, plan.ttl
+        if not session._persisted:
+            session._id = self._create_record(session._id, payload, ttl)
+            self._saved(session, True, plan)
+            return
         key, storage = self.storage_key(session._id), self.storage
         try:
-            if not session._persisted:
-                storage.set(key, payload, ttl)
-                wrote = True
-            elif self._conditional:
+            if self._conditional:
                 wrote = bool(storage.replace(key, payload, ttl))  # type: ignore[attr-defined]
             else:
                 wrote = storage.touch(key, ttl)
@@ -453,12 +464,13 @@ class Store:
             self._emptied(session, session._persisted and await self._atake_key(session._id))
             return
         payload, ttl = plan.payload, plan.ttl
+        if not session._persisted:
+            session._id = await self._acreate_record(session._id, payload, ttl)
+            self._saved(session, True, plan)
+            return
         key, storage = self.storage_key(session._id), self.storage
         try:
-            if not session._persisted:
-                await storage.aset(key, payload, ttl)
-                wrote = True
-            elif self._conditional:
+            if self._conditional:
                 wrote = bool(await storage.areplace(key, payload, ttl))  # type: ignore[attr-defined]
             else:
                 wrote = await storage.atouch(key, ttl)
@@ -469,6 +481,106 @@ class Store:
         except Exception as exc:
             raise _storage_error(exc) from exc
         self._saved(session, wrote, plan)
+
+    def _create_record(self, session_id: str, payload: bytes, ttl: timedelta) -> str:
+        """Store a new record create-only; return the id it went under.
+
+        A new record never overwrites a live one: an id that names a live record (a collision,
+        a weak custom ``key_generator``) is replaced by a fresh one and the write tried again,
+        a few times at most. Storages without ``create`` get a read, then a write.
+        """
+        storage: Any = self.storage
+        try:
+            for _ in range(_CREATE_TRIES):
+                key = self.storage_key(session_id)
+                if self._creating:
+                    created = storage.create(key, payload, ttl)
+                else:
+                    created = storage.get(key) is None
+                    if created:
+                        storage.set(key, payload, ttl)
+                if created:
+                    return session_id
+                session_id = self._collided(session_id)
+        except SessionKitError:
+            raise
+        except Exception as exc:
+            raise _storage_error(exc) from exc
+        raise _collisions()
+
+    async def _acreate_record(self, session_id: str, payload: bytes, ttl: timedelta) -> str:
+        """Async twin of :meth:`_create_record`."""
+        storage: Any = self.storage
+        try:
+            for _ in range(_CREATE_TRIES):
+                key = self.storage_key(session_id)
+                if self._creating:
+                    created = await storage.acreate(key, payload, ttl)
+                else:
+                    created = await storage.aget(key) is None
+                    if created:
+                        await storage.aset(key, payload, ttl)
+                if created:
+                    return session_id
+                session_id = self._collided(session_id)
+        except SessionKitError:
+            raise
+        except Exception as exc:
+            raise _storage_error(exc) from exc
+        raise _collisions()
+
+    def _collided(self, session_id: str) -> str:
+        logger.warning(
+            "sessionkit: a new session id (%s) names a live session; another id is drawn. "
+            "Unless key_generator is custom and weak, this does not happen",
+            fingerprint(session_id),
+        )
+        return self.new_id()
+
+    def _regenerate(self, session: Session, old_id: str, new_id: str) -> None:
+        """``regenerate()`` of a stored session: its data stored under ``new_id`` first
+        (create-only), then the old record taken; see :meth:`Session.regenerate`."""
+        plan = self._plan_save(session)
+        stored = None if plan is None else self._create_record(new_id, plan.payload, plan.ttl)
+        try:
+            taken = self._take_key(old_id)
+        except StorageError:
+            if stored is not None:
+                _suppressed(self._delete_key, stored)
+            raise
+        if stored is not None and not taken:
+            _suppressed(self._delete_key, stored)
+        self._regenerated(session, old_id, stored or new_id, plan if taken else None, taken)
+
+    async def _aregenerate(self, session: Session, old_id: str, new_id: str) -> None:
+        """Async twin of :meth:`_regenerate`."""
+        plan = self._plan_save(session)
+        stored = (
+            None if plan is None else await self._acreate_record(new_id, plan.payload, plan.ttl)
+        )
+        try:
+            taken = await self._atake_key(old_id)
+        except StorageError:
+            if stored is not None:
+                await _asuppressed(self._adelete_key(stored))
+            raise
+        if stored is not None and not taken:
+            await _asuppressed(self._adelete_key(stored))
+        self._regenerated(session, old_id, stored or new_id, plan if taken else None, taken)
+
+    def _regenerated(
+        self, session: Session, old_id: str, new_id: str, plan: _Plan | None, taken: bool
+    ) -> None:
+        """The session's state once :meth:`_regenerate` has done its storage work: under
+        ``new_id``, stored by ``plan`` (``None``: nothing is stored under it)."""
+        session._switch(new_id, keep_data=True, destroyed=False)
+        if not taken:
+            self._lost(session, old_id)
+        elif plan is not None:
+            session._raw = plan.payload
+            self._saved(session, True, plan)
+        else:  # it was empty: nothing to store, and the old cookie is expired
+            session._modified = False
 
     def _emptied(self, session: Session, taken: bool) -> None:
         """A save found ``session`` empty; ``taken``: its stored record was deleted just now.
@@ -518,13 +630,28 @@ class Store:
             self._saved(session, True, plan)
 
     def _renewal_plan(self, session: Session) -> _Plan | None:
-        """:meth:`_plan_save` for a renewal; ``None`` when there is nothing to renew, or when
-        the stored data holds a value this release refuses to write (one nested deeper than
-        the value registry allows, stored by an earlier release): a read must still be
-        served, so the renewal is skipped and logged, as a failed one is."""
+        """:meth:`_plan_save` for a renewal: the record *as stored* (``session._raw``, decoded
+        again), with a new save time; ``None`` when there is nothing to renew.
+
+        Not the session's data as it is now: a read-only request may have changed a value in
+        place (appended to a stored list) without marking the session modified, and such a
+        change is not saved by a renewal any more than by the end of the request. So a renewal
+        never writes more than was stored: it cannot push a record past ``max_size`` (it was
+        held to it when stored), and it is not held to it again, or a record stored a few
+        bytes under the cap (a longer time stamp), or before ``max_size`` was lowered, would
+        turn a page view into an error. A stored value this release refuses to write (nested
+        deeper than the value registry allows, stored by an earlier release) skips the
+        renewal, logged, as a failed one does: the read must still be served.
+        """
+        raw = session._raw
+        if raw is None:
+            return None
         try:
-            return self._plan_save(session, renewal=True)
-        except TypeError as exc:
+            stored = decode_record(self.types, raw)
+            if not stored.data:
+                return None
+            return self._plan(stored.data, stored.created, stored.lifetime, renewal=True)
+        except (TypeError, DecodeError) as exc:
             logger.warning(
                 "sessionkit: session %s cannot be renewed (%s); served without renewing it",
                 fingerprint(session._id),
@@ -580,6 +707,10 @@ class _Plan(NamedTuple):
     lifetime: float
 
 
+#: How many ids a new record may try before giving up: with ids from ``secrets`` even a
+#: second try never happens; a custom generator that collides three times running is broken.
+_CREATE_TRIES = 3
+
 #: The names ``Store(**fields)`` takes: the config's fields.
 _FIELDS = frozenset(field.name for field in attrs.fields(Config))
 
@@ -620,6 +751,30 @@ def _storage_error(exc: Exception) -> StorageError:
     """What a driver's exception from a storage call becomes (raise it ``from exc``); the
     library's own errors (a plugin's ``StorageError``) pass through unchanged."""
     return StorageError(f"storage call failed: {exc!r}")
+
+
+def _collisions() -> SessionKitError:
+    return SessionKitError(
+        f"key_generator made {_CREATE_TRIES} ids in a row that name live sessions; nothing was "
+        "stored (use the default generator, or one drawing at least 128 bits from secrets)"
+    )
+
+
+def _suppressed(fn: Callable[..., Any], *args: Any) -> None:
+    """Undo a step of a failed operation, as far as the storage lets us: the error that made
+    the operation fail is the one the caller must see, not this one's."""
+    try:
+        fn(*args)
+    except StorageError as exc:
+        logger.warning("sessionkit: cleaning up after a failed call failed too (%s)", exc)
+
+
+async def _asuppressed(awaitable: Any) -> None:
+    """Async twin of :func:`_suppressed`."""
+    try:
+        await awaitable
+    except StorageError as exc:
+        logger.warning("sessionkit: cleaning up after a failed call failed too (%s)", exc)
 
 
 def _guard(fn: Callable[..., Any], *args: Any) -> Any:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ._errors import SessionKitError, StorageError
-from ._response import FAILURES, Failure, Finisher, Outcome, add_vary, failure_for
+from ._response import FAILURES, Failure, Finisher, Outcome, add_vary
 from ._session import Session
 from ._store import Store
 from ._transport import OWNER_KEY
@@ -62,7 +62,9 @@ class SessionMiddleware:
     **Failures**: a :class:`~sessionkit.StorageError` while loading, while saving, or raised by
     the app before its response started, replaces the response with a plain 503 carrying no
     ``Set-Cookie`` (a :class:`~sessionkit.SessionTooLarge` with a 500); the error is logged with
-    its driver exception. A failed load is not answered at once: the app runs, and its first
+    its driver exception. So does a 500 that the app (or an error layer of its framework, such
+    as Starlette's when this middleware wraps a whole Starlette app) answers after a storage
+    call of its session failed in the request. A failed load is not answered at once: the app runs, and its first
     use of the session raises the load's error again, so routes that never touch the session
     keep being served during an outage, with or without a cookie, and no cookie is changed.
     If the app already started its response, the error is only logged and the response ends
@@ -97,7 +99,7 @@ class SessionMiddleware:
                 session = await self.store._aload_scope(scope)
             except StorageError as exc:
                 if kind != "http":
-                    failure_for(exc)  # logged
+                    self._finisher.failure(exc)  # logged
                     await send({"type": "websocket.close", "code": 1011})
                     return
                 # The app may never touch its session: it is served, and answers 503 if it does.
@@ -135,6 +137,12 @@ class _Exchange:
     async def send(self, message: Message) -> None:
         if self._state == _WAITING and message["type"] == "http.response.start":
             middleware = self._middleware
+            broke = self._session._broke
+            if broke is not None and message.get("status") == 500:
+                # An error layer inside (Starlette's, Quart's, the app's own) turned this
+                # request's storage failure into a 500: it is an outage all the same.
+                await self.fail(broke)
+                return
             try:
                 outcome = await middleware._finisher.afinish(self._session)
             except FAILURES as exc:
@@ -150,7 +158,7 @@ class _Exchange:
 
     async def fail(self, exc: SessionKitError) -> None:
         """Answer the failure if no header left yet; else it is only logged."""
-        failure = failure_for(exc, replaced=self._state == _WAITING)
+        failure = self._middleware._finisher.failure(exc, replaced=self._state == _WAITING)
         if self._state == _WAITING:
             self._state = _REPLACED
             await _send_failure(self._send, failure)

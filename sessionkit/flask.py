@@ -30,7 +30,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.exceptions import InternalServerError
 
 from ._errors import SessionKitError
-from ._response import FAILURES, Failure, Finisher, failure_for
+from ._response import FAILURES, Failure, Finisher
 from ._session import Session
 from ._store import Store
 from ._transport import WSGI_KEY
@@ -104,11 +104,19 @@ def _failure_response(failure: Failure) -> Response:
     )
 
 
+def _finisher() -> Finisher:
+    """The finisher of the app's sessionkit interface (it names the backend in logs)."""
+    interface = flask.current_app.session_interface
+    if isinstance(interface, SessionkitInterface):
+        return interface._finisher
+    return Finisher(flask.current_app.extensions["sessionkit"])
+
+
 def _on_failure(exc: Exception) -> Response:
     """Error handler: a storage failure raised by a view answers 503 (too large: 500)."""
     if not isinstance(exc, SessionKitError):  # registered for FAILURES only
         raise exc
-    return _failure_response(failure_for(exc))
+    return _failure_response(_finisher().failure(exc))
 
 
 class SessionkitInterface(SessionInterface):
@@ -139,7 +147,7 @@ class SessionkitInterface(SessionInterface):
         try:
             outcome = finisher.finish(session)
         except FAILURES as exc:
-            _replace(response, failure_for(exc))
+            _replace(response, finisher.failure(exc))
             return
         headers = response.headers
         if outcome.value is not None and finisher.header_name is not None:
@@ -179,7 +187,7 @@ def _server_error_handler(
     def handler(error: InternalServerError) -> Any:
         original = error.original_exception
         if isinstance(original, SessionKitError) and isinstance(original, FAILURES):
-            return _failure_response(failure_for(original))
+            return _failure_response(_finisher().failure(original))
         return previous(error) if previous is not None else error
 
     return handler

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._errors import SessionKitError
-from ._response import FAILURES, Finisher, Outcome, add_vary, failure_for
+from ._response import FAILURES, Finisher, Outcome, add_vary
 from ._session import Session
 from ._store import Store
 from ._transport import OWNER_KEY
@@ -55,7 +55,8 @@ class SessionMiddleware:
     **Failures**: a :class:`~sessionkit.StorageError` while loading (in the app, at first use),
     while saving, or raised by the app before ``start_response``, replaces the response with a
     plain 503 carrying no ``Set-Cookie`` (a :class:`~sessionkit.SessionTooLarge` with a 500);
-    the error is logged with its driver exception. Once the response has started, an error
+    the error is logged with its driver exception. So does a 500 error page that the app (or
+    its framework) sends after a storage call of its session failed in the request. Once the response has started, an error
     raised while the body is produced reaches the server like any other error of the app, from
     a generator app too, so the server ends the response as broken rather than short.
 
@@ -124,6 +125,11 @@ class _Exchange:
             return _discard
         middleware = self._middleware
         if self.state == _WAITING:
+            broke = self._session._broke
+            if broke is not None and status[:4] == "500 ":
+                # The app's own error page for this request's storage failure: an outage.
+                self.fail(broke)
+                return _discard
             try:
                 outcome = middleware._finisher.finish(self._session)
             except FAILURES as exc:
@@ -139,7 +145,7 @@ class _Exchange:
 
     def fail(self, exc: SessionKitError) -> list[bytes]:
         """Answer the failure if the response has not started; else it is only logged."""
-        failure = failure_for(exc)
+        failure = self._middleware._finisher.failure(exc)
         if self.state == _WAITING:
             self.state = _REPLACED
             self._start_response(failure.status_line, failure.headers)

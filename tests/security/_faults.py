@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import shutil
 import socket
@@ -27,7 +26,7 @@ from werkzeug.test import Client as WerkzeugClient
 
 from sessionkit import StorageError
 from tests._servers import HOST, ServerProcess, start_mongo, start_redis
-from tests.web._support import Reply
+from tests.web._support import Reply, failure_logs
 
 __all__ = [
     "StalledServer",
@@ -184,11 +183,13 @@ def assert_logged_with_cause(
     caplog: pytest.LogCaptureFixture,
     driver_error: type[BaseException] | tuple[type[BaseException], ...],
 ) -> None:
-    """The 503 was logged at ERROR by ``sessionkit`` with a StorageError whose ``__cause__`` is
-    the driver's own exception (as ``tests/web/test_failures.py`` checks with a fake one)."""
-    errors = [r for r in caplog.records if r.name == "sessionkit" and r.levelno == logging.ERROR]
-    assert errors, caplog.text
-    exc_info = errors[-1].exc_info
+    """The 503 was logged by ``sessionkit``: a WARNING line, and at DEBUG a StorageError whose
+    ``__cause__`` is the driver's own exception (as ``tests/web/test_failures.py`` checks with
+    a fake one). The caller captures ``sessionkit`` at DEBUG."""
+    lines, tracebacks = failure_logs(caplog)
+    assert lines, caplog.text
+    assert tracebacks, caplog.text
+    exc_info = tracebacks[-1].exc_info
     assert exc_info is not None and isinstance(exc_info[1], StorageError), caplog.text
     cause = exc_info[1].__cause__
     assert isinstance(cause, driver_error), f"cause is {cause!r}, not a {driver_error}"

@@ -109,5 +109,5 @@ async def test_a_stale_id_never_reaches_a_write(
         assert reply.status == 200
         assert transport.issued(reply) != stale
     writes = {op for op in storage.calls if op in CountingStorage.WRITES}
-    assert writes == {"set"}  # only brand-new records: never a replace/touch of the stale one
+    assert writes == {"create"}  # only brand-new records: never a replace/touch of the stale one
     assert store.get_by_id(stale) is None

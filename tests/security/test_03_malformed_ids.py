@@ -160,7 +160,7 @@ async def test_a_malformed_id_on_a_writing_route_gets_a_new_id_and_one_write(
     assert reply.status == 200
     new = reply.text
     assert store.is_valid_id(new) and new != value
-    assert storage.calls == {"set": 1}  # the new record only: no read, no write under the value
+    assert storage.calls == {"create": 1}  # the new record only: no read, no write under the value
     if transport.source != "query":
         assert transport.issued(reply) == new
     assert not _leaks(value, reply.headers)
@@ -244,5 +244,5 @@ async def test_malformed_ids_among_real_traffic_write_only_server_ids(
         reply = await client.get("/setid?user=eve", cookie=f"session_id={bad}")
         assert reply.status == 200 and reply.text != sid
         assert reply.cookie.value == reply.text
-    assert storage.calls == {"set": 5}
+    assert storage.calls == {"create": 5}
     assert (await client.get("/get?k=user", cookie=f"session_id={sid}")).text == '"ada"'

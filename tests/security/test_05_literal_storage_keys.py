@@ -50,7 +50,7 @@ async def test_the_storage_is_handed_the_id_itself_and_holds_it_under_its_namesp
     client = make_client(store)
 
     sid = (await transport.get(client, "/setid?user=ada")).text
-    assert recorder.keys == [("set", sid)]
+    assert recorder.keys == [("create", sid)]
     assert stored_keys(storage, request) == [sid]  # raw: Redis prefix + id, Mongo _id, a row
 
     recorder.keys.clear()
@@ -59,8 +59,9 @@ async def test_the_storage_is_handed_the_id_itself_and_holds_it_under_its_namesp
 
     recorder.keys.clear()
     reply = await transport.get(client, "/regenerate?then_k=v", sid)
-    (get, take, (op, new)) = recorder.keys
-    assert (get, take, op) == (("get", sid), ("take", sid), "set")
+    # the new record first (create-only), then the old one taken, then the app's change
+    (get, (op, new), take, (then, again)) = recorder.keys
+    assert (get, op, take, then, again) == (("get", sid), "create", ("take", sid), "replace", new)
     assert WELL_FORMED.match(new) and new != sid
     if transport.source != "query":
         assert transport.issued(reply) == new

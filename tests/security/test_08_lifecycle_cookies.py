@@ -113,4 +113,4 @@ async def test_destroy_without_a_session_still_tells_the_browser_to_drop_its_coo
     stale = store.new_id()
     reply = await client.get("/destroy", cookie=f"session_id={stale}")
     _assert_expires(reply.cookie, clock.now)
-    assert not {"set", "replace", "replace_if"} & set(storage.calls)
+    assert not {"set", "create", "replace", "replace_if"} & set(storage.calls)

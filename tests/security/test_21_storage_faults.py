@@ -21,6 +21,7 @@ be empty whatever the library did.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 import uuid
@@ -91,6 +92,12 @@ DRIVER_ERRORS: dict[str, type[Exception]] = {
     "redis": redis.RedisError,
     "mongo": pymongo.errors.PyMongoError,
 }
+
+
+@pytest.fixture(autouse=True)
+def _debug_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """Failures are logged with their traceback at DEBUG (the WARNING line has none)."""
+    caplog.set_level(logging.DEBUG, logger="sessionkit")
 
 
 @pytest.fixture(scope="module")

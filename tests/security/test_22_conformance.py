@@ -29,7 +29,17 @@ ROOT = Path(__file__).resolve().parents[2]
 #: and the atomic ``take``/``replace_if`` that close the regenerate and renewal races.
 FIRST_PARTY = {f"sessionkit-{name}" for name in ALL_BACKENDS}
 #: The storage operations the state machine must drive against its model.
-OPERATIONS = {"get", "set", "delete", "touch", "replace", "take", "replace_if", "reset"}
+OPERATIONS = {
+    "get",
+    "set",
+    "create",
+    "delete",
+    "touch",
+    "replace",
+    "take",
+    "replace_if",
+    "reset",
+}
 SUITE_TESTS = sorted(name for name in dir(StorageConformance) if name.startswith("test_"))
 
 
@@ -87,7 +97,7 @@ def conformance_classes(distribution: str, testpaths: list[str]) -> list[type[St
         ]
         assert not overridden, f"{cls.__name__} replaces suite tests {overridden}"
         assert isinstance(cls.clock_injectable, bool) and isinstance(cls.conditional, bool)
-        assert isinstance(cls.atomic, bool)
+        assert isinstance(cls.atomic, bool) and isinstance(cls.creating, bool)
     return classes
 
 
@@ -113,6 +123,8 @@ def test_every_installed_backend_runs_the_conformance_suite(
             # Requirement 20 holds strictly only for storages with an atomic replace().
             assert all(cls.conditional for cls in classes), entry.distribution
             assert all(cls.atomic for cls in classes), entry.distribution
+            # New records never overwrite a live one (a colliding id): create-only writes.
+            assert all(cls.creating for cls in classes), entry.distribution
 
 
 def test_first_party_backends_run_in_the_security_suite(installed: list[InstalledBackend]) -> None:

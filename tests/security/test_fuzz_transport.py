@@ -127,7 +127,7 @@ def _counting(store: Store) -> CountingStorage:
 def _assert_storage(storage: CountingStorage, one_good_id: bool, writes: bool) -> None:
     expected = {"get": 1} if one_good_id else {}
     if writes:
-        expected["set"] = 1
+        expected["create"] = 1
     assert storage.calls == expected
 
 
@@ -330,5 +330,5 @@ async def test_well_formed_unknown_ids_are_read_once_and_never_adopted(
     reply = await client.get("/setid", query=query, headers=headers)
     assert reply.status == 200
     assert reply.text != sid and store.is_valid_id(reply.text)
-    assert storage.calls == {"get": 1, "set": 1}
+    assert storage.calls == {"get": 1, "create": 1}
     assert store.get_by_id(sid) is None

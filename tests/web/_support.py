@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import inspect
 import json
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Any, Protocol
@@ -14,6 +15,7 @@ from urllib.parse import parse_qsl
 
 import attrs
 import httpx
+import pytest
 from werkzeug.test import Client as WerkzeugClient
 
 from sessionkit import Session, Storage, Store
@@ -34,7 +36,7 @@ class CountingStorage:
     """
 
     READS = frozenset({"get"})
-    WRITES = frozenset({"set", "replace", "touch", "delete", "take", "replace_if"})
+    WRITES = frozenset({"set", "create", "replace", "touch", "delete", "take", "replace_if"})
     OPS = READS | WRITES | {"reset", "close"}
 
     def __init__(self, inner: Storage | None = None) -> None:
@@ -276,10 +278,11 @@ class ASGIClient:
     kind = "asgi"
     eager = True
 
-    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
-        self.http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-        )
+    def __init__(self, app: Callable[..., Awaitable[None]], *, server: bool = False) -> None:
+        # server=True: an exception the app re-raises after its response (Starlette's error
+        # layer does) is left to the server, as uvicorn does, instead of failing the test.
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=not server)
+        self.http = httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
     async def get(
         self, path: str, *, cookie: str | None = None, headers: dict[str, str] | None = None
@@ -331,3 +334,14 @@ class Browser:
             if c.name == self.name:
                 self.value = None if c.expired else c.value
         return reply
+
+
+def failure_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> tuple[list[logging.LogRecord], list[logging.LogRecord]]:
+    """The storage failures sessionkit logged: its WARNING lines (one per kind per interval)
+    and its DEBUG records, each with the traceback (capture ``sessionkit`` at DEBUG)."""
+    ours = [r for r in caplog.records if r.name == "sessionkit"]
+    lines = [r for r in ours if r.levelno == logging.WARNING and r.module == "_failurelog"]
+    tracebacks = [r for r in ours if r.levelno == logging.DEBUG and r.exc_info is not None]
+    return lines, tracebacks

@@ -24,6 +24,7 @@ from tests.web._support import (
     MakeClient,
     Reply,
     WSGIClient,
+    failure_logs,
     make_store,
 )
 
@@ -35,10 +36,17 @@ def assert_unavailable(reply: Reply) -> None:
     assert "storage" in reply.text
 
 
+@pytest.fixture(autouse=True)
+def _debug_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """Failures are logged with their traceback at DEBUG (the WARNING line has none)."""
+    caplog.set_level(logging.DEBUG, logger="sessionkit")
+
+
 def assert_logged_with_driver_error(caplog: pytest.LogCaptureFixture) -> None:
-    errors = [r for r in caplog.records if r.name == "sessionkit" and r.levelno == logging.ERROR]
-    assert errors, caplog.text
-    exc_info = errors[-1].exc_info
+    lines, tracebacks = failure_logs(caplog)
+    assert lines and "ConnectionError" in lines[-1].getMessage(), caplog.text
+    assert tracebacks, caplog.text
+    exc_info = tracebacks[-1].exc_info
     assert exc_info is not None and isinstance(exc_info[1], StorageError)
     assert isinstance(exc_info[1].__cause__, ConnectionError)  # the driver's exception
 

@@ -290,8 +290,8 @@ def test_flask_storage_down(
     reply = client.get("/")
     assert reply.status_code == 503 and "Set-Cookie" not in reply.headers
     assert "storage" in reply.text
-    errors = [r for r in caplog.records if r.name == "sessionkit" and r.levelno == logging.ERROR]
-    assert len(errors) == 2
+    lines = [r for r in caplog.records if r.name == "sessionkit" and r.levelno >= logging.WARNING]
+    assert len(lines) == 1  # the same kind of failure twice: one line, the repeat held back
     storage.failing = frozenset()
     assert client.get("/").text == "2"  # nobody was logged out
 

@@ -56,7 +56,7 @@ async def test_write_costs_one_read_one_write(client: Client, storage: CountingS
 
 async def test_first_write_costs_one_write(client: Client, storage: CountingStorage) -> None:
     await client.get("/count")
-    assert storage.calls == {"set": 1}
+    assert storage.calls == {"create": 1}  # create-only: never overwrites a live record
 
 
 async def test_empty_session_is_never_stored(client: Client, storage: CountingStorage) -> None:

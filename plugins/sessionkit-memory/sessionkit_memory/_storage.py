@@ -108,6 +108,15 @@ class MemoryStorage:
                 purged += 1
         return purged
 
+    def _add(self, key: str, value: bytes, seconds: float | None, now: float) -> None:
+        """:meth:`_store` for the writes that may add an entry (``set``, ``create``): they
+        purge a batch of expired entries first, when one is due, so cleaning up is spread
+        over the writes that grow the dict."""
+        heap = self._heap
+        if heap and heap[0][0] <= now:
+            self._purge(now, self.purge_batch)
+        self._store(key, value, seconds, now)
+
     def _store(self, key: str, value: bytes, seconds: float | None, now: float) -> None:
         """Write ``key`` to expire ``seconds`` after ``now`` (``None``: never)."""
         data = self._data
@@ -147,11 +156,21 @@ class MemoryStorage:
         seconds = ttl_seconds(ttl)
         with self._lock:
             self._check_open()
+            self._add(key, value, seconds, self._clock())
+
+    def create(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        """Write ``key`` only where no live entry is (an expired one counts as absent)."""
+        if type(value) is not bytes:
+            value = bytes(value)  # copy in, as set does
+        seconds = ttl_seconds(ttl)
+        with self._lock:
+            self._check_open()
             now = self._clock()
-            heap = self._heap
-            if heap and heap[0][0] <= now:  # something is due: purge a batch
-                self._purge(now, self.purge_batch)
-            self._store(key, value, seconds, now)
+            entry = self._data.get(key)
+            if entry is not None and entry[1] > now:
+                return False
+            self._add(key, value, seconds, now)
+            return True
 
     def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
         return self._overwrite(key, None, value, ttl)
@@ -234,6 +253,9 @@ class MemoryStorage:
 
     async def aset(self, key: str, value: bytes, ttl: timedelta | None) -> None:
         self.set(key, value, ttl)
+
+    async def acreate(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        return self.create(key, value, ttl)
 
     async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
         return self.replace(key, value, ttl)

@@ -13,6 +13,7 @@ class TestMemoryStorage(StorageConformance):
     clock_injectable = True
     conditional = True
     atomic = True
+    creating = True
 
     def make_storage(self, namespace: str, clock: Callable[[], float] | None) -> Storage:
         # Every MemoryStorage is its own dict: a namespace is a separate instance.
