@@ -38,6 +38,7 @@ class Session(MutableMapping[str, Any]):
     __slots__ = (
         "_accessed",
         "_broke",
+        "_changed",
         "_client_id",
         "_created",
         "_data",
@@ -51,6 +52,7 @@ class Session(MutableMapping[str, Any]):
         "_pending",
         "_persisted",
         "_raw",
+        "_retiring",
         "_store",
         "_wrote",
     )
@@ -86,6 +88,12 @@ class Session(MutableMapping[str, Any]):
         self._failure: SessionKitError | None = None
         #: A storage call made for this session in this request failed (see :meth:`_noting`).
         self._broke: StorageError | None = None
+        #: The id :meth:`regenerate` moved away from, whose record the next save takes once
+        #: the data is stored under the new id (``None``: nothing to retire).
+        self._retiring: str | None = None
+        #: While a record is retiring: the keys this request set or deleted since
+        #: :meth:`regenerate`, all that is kept if the old record turns out to be gone.
+        self._changed: set[str] | None = None
         self._apply(session_id, record, now, raw)
 
     def _apply(
@@ -184,12 +192,16 @@ class Session(MutableMapping[str, Any]):
         self._store.types.encode(value)
         self._modified = True
         self._data[key] = value
+        if self._changed is not None:
+            self._changed.add(key)
 
     def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""
         self._touch()
         if self._data.pop(key, _MISSING) is not _MISSING:
             self._modified = True
+            if self._changed is not None:
+                self._changed.add(key)
 
     def keys(self) -> list[str]:  # type: ignore[override]
         """Return the keys, as a list (Fiber: ``Keys()``)."""
@@ -220,6 +232,8 @@ class Session(MutableMapping[str, Any]):
         self._touch()
         del self._data[key]
         self._modified = True
+        if self._changed is not None:
+            self._changed.add(key)
 
     def __iter__(self) -> Iterator[str]:
         self._touch()
@@ -286,31 +300,29 @@ class Session(MutableMapping[str, Any]):
         self._switch(new_id, keep_data=False, destroyed=True)
 
     def regenerate(self) -> None:
-        """Move the data to a new id and delete the old record (Fiber: ``Regenerate()``).
+        """Move the data to a new id and retire the old one (Fiber: ``Regenerate()``).
 
         Call it when privileges change (log-in), so an id planted before log-in is worthless.
 
-        The new record is stored first (create-only), then the old one is taken: if the write
-        fails, the old session is intact and the client's cookie still opens it. If another
-        request destroyed or regenerated this session since it was loaded, the new copy is
-        dropped and the data is not carried over: the session goes on empty, under its new
-        id, and the response sets no cookie unless something is stored. A log-out racing this
-        request stays a log-out, and of two requests regenerating one id, only the first keeps
-        the data (so a copied cookie cannot race its owner's log-in into a session of its own).
+        Nothing is written yet: the session's next save (the middleware's, at the end of the
+        request, or :meth:`save`) stores the data under the new id first, create-only, and
+        only then takes the old record. So a log-in whose write fails (a storage refusing
+        writes, or going down between the two) answers 503 and the visitor's old cookie still
+        opens the session it had; and the log-in's own changes (the user it sets after
+        regenerating) go out in that same write.
+
+        If another request destroyed or regenerated the old record meanwhile, its data is not
+        carried over: the save keeps only what this request set after ``regenerate()`` (the
+        log-in's user), and the copy stored under the new id is rewritten to that, or removed
+        when nothing is left. A log-out racing a log-in stays a log-out of the old data, and of
+        two requests regenerating one id, only the first keeps the data (so a copied cookie
+        cannot race its owner's log-in into a session of its own).
         """
-        old, new_id = self._begin()
-        if old is None:
-            self._switch(new_id, keep_data=True, destroyed=False)
-        else:
-            self._noting(self._store._regenerate, self, old, new_id)
+        self._retire_id()
 
     async def aregenerate(self) -> None:
-        """Async twin of :meth:`regenerate`."""
-        old, new_id = self._begin()
-        if old is None:
-            self._switch(new_id, keep_data=True, destroyed=False)
-        else:
-            await self._anoting(self._store._aregenerate(self, old, new_id))
+        """Async twin of :meth:`regenerate` (it does no I/O either)."""
+        self._retire_id()
 
     def reset(self) -> None:
         """Clear the data, delete the old record and take a new id (Fiber: ``Reset()``)."""
@@ -332,7 +344,21 @@ class Session(MutableMapping[str, Any]):
         the id whose record the call must remove (``None``: nothing is stored) and the new id.
         """
         self._touch()
-        return (self._id if self._persisted else None), self._store.new_id()
+        return self._stored_id(), self._store.new_id()
+
+    def _stored_id(self) -> str | None:
+        """The id this session's stored record is under: its own once saved, or the one a
+        :meth:`regenerate` retired and the next save has not taken yet; ``None``: none."""
+        return self._retiring or (self._id if self._persisted else None)
+
+    def _retire_id(self) -> None:
+        """:meth:`regenerate`: a new id now, the stored record taken at the next save."""
+        self._touch()
+        new_id = self._store.new_id()
+        if self._persisted:
+            self._retiring = self._id
+            self._changed = set()
+        self._switch(new_id, keep_data=True, destroyed=False)
 
     def _noting(self, call: Callable[..., _T], *args: Any) -> _T:
         """Run a storage ``call`` on this session's behalf, remembering a StorageError.
@@ -355,8 +381,11 @@ class Session(MutableMapping[str, Any]):
             raise
 
     def _switch(self, new_id: str, *, keep_data: bool, destroyed: bool) -> None:
-        """Take ``new_id`` after a lifecycle call's storage work succeeded (none was stored
-        under it: a regenerate that stored its data there sets that state itself)."""
+        """Take ``new_id``, nothing stored under it yet (after a lifecycle call's storage work
+        succeeded: a record it removed is no longer the session's to retire)."""
+        if not keep_data:
+            self._retiring = None
+            self._changed = None
         self._id = new_id
         self._fresh = True
         self._persisted = False

@@ -428,6 +428,7 @@ class Store:
             )
         session._persisted = True
         session._destroyed = False
+        session._retiring = None
         session._wrote = (plan.now, plan.lifetime)
 
     def _run_save(self, session: Session, plan: _Plan | None = None) -> None:
@@ -435,12 +436,17 @@ class Store:
         if plan is None:
             plan = self._plan_save(session)
         if plan is None:
-            self._emptied(session, session._persisted and self._take_key(session._id))
+            old = session._stored_id()
+            self._emptied(session, old, old is not None and self._take_key(old))
             return
         payload, ttl = plan.payload, plan.ttl
         if not session._persisted:
-            session._id = self._create_record(session._id, payload, ttl)
-            self._saved(session, True, plan)
+            new_id = self._create_record(session._id, payload, ttl)
+            if session._retiring is not None:
+                plan = self._retire(session, new_id, plan)
+            session._id = new_id
+            if plan is not None:
+                self._saved(session, True, plan)
             return
         key, storage = self.storage_key(session._id), self.storage
         try:
@@ -461,12 +467,17 @@ class Store:
         if plan is None:
             plan = self._plan_save(session)
         if plan is None:
-            self._emptied(session, session._persisted and await self._atake_key(session._id))
+            old = session._stored_id()
+            self._emptied(session, old, old is not None and await self._atake_key(old))
             return
         payload, ttl = plan.payload, plan.ttl
         if not session._persisted:
-            session._id = await self._acreate_record(session._id, payload, ttl)
-            self._saved(session, True, plan)
+            new_id = await self._acreate_record(session._id, payload, ttl)
+            if session._retiring is not None:
+                plan = await self._aretire(session, new_id, plan)
+            session._id = new_id
+            if plan is not None:
+                self._saved(session, True, plan)
             return
         key, storage = self.storage_key(session._id), self.storage
         try:
@@ -481,6 +492,50 @@ class Store:
         except Exception as exc:
             raise _storage_error(exc) from exc
         self._saved(session, wrote, plan)
+
+    def _retire(self, session: Session, new_id: str, plan: _Plan) -> _Plan | None:
+        """The second step of a ``regenerate()``'s save, once ``plan`` is stored under
+        ``new_id``: take the old record. Return the plan that now stands under ``new_id``
+        (``None``: nothing does, and the session is empty).
+
+        If the take fails, the new copy is removed (as far as the storage lets us) and the
+        error raised: the old record is intact. If the old record was already gone, the new
+        copy is rewritten to what :meth:`_lost` keeps, or removed.
+        """
+        retiring = session._retiring
+        assert retiring is not None
+        try:
+            taken = self._take_key(retiring)
+        except StorageError:
+            _suppressed(self._delete_key, new_id)
+            raise
+        if taken:
+            return plan
+        kept = self._lost(session, retiring)
+        if kept is None:
+            self._delete_key(new_id)
+        else:  # our own copy, under an id no one else has: a plain write replaces it
+            _guard(self.storage.set, self.storage_key(new_id), kept.payload, kept.ttl)
+        return kept
+
+    async def _aretire(self, session: Session, new_id: str, plan: _Plan) -> _Plan | None:
+        """Async twin of :meth:`_retire`."""
+        retiring = session._retiring
+        assert retiring is not None
+        try:
+            taken = await self._atake_key(retiring)
+        except StorageError:
+            await _asuppressed(self._adelete_key(new_id))
+            raise
+        if taken:
+            return plan
+        kept = self._lost(session, retiring)
+        if kept is None:
+            await self._adelete_key(new_id)
+        else:
+            key = self.storage_key(new_id)
+            await _aguard(self.storage.aset(key, kept.payload, kept.ttl))
+        return kept
 
     def _create_record(self, session_id: str, payload: bytes, ttl: timedelta) -> str:
         """Store a new record create-only; return the id it went under.
@@ -537,60 +592,17 @@ class Store:
         )
         return self.new_id()
 
-    def _regenerate(self, session: Session, old_id: str, new_id: str) -> None:
-        """``regenerate()`` of a stored session: its data stored under ``new_id`` first
-        (create-only), then the old record taken; see :meth:`Session.regenerate`."""
-        plan = self._plan_save(session)
-        stored = None if plan is None else self._create_record(new_id, plan.payload, plan.ttl)
-        try:
-            taken = self._take_key(old_id)
-        except StorageError:
-            if stored is not None:
-                _suppressed(self._delete_key, stored)
-            raise
-        if stored is not None and not taken:
-            _suppressed(self._delete_key, stored)
-        self._regenerated(session, old_id, stored or new_id, plan if taken else None, taken)
-
-    async def _aregenerate(self, session: Session, old_id: str, new_id: str) -> None:
-        """Async twin of :meth:`_regenerate`."""
-        plan = self._plan_save(session)
-        stored = (
-            None if plan is None else await self._acreate_record(new_id, plan.payload, plan.ttl)
-        )
-        try:
-            taken = await self._atake_key(old_id)
-        except StorageError:
-            if stored is not None:
-                await _asuppressed(self._adelete_key(stored))
-            raise
-        if stored is not None and not taken:
-            await _asuppressed(self._adelete_key(stored))
-        self._regenerated(session, old_id, stored or new_id, plan if taken else None, taken)
-
-    def _regenerated(
-        self, session: Session, old_id: str, new_id: str, plan: _Plan | None, taken: bool
-    ) -> None:
-        """The session's state once :meth:`_regenerate` has done its storage work: under
-        ``new_id``, stored by ``plan`` (``None``: nothing is stored under it)."""
-        session._switch(new_id, keep_data=True, destroyed=False)
-        if not taken:
-            self._lost(session, old_id)
-        elif plan is not None:
-            session._raw = plan.payload
-            self._saved(session, True, plan)
-        else:  # it was empty: nothing to store, and the old cookie is expired
-            session._modified = False
-
-    def _emptied(self, session: Session, taken: bool) -> None:
-        """A save found ``session`` empty; ``taken``: its stored record was deleted just now.
+    def _emptied(self, session: Session, old: str | None, taken: bool) -> None:
+        """A save found ``session`` empty; ``old``: the id of its stored record (``None``:
+        none), ``taken``: that record was deleted just now.
 
         When the record was already gone, another request destroyed or regenerated this
         session first, and that request's response owns the cookie: this one must not expire
         it (it could land after a log-in's new cookie and delete that).
         """
-        if session._persisted:
+        if old is not None:
             session._persisted = False
+            session._retiring = None
             if not taken:
                 session._loaded_at = None
         session._modified = False
@@ -678,18 +690,25 @@ class Store:
         await _aguard(storage.adelete(key))
         return existed
 
-    def _lost(self, session: Session, old_id: str) -> None:
-        """``regenerate()`` found its old record gone: go on empty (see its docstring)."""
+    def _lost(self, session: Session, old_id: str) -> _Plan | None:
+        """A regenerated session's save found its old record gone: another request destroyed
+        or regenerated it first. Its data is not carried over (see
+        :meth:`Session.regenerate`): the session keeps only the keys this request set since
+        ``regenerate()``. Return the plan that stores them (``None``: nothing is left)."""
         logger.info(
             "sessionkit: session %s was destroyed or regenerated by another request first; "
             "regenerate() did not carry its data over",
             fingerprint(old_id),
         )
-        session._data = {}
+        data, changed = session._data, session._changed or set()
+        session._data = {key: data[key] for key in changed if key in data}
         session._lifetime = None
         session._created = self.now()
         session._modified = False
         session._loaded_at = None
+        session._retiring = None
+        session._changed = None
+        return self._plan_save(session)
 
     def _delete_key(self, session_id: str) -> None:
         _guard(self.storage.delete, self.storage_key(session_id))

@@ -139,10 +139,12 @@ def test_fiber_regenerate_keeps_data_new_id_old_record_deleted(
     old = session.id
     session.regenerate()
     assert session.id != old and session.fresh and session.get("user") == "ada"
-    assert store.get_by_id(old) is None  # old record deleted at once
+    # nothing is written until the save: it stores the new record, then takes the old one
+    assert store.get_by_id(old) is not None and store.get_by_id(session.id) is None
     session.save()
     loaded = store.get_by_id(session.id)
     assert loaded is not None and loaded.get("user") == "ada"
+    assert store.get_by_id(old) is None
 
 
 def test_fiber_reset_clears_data_new_id_old_record_deleted(
