@@ -3,18 +3,30 @@
 asyncio clients (redis-py's, pymongo's, most others) belong to the loop they were opened on;
 used from another loop they fail ("Event loop is closed", "attached to a different loop"). A
 storage is often built once at import time and then used from whichever loop serves requests
-(one per test with pytest-asyncio, one per thread in some servers), so it makes its asyncio
-client lazily, per running loop, with :class:`PerLoop`. The Redis and MongoDB plugins use it;
-it lives in the core so that every plugin gets the same, tested behaviour instead of a copy.
+(one per test with pytest-asyncio, one per thread in some servers, one per request where
+asgiref's ``async_to_sync`` runs an async view under WSGI), so it makes its asyncio client
+lazily, per running loop, with :class:`PerLoop`. The Redis and MongoDB plugins use it; it
+lives in the core so that every plugin gets the same, tested behaviour instead of a copy.
+
+Why loops that ended are swept, rather than left to the garbage collector: a real asyncio
+client holds its loop (its connections' transports do, its locks and tasks do), so a client
+kept as the value of a ``WeakKeyDictionary`` keyed by that loop keeps its own key alive, and
+nothing is ever dropped. A loop-per-request server then leaks a client, and its open sockets,
+per request. So whenever a loop asks for its first client, :class:`PerLoop` looks for loops
+that have been *closed* since: nothing can run on a closed loop again, so their clients are
+dead. Each is forgotten, and handed to ``release`` (given by the plugin) to free its sockets
+synchronously, since there is no loop left to run the client's own ``aclose()``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 __all__ = ["PerLoop"]
 
@@ -25,13 +37,21 @@ class PerLoop(Generic[T]):
     """Clients made by ``factory``, one per event loop, on first use in that loop.
 
     ``get()`` returns the running loop's client, making it on the first call in that loop;
-    later calls in the same loop return the same object. Loops are held weakly: a loop that
-    is garbage-collected takes its client with it, so a storage used from many short-lived
-    loops does not accumulate clients. Safe to share between threads.
+    later calls in the same loop return the same object. Loops are held weakly, and the
+    clients of loops that were closed are dropped the next time any loop makes its client
+    (or at :meth:`clear`), each passed to ``release(client, loop)`` first: a storage used from
+    many short-lived loops keeps no more than the live loops' clients. ``release`` must not
+    need the loop (it is closed); :meth:`close_transports` is one that frees every socket
+    the loop still had open. Safe to share between threads.
     """
 
-    def __init__(self, factory: Callable[[], T]) -> None:
+    def __init__(
+        self,
+        factory: Callable[[], T],
+        release: Callable[[T, asyncio.AbstractEventLoop], None] | None = None,
+    ) -> None:
         self._factory = factory
+        self._release = release
         self._lock = threading.Lock()
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = (
             weakref.WeakKeyDictionary()
@@ -49,10 +69,30 @@ class PerLoop(Generic[T]):
             return last[1]
         with self._lock:
             client = self._clients.get(loop)
+            dead = self._take_dead() if client is None else []
             if client is None:
                 client = self._clients[loop] = self._factory()
             self._last = (weakref.ref(loop, self._forget_last), client)
-            return client
+        self._release_all(dead)
+        return client
+
+    def _take_dead(self) -> list[tuple[T, asyncio.AbstractEventLoop]]:
+        """Forget the clients of closed loops and return them (call under the lock)."""
+        dead = [(client, loop) for loop, client in list(self._clients.items()) if loop.is_closed()]
+        for _, loop in dead:
+            del self._clients[loop]
+        last = self._last
+        if last is not None and any(last[0]() is loop for _, loop in dead):
+            self._last = None
+        return dead
+
+    def _release_all(self, dead: list[tuple[T, asyncio.AbstractEventLoop]]) -> None:
+        """Hand each dead client to ``release``; one that fails must not stop the others."""
+        if self._release is None:
+            return
+        for client, loop in dead:
+            with contextlib.suppress(Exception):
+                self._release(client, loop)
 
     def _forget_last(self, dead: weakref.ref[asyncio.AbstractEventLoop]) -> None:
         """The last loop was collected: let its client go with it."""
@@ -67,7 +107,48 @@ class PerLoop(Generic[T]):
             return self._clients.pop(asyncio.get_running_loop(), None)
 
     def clear(self) -> None:
-        """Forget every client (those of other loops cannot be closed from here)."""
+        """Forget every client; those of closed loops are released first (the clients of
+        loops still open cannot be closed from here: close them in their loop)."""
         with self._lock:
+            dead = self._take_dead()
             self._last = None
             self._clients.clear()
+        self._release_all(dead)
+
+    def __len__(self) -> int:
+        """How many clients are held (closed loops' included, until the next sweep)."""
+        return len(self._clients)
+
+    @staticmethod
+    def close_transports(loop: asyncio.AbstractEventLoop) -> int:
+        """Close the sockets of every transport a *closed* loop still has; return how many.
+
+        A transport closes its socket through its loop (``transport.close()`` schedules the
+        work with ``call_soon``), which a closed loop refuses, so the sockets of a client
+        whose loop ended stay open until the garbage collector finds them. Nothing can use
+        a closed loop's transports again, so closing their sockets here is what closing
+        them would have done. Works for asyncio's selector loops (the default on POSIX),
+        which keep a registry of their transports; any other loop is left alone (0).
+        """
+        if not loop.is_closed():
+            raise RuntimeError("close_transports() is for a closed loop only")
+        registry: Any = getattr(loop, "_transports", None)
+        if registry is None:
+            return 0
+        return sum(PerLoop.close_transport(transport) for transport in list(registry.values()))
+
+    @staticmethod
+    def close_transport(transport: Any) -> bool:
+        """Close the socket under ``transport`` (whose loop is closed); True if one was open.
+
+        For a ``release`` that knows its client's transports (a redis-py connection's
+        ``_writer.transport``), rather than every transport of the loop.
+        """
+        if transport is None:
+            return False
+        wrapped = transport.get_extra_info("socket")
+        sock = getattr(wrapped, "_sock", wrapped)  # asyncio hands out a TransportSocket
+        if not isinstance(sock, socket.socket) or sock.fileno() < 0:
+            return False
+        sock.close()
+        return True

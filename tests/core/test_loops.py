@@ -1,12 +1,17 @@
-"""``PerLoop``: one client per event loop, made on first use there, reused within that loop."""
+"""``PerLoop``: one client per event loop, made on first use there, reused within that loop;
+the clients of loops that ended are released (their sockets closed) and dropped."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import itertools
+import os
+import socket
 import threading
+import uuid
 import weakref
+from datetime import timedelta
 
 import pytest
 
@@ -154,3 +159,186 @@ def test_a_collected_loop_takes_its_client_with_it() -> None:
     made = [asyncio.run(get()) for _ in range(3)]
     gc.collect()
     assert [ref() for ref in made] == [None, None, None]  # the last one included
+
+
+# -- loops that ended: their clients are released, not kept ------------------------------------
+
+
+class LoopHolder:
+    """Like a real asyncio client, it holds the loop it was made in (so a WeakKeyDictionary
+    keyed by that loop can never drop it on its own)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.released = False
+
+
+def test_the_client_of_a_closed_loop_is_released_and_dropped() -> None:
+    released: list[tuple[LoopHolder, asyncio.AbstractEventLoop]] = []
+
+    def release(client: LoopHolder, loop: asyncio.AbstractEventLoop) -> None:
+        assert loop.is_closed(), "only a closed loop's client is released"
+        client.released = True
+        released.append((client, loop))
+
+    clients = PerLoop(LoopHolder, release)
+
+    async def get() -> LoopHolder:
+        return clients.get()
+
+    first = asyncio.run(get())
+    assert len(clients) == 1 and not first.released
+    second = asyncio.run(get())  # a new loop asks: the closed one's client goes
+    assert released == [(first, first.loop)] and first.released
+    assert len(clients) == 1 and not second.released
+    for _ in range(50):
+        asyncio.run(get())
+    assert len(clients) == 1 and len(released) == 51
+
+
+def test_open_loops_keep_their_clients_and_clear_releases_only_closed_ones() -> None:
+    released: list[LoopHolder] = []
+    clients = PerLoop(LoopHolder, lambda client, _loop: released.append(client))
+
+    async def get() -> LoopHolder:
+        return clients.get()
+
+    kept = asyncio.new_event_loop()
+    try:
+        mine = kept.run_until_complete(get())
+        ended = asyncio.run(get())  # closed at the end of run()
+        asyncio.run(get())
+        assert released == [ended]  # the open loop's client stays
+        assert kept.run_until_complete(get()) is mine
+        clients.clear()
+        assert mine not in released and len(released) == 2
+    finally:
+        kept.close()
+
+
+def test_a_release_that_fails_does_not_break_get() -> None:
+    def release(_client: LoopHolder, _loop: asyncio.AbstractEventLoop) -> None:
+        raise OSError("already closed")
+
+    clients = PerLoop(LoopHolder, release)
+
+    async def get() -> LoopHolder:
+        return clients.get()
+
+    for _ in range(3):
+        asyncio.run(get())
+    assert len(clients) == 1
+
+
+def test_close_transports_closes_the_sockets_a_closed_loop_left_open() -> None:
+    a, b = socket.socketpair()
+
+    kept: list[object] = []
+
+    async def open_and_leave() -> None:
+        kept.append(await asyncio.open_connection(sock=a))  # a transport on a, never closed
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(open_and_leave())
+    with pytest.raises(RuntimeError):
+        PerLoop.close_transports(loop)  # an open loop's transports are not ours to close
+    loop.close()
+    assert PerLoop.close_transports(loop) == 1
+    b.settimeout(2)
+    assert b.recv(1) == b""  # the peer sees the connection closed
+    assert PerLoop.close_transports(loop) == 0  # already closed: nothing left
+    b.close()
+
+
+# -- with the real asyncio clients: one loop per request, nothing accumulates --------------------
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+RUNS = 1000
+#: Mongo clients cost more to make (a handshake and a monitor per loop): fewer runs, the same
+#: signal (a leak grows by one descriptor or more per run).
+MONGO_RUNS = 500
+
+
+@pytest.mark.redis
+def test_a_loop_per_request_leaks_no_redis_connection(redis_url: str) -> None:
+    """``RUNS`` (1,000) ``asyncio.run`` calls, each reading and writing through one storage (a Django
+    async view under WSGI gets a loop per request): the process's descriptors and the
+    server's connections of this storage stay flat."""
+    import redis
+
+    from sessionkit_redis import RedisStorage
+
+    name = f"sk-loops-{uuid.uuid4().hex[:8]}"
+    storage = RedisStorage(redis_url, prefix=f"sessionkit-test:{name}:", client_name=name)
+    raw = redis.Redis.from_url(redis_url)
+
+    async def request(n: int) -> None:
+        await storage.aset("k", b"%d" % n, timedelta(minutes=1))
+        assert await storage.aget("k") == b"%d" % n
+
+    def server_side() -> int:
+        return sum(1 for client in raw.client_list() if client.get("name") == name)
+
+    try:
+        asyncio.run(request(0))
+        before = (_fds(), server_side())
+        for n in range(RUNS):
+            asyncio.run(request(n))
+        after = (_fds(), server_side())
+    finally:
+        storage.close()
+        raw.delete(f"sessionkit-test:{name}:k")
+        raw.close()
+    assert after[0] <= before[0] + 3, f"descriptors {before[0]} -> {after[0]}"
+    assert after[1] <= before[1] + 2, f"server connections {before[1]} -> {after[1]}"
+
+
+@pytest.mark.mongo
+def test_a_loop_per_request_leaks_no_mongo_connection(mongo_url: str) -> None:
+    from sessionkit_mongo import MongoStorage
+
+    storage = MongoStorage(mongo_url, collection=f"loops{uuid.uuid4().hex[:8]}")
+
+    async def request(n: int) -> None:
+        await storage.aset("k", b"%d" % n, timedelta(minutes=1))
+        assert await storage.aget("k") == b"%d" % n
+
+    try:
+        asyncio.run(request(0))
+        before = _fds()
+        for n in range(MONGO_RUNS):
+            asyncio.run(request(n))
+        after = _fds()
+    finally:
+        storage.close()
+    assert after <= before + 4, f"descriptors {before} -> {after}"
+
+
+@pytest.mark.redis
+def test_async_to_sync_per_request_leaks_no_redis_connection(redis_url: str) -> None:
+    """What Django does for an async view served over WSGI: asgiref's ``async_to_sync``
+    runs each call in a loop of its own."""
+    from asgiref.sync import async_to_sync
+
+    from sessionkit_redis import RedisStorage
+
+    storage = RedisStorage(redis_url, prefix=f"sessionkit-test:{uuid.uuid4().hex[:8]}:")
+
+    async def view(n: int) -> bytes | None:
+        await storage.aset("k", b"%d" % n, timedelta(minutes=1))
+        return await storage.aget("k")
+
+    try:
+        async_to_sync(view)(0)
+        before = _fds()
+        for n in range(300):
+            assert async_to_sync(view)(n) == b"%d" % n
+        after = _fds()
+        storage.delete("k")
+    finally:
+        storage.close()
+    assert after <= before + 3, f"descriptors {before} -> {after}"

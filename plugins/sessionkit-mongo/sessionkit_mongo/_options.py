@@ -41,12 +41,81 @@ DEFAULT_COLLECTION = "sessions"
 #: The storage's own options, which may come in the URL's query but are not pymongo's.
 OWN_OPTIONS = frozenset({"collection", "write_concern"})
 #: pymongo waits 30 s to find a server and forever for a reply by default; an outage should
-#: fail a request fast with a StorageError instead. Each can be overridden (URL or keyword).
+#: fail a request fast with a StorageError instead. ``timeoutMS`` (pymongo's client-side
+#: operation timeout) bounds a whole storage call: server selection, checking a connection
+#: out of the pool, connecting, the reply, and the one retry pymongo makes of a read or write
+#: that failed on the network (without it, a frozen server took socketTimeoutMS for the read,
+#: then serverSelectionTimeoutMS for the retry's selection: 10 + 5 = 15 s). The storage also
+#: runs the TTL index's creation and the operation under one deadline. While ``timeoutMS``
+#: is set, pymongo selects a server for as long as the deadline allows, in place of
+#: ``serverSelectionTimeoutMS`` (which still serves its monitors, and ``timeoutMS=0``). Each
+#: can be overridden (URL or keyword).
 DRIVER_DEFAULTS: Mapping[str, int] = {
+    "timeoutMS": 5000,  # or shorter: see _default_deadline_ms
     "serverSelectionTimeoutMS": 5000,
     "connectTimeoutMS": 5000,
-    "socketTimeoutMS": 10000,
 }
+
+#: A day, in milliseconds: the most any time option takes. pymongo takes up to a billion
+#: (11 days) and, for ``wTimeoutMS``, any integer at all, which overflows BSON at the first
+#: write. Zero keeps pymongo's meaning where it has one (no limit, or for ``timeoutMS``
+#: none of its own).
+_DAY_MS = 86_400_000
+_TIME_OPTIONS = frozenset(
+    {
+        "timeoutms",
+        "serverselectiontimeoutms",
+        "connecttimeoutms",
+        "sockettimeoutms",
+        "waitqueuetimeoutms",
+        "maxidletimems",
+        "heartbeatfrequencyms",
+        "localthresholdms",
+        "wtimeoutms",
+    }
+)
+#: Whole-number options: (lowest, highest) after pymongo's own validation.
+_INT_RANGES: Mapping[str, tuple[int, int]] = {
+    "maxpoolsize": (0, 100_000),  # 0: no cap (pymongo's meaning)
+    "minpoolsize": (0, 100_000),
+    "maxconnecting": (1, 1_000),
+    "srvmaxhosts": (0, 1_000),
+    "maxadaptiveretries": (0, 10),
+    "maxstalenessseconds": (-1, 31_536_000),  # -1: none; a year at most
+}
+
+
+#: The per-step timeouts a user may set; the default deadline is no longer than the longest.
+_STEP_TIMEOUTS = ("serverselectiontimeoutms", "sockettimeoutms", "connecttimeoutms")
+
+
+def _default_deadline_ms(validated: Mapping[str, Any]) -> int:
+    """``timeoutMS`` when the user gave none: 5 s, or the longest per-step timeout they set
+    if that is shorter.
+
+    While ``timeoutMS`` is set, pymongo ignores ``socketTimeoutMS`` and lets server selection
+    run to the deadline, so a user's ``serverSelectionTimeoutMS=300`` (fail fast when no
+    server answers) would wait the whole default 5 s. A deadline of their longest step keeps
+    each step as long as they allowed it, and keeps pymongo's retry from adding another.
+    """
+    steps = [validated[name] for name in _STEP_TIMEOUTS if validated.get(name)]  # s; 0: none
+    default = DRIVER_DEFAULTS["timeoutMS"]
+    return min(default, max(int(seconds * 1000) for seconds in steps)) if steps else default
+
+
+def _check_range(name: str, raw: object, validated: object) -> None:
+    """Refuse a value pymongo accepts but that fails at first use or means "never"."""
+    key = name.lower()
+    if key in _TIME_OPTIONS:
+        ms = raw if not isinstance(raw, str) else float(raw)
+        if isinstance(ms, (int, float)) and not isinstance(ms, bool) and not 0 <= ms <= _DAY_MS:
+            raise ConfigError(
+                name, f"must be a number of milliseconds from 0 to {_DAY_MS} (a day), got {raw!r}"
+            )
+    elif key in _INT_RANGES and isinstance(validated, int):
+        low, high = _INT_RANGES[key]
+        if not low <= validated <= high:
+            raise ConfigError(name, f"must be a whole number from {low} to {high}, got {raw!r}")
 
 
 def _query_name(pair: str) -> str:
@@ -67,9 +136,13 @@ def driver_options(
     own = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k in OWN_OPTIONS}
     kept = [p for p in pairs if _query_name(p) not in OWN_OPTIONS]
     in_url = dict(parse_qsl("&".join(kept), keep_blank_values=True))
-    for name, value in {**in_url, **options}.items():
+    merged = {**in_url, **options}
+    for name, value in merged.items():
         try:
-            pymongo.common.validate(name, value)
+            _, validated = pymongo.common.validate(name, value)
+            _check_range(name, value, validated)
+        except ConfigError:
+            raise
         except (pymongo.errors.ConfigurationError, ValueError, TypeError) as exc:
             own_match = difflib.get_close_matches(name, sorted(OWN_OPTIONS), n=1)
             if own_match and name.lower() not in pymongo.common.VALIDATORS:
@@ -77,11 +150,18 @@ def driver_options(
                     name, f"unknown option for the mongo storage; did you mean {own_match[0]!r}?"
                 ) from None
             raise ConfigError(name, f"not a valid option for the mongo storage: {exc}") from None
+    validated = {k.lower(): pymongo.common.validate(k, v)[1] for k, v in merged.items()}
+    low = validated.get("minpoolsize") or 0
+    high = validated.get("maxpoolsize", pymongo.common.MAX_POOL_SIZE)
+    if high and low > high:  # pymongo would refuse it only when the client is made
+        raise ConfigError("minPoolSize", f"must not exceed maxPoolSize ({high}), got {low}")
     kwargs = {k: v for k, v in options.items() if k not in in_url or in_url[k] != v}
     given = {name.lower() for name in (*in_url, *options)}
     for name, default in DRIVER_DEFAULTS.items():
         if name.lower() not in given:
             kwargs[name] = default
+    if "timeoutms" not in given:
+        kwargs["timeoutMS"] = _default_deadline_ms(validated)
     driver_url = urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), ""))
     return driver_url, kwargs, own
 

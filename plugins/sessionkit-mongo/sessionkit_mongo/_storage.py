@@ -14,6 +14,13 @@ Each operation is one command, so one round trip (plus ``createIndexes`` once pe
 brought back); ``delete`` = ``delete_one``; ``reset`` = ``delete_many({})`` on the storage's
 own collection, which keeps the collection and its indexes.
 
+It is a :class:`~sessionkit.CreatingStorage`: ``create`` = ``update_one`` filtered on ``_id``
+*and* an expiry at or before now, with ``upsert=True``. No record: the upsert inserts it. An
+expired record: the filter matches and the update overwrites it. A live record (or one with
+no expiry): the filter misses, the upsert's insert hits the ``_id`` unique index, and the
+server answers a duplicate key error, which is the ``False``. One command, atomic on the
+server; a plain ``insert_one`` would refuse an expired record the TTL sweeper has not reaped.
+
 It is an :class:`~sessionkit.AtomicStorage`, each answer from one atomic command:
 ``replace_if`` = ``update_one`` on the live record whose ``v`` is exactly the expected bytes
 (BSON binary equality: same subtype, length and bytes); ``take`` = ``find_one_and_delete`` by
@@ -43,6 +50,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple, TypeAlias
 
+import pymongo
 import pymongo.errors
 from bson.binary import Binary
 from bson.datetime_ms import DatetimeMS
@@ -113,6 +121,12 @@ def _live(key: str, now: datetime) -> Document:
     return {**_by_id(key), **_unexpired(now)}
 
 
+def _expired(key: str, now: datetime) -> Document:
+    """The filter for ``key`` once it has expired (the complement of :func:`_live` on
+    ``_id``): a record with no expiry never matches."""
+    return {**_by_id(key), "expires_at": {"$lte": now}}
+
+
 def _was_live(doc: Document | None, now: datetime) -> bool:
     """Whether ``doc`` (``{expires_at: ...}`` or ``None``) had not expired at ``now``: the
     client-side twin of :func:`_unexpired`, for a record ``take`` has removed.
@@ -146,12 +160,25 @@ def _expires(now: datetime, ttl: timedelta | None) -> datetime | None:
     return now + ttl
 
 
+def _release_dead_loop(side: _AsyncSide, loop: asyncio.AbstractEventLoop) -> None:
+    """Free the sockets of an asyncio client whose event loop was closed (``PerLoop``'s
+    ``release``).
+
+    ``AsyncMongoClient.close()`` needs its loop, and its connections (the pool's, the
+    monitors') live in several places inside pymongo; all of them are transports of that
+    loop, whose sockets :meth:`PerLoop.close_transports` closes. The loop is closed, so no
+    other transport of it can ever be used again. Its background tasks ended with the loop.
+    """
+    PerLoop.close_transports(loop)
+
+
 class MongoStorage:
     """Session storage in a MongoDB collection.
 
     ``MongoStorage("mongodb://host/db?retryWrites=false", collection="web_sessions",
     write_concern="majority")``; any pymongo client option is accepted (checked by name;
-    server selection and connect timeouts default to 5 s, socket reads to 10 s). ``clock``
+    ``timeoutMS``, the deadline of each whole call, and the server selection and connect
+    timeouts default to 5 s). ``clock``
     returns seconds since the epoch (tests move time with it). Or pass clients:
     ``MongoStorage(client=..., async_client=..., database="app")``.
     """
@@ -184,7 +211,9 @@ class MongoStorage:
             with _config_errors():
                 client = MongoClient(driver_url, connect=False, **kwargs)
                 database = database or client.get_default_database(DEFAULT_DATABASE).name
-            self._loop_sides = PerLoop(lambda: self._side(AsyncMongoClient(driver_url, **kwargs)))
+            self._loop_sides = PerLoop(
+                lambda: self._side(AsyncMongoClient(driver_url, **kwargs)), _release_dead_loop
+            )
         elif options:
             raise ConfigError(min(options), "client options need a URL; set them on your client")
         elif client is None and async_client is None:
@@ -202,6 +231,10 @@ class MongoStorage:
             self._collection = None if client is None else self._bind(client)
             if async_client is not None:
                 self._async_side = self._side(async_client)
+            #: The client's ``timeoutMS`` in seconds, applied to each storage call as one
+            #: deadline (see ``_failures``); None for none (``timeoutMS`` unset or 0).
+            given = (client or async_client).options.timeout  # type: ignore[union-attr]
+            self._deadline: float | None = given or None
         except BaseException:
             if self._owned and client is not None:
                 client.close()
@@ -239,13 +272,21 @@ class MongoStorage:
         return _AsyncSide(client, collection, asyncio.Lock())
 
     @contextlib.contextmanager
-    def _failures(self, operation: str) -> Iterator[None]:
+    def _failures(self, operation: str, *, bounded: bool = True) -> Iterator[None]:
         """Report a driver failure as a StorageError with the cause chained.
 
         The TTL index is made again after a failure: the server may have come back empty.
+        The whole call runs under one ``pymongo.timeout`` of the client's ``timeoutMS``, so
+        the index's creation (on first use, and after a failure) and the operation together
+        stay within it, rather than each getting its own. ``bounded=False`` for ``scan``,
+        a walk at the caller's pace (each of its batches is still bounded by the client).
         """
         try:
-            yield
+            if self._deadline is None or not bounded:
+                yield
+            else:
+                with pymongo.timeout(self._deadline):
+                    yield
         except pymongo.errors.PyMongoError as exc:
             self._index_ready = False
             raise StorageError(f"mongo {operation} failed: {_brief(exc)}") from exc
@@ -301,6 +342,17 @@ class MongoStorage:
         with self._failures("update_one"):
             return self._sync().update_one(_live(key, now), change).matched_count == 1
 
+    def create(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        """Write ``key`` only if no live record holds it; False (nothing written) otherwise."""
+        now = self._now()
+        change = {"$set": {"v": Binary(bytes(value)), "expires_at": _expires(now, ttl)}}
+        with self._failures("update_one"):
+            try:
+                self._sync().update_one(_expired(key, now), change, upsert=True)
+            except pymongo.errors.DuplicateKeyError:  # a live record holds the _id
+                return False
+        return True
+
     def touch(self, key: str, ttl: timedelta | None) -> bool:
         now = self._now()
         change = {"$set": {"expires_at": _expires(now, ttl)}}
@@ -344,7 +396,7 @@ class MongoStorage:
         Only ``_id`` and ``v`` are fetched. A cursor is not a snapshot; deleting records it
         has already returned is safe, and the cursor is closed if the caller stops early.
         """
-        with self._failures("find"):
+        with self._failures("find", bounded=False):
             found = self._sync().find(
                 _unexpired(self._now()), {"_id": True, "v": True}, batch_size=SCAN_BATCH
             )
@@ -397,6 +449,17 @@ class MongoStorage:
         with self._failures("update_one"):
             collection = await self._async()
             return (await collection.update_one(_live(key, now), change)).matched_count == 1
+
+    async def acreate(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        now = self._now()
+        change = {"$set": {"v": Binary(bytes(value)), "expires_at": _expires(now, ttl)}}
+        with self._failures("update_one"):
+            collection = await self._async()
+            try:
+                await collection.update_one(_expired(key, now), change, upsert=True)
+            except pymongo.errors.DuplicateKeyError:
+                return False
+        return True
 
     async def atouch(self, key: str, ttl: timedelta | None) -> bool:
         now = self._now()

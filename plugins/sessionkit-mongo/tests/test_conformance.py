@@ -23,6 +23,7 @@ class TestMongoStorage(StorageConformance):
     clock_injectable = True
     conditional = True
     atomic = True
+    creating = True
 
     @pytest.fixture(autouse=True)
     def _server(self, mongo_url: str) -> None:

@@ -67,17 +67,21 @@ def test_own_options_leave_the_url_and_the_driver_keeps_the_rest() -> None:
     assert own == {"collection": "c", "write_concern": "majority"}
     assert kwargs == {
         "appname": "web",
+        "timeoutMS": 5000,
         "serverSelectionTimeoutMS": 5000,
         "connectTimeoutMS": 5000,
-        "socketTimeoutMS": 10000,
     }
 
 
 def test_timeouts_default_short_and_can_be_overridden(opened: list[Any]) -> None:
+    """``timeoutMS`` (5 s) bounds a whole call, retries included; no socket timeout of its
+    own, which would only be a second, longer bound."""
     options = open_storage(opened, URL)._client.options  # type: ignore[union-attr]
+    assert options.timeout == 5.0
     assert options.server_selection_timeout == 5.0
     assert options.pool_options.connect_timeout == 5.0
-    assert options.pool_options.socket_timeout == 10.0
+    assert options.pool_options.socket_timeout is None
+    assert open_storage(opened, URL + "&timeoutMS=1500")._client.options.timeout == 1.5  # type: ignore[union-attr]
     from_url = open_storage(opened, URL + "&serverselectiontimeoutms=250")
     assert from_url._client.options.server_selection_timeout == 0.25  # type: ignore[union-attr]
     from_keyword = open_storage(opened, URL, serverSelectionTimeoutMS=750)
@@ -101,6 +105,71 @@ def test_write_concern_option(opened: list[Any], value: Any, document: dict[str,
 def test_write_concern_in_the_query(opened: list[Any]) -> None:
     storage = open_storage(opened, URL + "&write_concern=majority")
     assert storage._collection.write_concern.document == {"w": "majority"}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("option", "values"),
+    [
+        # Times in ms: from 0 to a day. pymongo takes up to a billion (11 days), and any
+        # integer for wTimeoutMS, which overflows BSON at the first write.
+        ("timeoutMS", ["86400001", 999_999_999, "-1"]),
+        ("socketTimeoutMS", ["999999999", 1e8]),
+        ("connectTimeoutMS", ["100000000"]),
+        ("serverSelectionTimeoutMS", [9e8]),
+        ("waitQueueTimeoutMS", ["5e8"]),
+        ("maxIdleTimeMS", [10**8]),
+        ("heartbeatFrequencyMS", ["900000000"]),
+        ("localThresholdMS", ["86400001"]),
+        ("wTimeoutMS", ["100000000000000000000", 10**20]),
+        # Sizes and counts.
+        ("maxPoolSize", ["1000000", 10**12]),
+        ("minPoolSize", [10**12]),
+        ("maxConnecting", ["100000"]),
+        ("srvMaxHosts", ["5000"]),
+        ("maxAdaptiveRetries", ["1000000"]),
+        ("maxStalenessSeconds", [10**12]),
+    ],
+)
+def test_numeric_options_out_of_range_are_refused_at_open(
+    option: str, values: list[object]
+) -> None:
+    for value in values:
+        cases = [(URL, {option: value})]
+        if isinstance(value, str):
+            cases.append((f"{URL}&{option}={value}", {}))
+        for url, options in cases:
+            with pytest.raises(ConfigError) as caught:
+                MongoStorage(url, **options)
+            assert caught.value.field == option, (url, options)
+
+
+def test_min_pool_size_above_max_pool_size_is_refused_at_open() -> None:
+    with pytest.raises(ConfigError) as caught:
+        MongoStorage(URL + "&minPoolSize=20&maxPoolSize=10")
+    assert caught.value.field == "minPoolSize"
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("timeoutMS", "0"),  # pymongo's "no timeout of its own"
+        ("timeoutMS", "86400000"),
+        ("socketTimeoutMS", "0"),
+        ("wTimeoutMS", "86400000"),
+        ("maxPoolSize", "0"),  # pymongo's "no cap"
+        ("maxPoolSize", "100000"),
+        ("maxStalenessSeconds", "-1"),
+        ("maxStalenessSeconds", "120&readPreference=secondary"),
+    ],
+)
+def test_numeric_options_at_their_bounds_are_taken(option: str, value: str) -> None:
+    MongoStorage(f"{URL}&{option}={value}").close()
+
+
+def test_a_huge_w_timeout_used_to_fail_only_at_the_first_write() -> None:
+    """What the range check is for: pymongo takes it, BSON cannot encode it."""
+    with pytest.raises(ConfigError, match="wTimeoutMS"):
+        MongoStorage(URL, wTimeoutMS=2**64)
 
 
 @pytest.mark.parametrize(
@@ -214,3 +283,25 @@ def test_a_misspelt_own_option_suggests_it_not_a_pymongo_one() -> None:
     with pytest.raises(ConfigError, match="Unknown option") as caught:
         MongoStorage(URL + "&bogus=1")  # near nothing of ours: pymongo's own hint stands
     assert caught.value.field == "bogus"
+
+
+@pytest.mark.parametrize(
+    ("query", "deadline"),
+    [
+        ("", 5.0),
+        ("&serverSelectionTimeoutMS=300", 0.3),  # fail fast with no server, as asked
+        ("&socketTimeoutMS=1000&serverSelectionTimeoutMS=500", 1.0),  # the longest step
+        ("&connectTimeoutMS=20000", 5.0),  # never longer than the default
+        ("&socketTimeoutMS=0", 5.0),  # 0: no limit of its own, so no shorter deadline
+        ("&timeoutMS=1200&serverSelectionTimeoutMS=300", 1.2),  # given: taken as it is
+        ("&timeoutMS=0", None),  # pymongo's "no deadline"
+    ],
+)
+def test_the_default_deadline_is_never_longer_than_the_steps_you_set(
+    opened: list[Any], query: str, deadline: float | None
+) -> None:
+    """pymongo's deadline replaces ``socketTimeoutMS`` and lets server selection run to it,
+    so a default 5 s deadline would override a shorter step a user set."""
+    storage = open_storage(opened, URL + query)
+    assert storage._deadline == deadline
+    assert (storage._client.options.timeout or None) == deadline  # type: ignore[union-attr]

@@ -17,12 +17,14 @@ pool's poll also catches a connection the server closed while it sat idle (Redis
 ``timeout``, a proxy's idle limit) and reconnects it before sending; the lane finds that out
 by the send failing, so a ``ConnectionError`` on a connection that was kept idle gets one
 more try on a fresh connection. Every command sent this way is idempotent (``GET``, ``SET``,
-``SET XX``, ``PEXPIRE``, ``GETEX``, ``DEL``, and ``replace_if``'s script), so a try whose reply
-was lost may be repeated. Only two answers can change: ``take``'s ``DEL`` repeated after it
-deleted counts 0, and ``replace_if``'s script repeated after it wrote finds its new value, not
+``SET XX``, ``SET NX``, ``PEXPIRE``, ``GETEX``, ``DEL``, and ``replace_if``'s script), so a try
+whose reply was lost may be repeated. Only three answers can change: ``take``'s ``DEL`` repeated
+after it deleted counts 0, ``create``'s ``SET NX`` repeated after it wrote finds its own key
+and answers nil, and ``replace_if``'s script repeated after it wrote finds its new value, not
 the expected one, and answers 0 (the client's own retries, where there is no lane, do the
-same). Both err the safe way: a ``regenerate()`` then carries no data over, and a renewal that
-happened is reported as skipped. The connections stay counted as in use by the pool, so the
+same). All err the safe way: a ``regenerate()`` then carries no data over, a new session draws
+another id (the orphan expires with its TTL), and a renewal that happened is reported as
+skipped. The connections stay counted as in use by the pool, so the
 pool's ``max_connections`` still bounds them and closing the client disconnects them. A
 forked child forgets its parent's free lists (the pool resets itself in the child the same
 way).
@@ -36,7 +38,12 @@ that go direct (the pool's connection metrics are).
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import os
+import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
@@ -46,7 +53,7 @@ import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
 
-__all__ = ["AsyncClient", "AsyncLane", "SyncClient", "SyncLane"]
+__all__ = ["AsyncClient", "AsyncLane", "LaneFull", "SyncClient", "SyncLane", "lane_limit"]
 
 SyncClient: TypeAlias = redis.Redis | redis.cluster.RedisCluster
 AsyncClient: TypeAlias = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
@@ -65,13 +72,62 @@ if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
     os.register_at_fork(after_in_child=_forget_all)
 
 
+class LaneFull(redis.ConnectionError):
+    """No connection of the lane came free within the wait (every one busy, none to open).
+
+    A ``ConnectionError``, as redis-py's blocking pool raises for the same wait, so the
+    storage reports it as a :class:`~sessionkit.StorageError` like any other outage.
+    """
+
+
+def lane_limit(max_connections: int) -> int:
+    """How many of a pool's ``max_connections`` a lane may hold.
+
+    The lane keeps the connections it has used checked out of the pool, so the pool only
+    gets them back when the client closes. If the lane could hold them all, a ``SCAN`` walk,
+    a pipeline (the ``WATCH`` fallback of ``replace_if``) or a command sent through the
+    client would wait for a connection that never comes back. So a sixteenth of the pool,
+    at least one connection, stays for those; a pool of one is the lane's alone.
+    """
+    if max_connections <= 1:
+        return 1
+    return max_connections - max(1, max_connections // 16)
+
+
+def _pool_bounds(client: SyncClient | AsyncClient) -> tuple[int, float | None]:
+    """``(lane limit, seconds a call waits for a connection)`` for a client's pool."""
+    pool = getattr(client, "connection_pool", None)
+    max_connections = getattr(pool, "max_connections", None)
+    wait = getattr(pool, "timeout", None)  # a BlockingConnectionPool's; None: no wait bound
+    if not isinstance(max_connections, int) or max_connections < 1:
+        max_connections = 2**31
+    return lane_limit(max_connections), wait if isinstance(wait, (int, float)) else None
+
+
 class SyncLane:
     """Free connections of one sync client, for the storage's single-key commands.
 
     ``direct=False`` makes it a pass-through to ``client.execute_command``.
+
+    The lane holds at most :func:`lane_limit` connections. A call that finds none free and
+    the lane at its limit *waits* for one to come back, up to the pool's ``timeout`` (a
+    :class:`redis.BlockingConnectionPool`'s wait), then fails with :class:`LaneFull`: heavy
+    concurrency queues briefly instead of failing, and only a storage that stays busy or
+    stalled past the wait fails.
     """
 
-    __slots__ = ("__weakref__", "_checkout", "_execute", "_idle", "client")
+    __slots__ = (
+        "__weakref__",
+        "_checkout",
+        "_cond",
+        "_execute",
+        "_idle",
+        "_limit",
+        "_owned",
+        "_wait",
+        "_waiting",
+        "client",
+    )
 
     def __init__(self, client: SyncClient, *, direct: bool) -> None:
         self.client = client
@@ -79,20 +135,63 @@ class SyncLane:
         if direct and isinstance(client, redis.Redis):
             self._checkout = client.connection_pool.get_connection
         self._execute: Callable[..., Any] = client.execute_command
+        self._limit, self._wait = _pool_bounds(client)
         self._idle: list[Any] = []
+        self._owned = 0  # connections this lane holds, idle or busy
+        self._waiting = 0  # calls waiting for one to come back
+        self._cond = threading.Condition(threading.Lock())
         _LANES.add(self)
 
     def forget(self) -> None:
         self._idle.clear()
+        self._owned = 0
+        self._waiting = 0
+        self._cond = threading.Condition(threading.Lock())  # a lock held at fork stays held
+
+    def _acquire(self) -> tuple[Any, bool]:
+        """A connection and whether it was kept idle (else freshly checked out)."""
+        idle = self._idle
+        try:
+            return idle.pop(), True  # list.pop is atomic: threads never share a connection
+        except IndexError:
+            pass
+        deadline = None if self._wait is None else time.monotonic() + self._wait
+        with self._cond:
+            while True:
+                if idle:
+                    return idle.pop(), True
+                if self._owned < self._limit:
+                    self._owned += 1
+                    break
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise LaneFull(f"no connection came free within {self._wait}s")
+                self._waiting += 1
+                try:
+                    self._cond.wait(remaining)
+                finally:
+                    self._waiting -= 1
+        try:
+            return self._checkout(), False  # type: ignore[misc]
+        except BaseException:
+            with self._cond:
+                self._owned -= 1
+                self._cond.notify()
+            raise
+
+    def _release(self, conn: Any) -> None:
+        self._idle.append(conn)
+        # A waiter counts itself under the lock before it looks at the free list, so either
+        # it sees this connection or it is counted here and woken.
+        if self._waiting:
+            with self._cond:
+                self._cond.notify()
 
     def command(self, *args: Arg) -> Any:
         """Send one command and return its reply (an error reply raises ResponseError)."""
         if self._checkout is None:
             return self._execute(*args)
-        idle = self._idle
-        # list.pop/append are atomic, so threads never share a connection.
-        reused = bool(idle)
-        conn = idle.pop() if reused else self._checkout()
+        conn, reused = self._acquire()
         try:
             try:
                 return _exchange(conn, args)
@@ -104,7 +203,7 @@ class SyncLane:
                 # now and reconnects for one more try; every command sent here is idempotent.
                 return _exchange(conn, args)
         finally:
-            idle.append(conn)
+            self._release(conn)
 
 
 def _exchange(conn: Any, args: tuple[Arg, ...]) -> Any:
@@ -118,9 +217,23 @@ def _exchange(conn: Any, args: tuple[Arg, ...]) -> Any:
 
 
 class AsyncLane:
-    """:class:`SyncLane` for an asyncio client (whose connections belong to one event loop)."""
+    """:class:`SyncLane` for an asyncio client (whose connections belong to one event loop).
 
-    __slots__ = ("__weakref__", "_checkout", "_execute", "_idle", "client")
+    A call that waits is handed a connection directly by the call that gives one back
+    (first come, first served), so no connection sits idle while a call waits.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_checkout",
+        "_execute",
+        "_idle",
+        "_limit",
+        "_owned",
+        "_wait",
+        "_waiters",
+        "client",
+    )
 
     def __init__(self, client: AsyncClient, *, direct: bool) -> None:
         self.client = client
@@ -128,19 +241,71 @@ class AsyncLane:
         if direct and isinstance(client, redis.asyncio.Redis):
             self._checkout = client.connection_pool.get_connection
         self._execute: Callable[..., Awaitable[Any]] = client.execute_command
+        self._limit, self._wait = _pool_bounds(client)
         self._idle: list[Any] = []
+        self._owned = 0
+        self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
         _LANES.add(self)
 
     def forget(self) -> None:
         self._idle.clear()
+        self._owned = 0
+        self._waiters.clear()
+
+    def connections(self) -> list[Any]:
+        """The connections this lane holds idle (to close them when its loop is gone)."""
+        return list(self._idle)
+
+    async def _acquire(self) -> tuple[Any, bool]:
+        if self._idle:
+            return self._idle.pop(), True
+        if self._owned < self._limit:
+            self._owned += 1
+            try:
+                return await self._checkout(), False  # type: ignore[misc]
+            except BaseException:
+                self._owned -= 1
+                self._wake_one_to_check_out()
+                raise
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            # wait_for, not asyncio.timeout (3.11+): cancels the waiter when time is up.
+            conn = await asyncio.wait_for(waiter, self._wait)
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
+                self._release(waiter.result())  # handed one just as the wait ended
+            elif not waiter.done():
+                waiter.cancel()
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+            if isinstance(exc, asyncio.TimeoutError):  # not TimeoutError before 3.11
+                raise LaneFull(f"no connection came free within {self._wait}s") from None
+            raise
+        if conn is None:  # a checkout failed and left room: check one out ourselves
+            return await self._acquire()
+        return conn, True
+
+    def _wake_one_to_check_out(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _release(self, conn: Any) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        self._idle.append(conn)
 
     async def command(self, *args: Arg) -> Any:
         """Send one command and return its reply (an error reply raises ResponseError)."""
         if self._checkout is None:
             return await self._execute(*args)
-        idle = self._idle
-        reused = bool(idle)
-        conn = idle.pop() if reused else await self._checkout()
+        conn, reused = await self._acquire()
         try:
             try:
                 return await _aexchange(conn, args)
@@ -149,7 +314,7 @@ class AsyncLane:
                     raise
                 return await _aexchange(conn, args)
         finally:
-            idle.append(conn)
+            self._release(conn)
 
 
 async def _aexchange(conn: Any, args: tuple[Arg, ...]) -> Any:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import math
 import re
 import ssl
 from collections.abc import Callable, Mapping
@@ -31,7 +30,9 @@ import redis.connection
 from sessionkit import ConfigError
 
 __all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_PREFIX",
+    "MAX_SECONDS",
     "OWN_OPTIONS",
     "TIMEOUT_DEFAULTS",
     "check_prefix",
@@ -43,18 +44,48 @@ DEFAULT_PREFIX = "sessionkit:"
 #: The storage's own options, which may come in the URL's query but are not redis-py's.
 OWN_OPTIONS = frozenset({"prefix"})
 
-#: Seconds; redis-py waits forever by default, so an unreachable or stalled server would hang
-#: a request instead of failing it with a StorageError. Either can be overridden.
-TIMEOUT_DEFAULTS: Mapping[str, float] = {"socket_connect_timeout": 5.0, "socket_timeout": 5.0}
+#: Seconds. redis-py waits forever by default, so an unreachable or stalled server would hang
+#: a request instead of failing it with a StorageError. Every storage call is bounded by the
+#: wait for a free connection (``pool_timeout``, only when all are busy) plus one exchange
+#: (``socket_timeout`` for the reply, ``socket_connect_timeout`` to reconnect): 2 + 3 = 5 s.
+#: Nothing multiplies it: a pool's connections get redis-py's connection default of no
+#: retries (the client's default of ten retries applies only to a pool the client makes
+#: itself), and the lane's one more try is on a connection error only, which is immediate.
+#: Each can be overridden.
+TIMEOUT_DEFAULTS: Mapping[str, float] = {
+    "socket_connect_timeout": 2.0,
+    "socket_timeout": 3.0,
+    "pool_timeout": 2.0,
+}
+
+#: Connections per pool (one pool for sync calls, one per event loop for async calls). Past
+#: it a call waits, up to ``pool_timeout``, for one to come free. Why 64: Redis serves one
+#: command at a time, so a few dozen connections already keep it busy, and more only queue
+#: at the server instead of here; while 64 per pool stays far below a server's ``maxclients``
+#: (10,000 by default) for dozens of workers, and below a worker's descriptor limit (often
+#: 1,024) next to the clients' own sockets. A call waits microseconds at 500 in flight.
+DEFAULT_MAX_CONNECTIONS = 64
+
+#: The largest number of seconds any timeout option takes: a day. Larger values mean "never"
+#: in practice, and very large ones overflow the socket layer at the first command.
+MAX_SECONDS = 86_400.0
+MAX_POOL = 100_000
+_MAX_INT32 = 2**31 - 1
 
 # Options that would break a bytes-in, bytes-out storage.
 _REFUSED = {
     "decode_responses": "the storage keeps bytes; decoded responses would corrupt them",
     "connection_class": "chosen by the URL scheme (redis://, rediss://, unix://)",
+    "timeout": "ambiguous: give pool_timeout (the wait for a free connection) or socket_timeout",
+    "connection_pool": "the storage makes its own pool; pass client= to bring yours",
 }
 
 #: redis-py's own typing of URL query values, by option name.
-_PARSERS = cast(Mapping[str, Callable[[str], Any]], redis.connection.URL_QUERY_ARGUMENT_PARSERS)
+_PARSERS: Mapping[str, Callable[[str], Any]] = {
+    **cast(Mapping[str, Callable[[str], Any]], redis.connection.URL_QUERY_ARGUMENT_PARSERS),
+    "pool_timeout": float,
+    "health_check_interval": float,  # redis-py's int() refuses "0.5", which it would take
+}
 
 _CONNECTION_CLASSES: Mapping[str, type[Any]] = {
     "redis": redis.connection.Connection,
@@ -75,15 +106,38 @@ def _positive_seconds(value: object) -> str | None:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
-        or not 0 < value < math.inf  # NaN fails this too
+        or not 0 < value <= MAX_SECONDS  # NaN and infinity fail this too
     ):
-        return f"must be a positive, finite number of seconds, got {value!r}"
+        return f"must be a positive number of seconds, at most {MAX_SECONDS:.0f}, got {value!r}"
     return None
 
 
+def _interval(value: object) -> str | None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 <= value <= MAX_SECONDS
+    ):
+        return f"must be a number of seconds from 0 (off) to {MAX_SECONDS:.0f}, got {value!r}"
+    return None
+
+
+def _read_size(value: object) -> str | None:
+    if not _is_int(value) or not 1 <= value <= 2**26:
+        return f"must be a number of bytes from 1 to {2**26} (64 MiB), got {value!r}"
+    return None
+
+
+def _tls_version(value: object) -> str | None:
+    if value is None or (_is_int(value) and value in {v.value for v in ssl.TLSVersion}):
+        return None
+    known = ", ".join(f"{v.value} ({v.name})" for v in ssl.TLSVersion)
+    return f"must be an ssl.TLSVersion value ({known}), got {value!r}"
+
+
 def _db_number(value: object) -> str | None:
-    if not _is_int(value) or value < 0:
-        return f"must be a database number (an int >= 0), got {value!r}"
+    if not _is_int(value) or not 0 <= value <= _MAX_INT32:
+        return f"must be a database number (an int from 0 to {_MAX_INT32}), got {value!r}"
     return None
 
 
@@ -109,10 +163,8 @@ def _client_name(value: object) -> str | None:
 
 
 def _max_connections(value: object) -> str | None:
-    if value is None:  # redis-py's own default: no cap
-        return None
-    if not _is_int(value) or value < 1:
-        return f"must be a positive int or None, got {value!r}"
+    if not _is_int(value) or not 1 <= value <= MAX_POOL:
+        return f"must be an int from 1 to {MAX_POOL}, got {value!r}"
     return None
 
 
@@ -120,6 +172,10 @@ def _max_connections(value: object) -> str | None:
 _VALUE_CHECKS: Mapping[str, Callable[[object], str | None]] = {
     "socket_timeout": _positive_seconds,
     "socket_connect_timeout": _positive_seconds,
+    "pool_timeout": _positive_seconds,
+    "health_check_interval": _interval,
+    "socket_read_size": _read_size,
+    "ssl_min_version": _tls_version,
     "db": _db_number,
     "protocol": _protocol,
     "ssl_cert_reqs": _cert_reqs,
@@ -161,7 +217,7 @@ def check_prefix(prefix: object) -> str:
 
 def _accepted(connection_class: type[Any]) -> frozenset[str]:
     """Every named keyword the connection class (through its bases) or its pool accepts."""
-    names = set(_PARSERS)
+    names = set(_PARSERS) | {"max_connections", "pool_timeout"}
     for klass in connection_class.__mro__:
         init = vars(klass).get("__init__")
         if init is None:
@@ -201,7 +257,7 @@ def connection_options(
     if connection_class is None:
         raise ConfigError("storage", f"not a redis://, rediss:// or unix:// URL: {parts.scheme}://")
     accepted = _accepted(connection_class)
-    kwargs: dict[str, Any] = dict(TIMEOUT_DEFAULTS)
+    kwargs: dict[str, Any] = {**TIMEOUT_DEFAULTS, "max_connections": DEFAULT_MAX_CONNECTIONS}
     for name, value in {**query, **options}.items():
         if name in _REFUSED:
             raise ConfigError(name, _REFUSED[name])

@@ -6,6 +6,7 @@ Every operation is one command, so one round trip (the walks of the namespace as
 ``get``                   ``GET``
 ``set``                   ``SET key value PX ms`` (plain ``SET`` for no expiry)
 ``replace``               ``SET key value XX PX ms`` (written only if the key still lives)
+``create``                ``SET key value NX PX ms`` (written only if no live key is there)
 ``touch``                 ``PEXPIRE key ms`` (``GETEX key PERSIST`` for no expiry)
 ``get_and_touch``         ``GETEX key PX ms`` (read and renew together)
 ``delete``                ``DEL``
@@ -36,7 +37,11 @@ shorter prefix's walks take in the longer one's keys (``reset`` empties both, ``
 ``scan`` include both). Give each app a prefix that no other prefix starts with.
 
 Connections: from a URL, a storage makes its own ``redis.Redis`` (one connection pool) and,
-lazily, one ``redis.asyncio.Redis`` per event loop; ``close``/``aclose`` disconnect them. Its
+lazily, one ``redis.asyncio.Redis`` per event loop; ``close``/``aclose`` disconnect them. The
+pools are blocking ones (``max_connections``, 64 by default): a call that finds every
+connection busy waits up to ``pool_timeout`` for one rather than failing at once. The client
+of an event loop that has been closed is released (its sockets closed) when another loop
+makes its client, so a loop per request leaks nothing (see ``sessionkit.PerLoop``). Its
 single-key commands skip the pool's per-command checkout, on connections it keeps (see
 ``_lane``: about 25 µs less per command). Or pass clients you built, which the storage uses
 through their own ``execute_command`` and never closes::
@@ -174,6 +179,25 @@ def _as_bytes(value: object) -> bytes | None:
     raise StorageError(f"redis returned {type(value).__name__}, not bytes: decode_responses is on")
 
 
+def _release_dead_loop(lane: AsyncLane, loop: object) -> None:
+    """Close the sockets of a lane whose event loop was closed (``PerLoop``'s ``release``).
+
+    ``aclose()`` cannot run without the loop, and the transports close their sockets through
+    it, so each connection of the pool (idle, busy or kept by the lane) has the socket under
+    its transport closed directly, and is marked disconnected.
+    """
+    pool: Any = getattr(lane.client, "connection_pool", None)
+    if pool is None:  # a cluster client, which the storage never makes per loop
+        return
+    conns = {*pool._available_connections, *pool._in_use_connections, *lane.connections()}
+    lane.forget()
+    for conn in conns:
+        writer = getattr(conn, "_writer", None)
+        if writer is not None:
+            PerLoop.close_transport(writer.transport)
+            conn._reader = conn._writer = None
+
+
 def _check_raw(client: SyncClient | AsyncClient | None, name: str) -> None:
     kwargs: Mapping[str, Any] = client.get_connection_kwargs() if client is not None else {}
     if kwargs.get("decode_responses"):
@@ -184,8 +208,10 @@ class RedisStorage:
     """Session storage in Redis or Valkey, keys namespaced by ``prefix``.
 
     ``RedisStorage("redis://host:6379/0", prefix="app:sess:", socket_timeout=2.0)`` builds its
-    own clients (any redis-py connection option is accepted, checked by name; connect and
-    socket timeouts default to 5 s). ``RedisStorage(client=..., async_client=...)`` uses yours.
+    own clients (any redis-py connection option is accepted, checked by name; a call waits at
+    most ``pool_timeout`` = 2 s for one of ``max_connections`` = 64 connections, then
+    ``socket_timeout`` = 3 s for its reply). ``RedisStorage(client=..., async_client=...)``
+    uses yours.
     """
 
     def __init__(
@@ -210,13 +236,18 @@ class RedisStorage:
             driver_url, kwargs, own = connection_options(url, options)
             self._set_prefix(own.get("prefix", DEFAULT_PREFIX) if prefix is None else prefix)
             direct = kwargs.get("protocol") in (None, 2, "2")  # RESP3 pushes: the client's job
+            kwargs["timeout"] = kwargs.pop("pool_timeout")  # the blocking pool's name for it
             try:
-                self._lane = SyncLane(redis.Redis.from_url(driver_url, **kwargs), direct=direct)
+                pool = redis.BlockingConnectionPool.from_url(driver_url, **kwargs)
             except (TypeError, ValueError) as exc:  # a malformed URL (a port that is no number)
                 raise ConfigError("storage", f"not a usable redis URL: {exc}") from exc
-            self._loop_lanes = PerLoop(
-                lambda: AsyncLane(redis.asyncio.Redis.from_url(driver_url, **kwargs), direct=direct)
-            )
+            self._lane = SyncLane(redis.Redis.from_pool(pool), direct=direct)
+
+            def per_loop() -> AsyncLane:
+                pool = redis.asyncio.BlockingConnectionPool.from_url(driver_url, **kwargs)
+                return AsyncLane(redis.asyncio.Redis.from_pool(pool), direct=direct)
+
+            self._loop_lanes = PerLoop(per_loop, _release_dead_loop)
             return
         self._set_prefix(DEFAULT_PREFIX if prefix is None else prefix)
         if options:
@@ -294,6 +325,16 @@ class RedisStorage:
         """Write ``key`` only if it exists and has not expired (``SET ... XX``)."""
         with _failures("SET XX"):
             return bool(self._call(*_set_args(self._key(key), value, ttl), "XX"))
+
+    def create(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        """Write ``key`` only if no live record holds it (``SET ... NX``); False otherwise.
+
+        An expired key is absent to the server, so ``NX`` takes its place. Sent again after a
+        lost reply, it finds its own first write and answers False: the core then draws
+        another id, and the orphan expires with its TTL, so it errs the safe way.
+        """
+        with _failures("SET NX"):
+            return bool(self._call(*_set_args(self._key(key), value, ttl), "NX"))
 
     def touch(self, key: str, ttl: timedelta | None) -> bool:
         ms = ttl_ms(ttl)
@@ -458,6 +499,10 @@ class RedisStorage:
     async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
         with _failures("SET XX"):
             return bool(await self._acall(*_set_args(self._key(key), value, ttl), "XX"))
+
+    async def acreate(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        with _failures("SET NX"):
+            return bool(await self._acall(*_set_args(self._key(key), value, ttl), "NX"))
 
     async def atouch(self, key: str, ttl: timedelta | None) -> bool:
         ms = ttl_ms(ttl)

@@ -18,6 +18,7 @@ class TestRedisStorage(StorageConformance):
     clock_injectable = False
     conditional = True
     atomic = True
+    creating = True
 
     @pytest.fixture(autouse=True)
     def _server(self, redis_url: str, key_root: str) -> None:

@@ -63,9 +63,88 @@ def test_keywords_win_over_the_query_and_db_over_the_path() -> None:
     assert (kwargs["socket_timeout"], kwargs["db"], kwargs["client_name"]) == (1.5, 4, "web")
 
 
-def test_timeouts_default_to_five_seconds() -> None:
-    kwargs = connection_kwargs(RedisStorage("redis://h/0"))
-    assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == 5.0
+def test_defaults_bound_a_call_to_five_seconds_and_the_pool_to_64() -> None:
+    """A call waits at most 2 s for a free connection, then 3 s for its reply (2 s to
+    reconnect): about 5 s in all. The pools block (wait) rather than refuse when full."""
+    storage = RedisStorage("redis://h/0")
+    kwargs = connection_kwargs(storage)
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (3.0, 2.0)
+    pool = storage._sync().connection_pool
+    assert isinstance(pool, redis.BlockingConnectionPool)
+    assert (pool.max_connections, pool.timeout) == (64, 2.0)
+    storage.close()
+
+
+def test_pool_size_and_wait_come_from_the_url_or_keywords() -> None:
+    storage = RedisStorage("redis://h/0?max_connections=8&pool_timeout=0.5")
+    pool = storage._sync().connection_pool
+    assert (pool.max_connections, pool.timeout) == (8, 0.5)
+    storage.close()
+    storage = RedisStorage("redis://h/0?max_connections=8", max_connections=300, pool_timeout=9)
+    pool = storage._sync().connection_pool
+    assert (pool.max_connections, pool.timeout) == (300, 9)
+    storage.close()
+
+
+@pytest.mark.parametrize(
+    ("option", "values"),
+    [
+        # Timeouts: positive, at most a day. 1e308 used to pass and overflow at first use.
+        ("socket_timeout", ["1e308", 1e308, 86_401, "1e10"]),
+        ("socket_connect_timeout", ["1e308", 1e12, -0.0]),
+        ("pool_timeout", ["0", "-1", "nan", "inf", 1e308, None, True, "soon"]),
+        # Intervals: zero (off) to a day.
+        ("health_check_interval", ["-1", 1e308, "nan", "1e20", "often"]),
+        # Sizes: whole numbers in range.
+        ("max_connections", ["0", "-3", 10**9, None, 2.5, True, "1e3"]),
+        ("socket_read_size", ["0", 2**40, -1, 1.5]),
+        ("db", [2**31, 10**30]),
+        ("ssl_min_version", ["99", -3, 10**20]),
+    ],
+)
+def test_numeric_options_out_of_range_are_refused_at_open(
+    option: str, values: list[object]
+) -> None:
+    """Each used to be accepted at open and fail later (OverflowError or a server error at
+    the first command), or never (a wait of 10**308 seconds)."""
+    for value in values:
+        for url, options in (
+            (f"rediss://h/0?{option}={value}", {}),
+            ("rediss://h/0", {option: value}),
+        ):
+            if not isinstance(value, str) and not options:
+                continue  # only text goes in a URL
+            with pytest.raises(ConfigError) as caught:
+                RedisStorage(url, **options)
+            assert caught.value.field == option, (url, options)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "read"),
+    [
+        ("socket_timeout", "86400", 86400.0),
+        ("pool_timeout", "0.01", 0.01),
+        ("health_check_interval", "0", 0),
+        ("health_check_interval", "0.5", 0.5),
+        ("max_connections", "100000", 100000),
+        ("max_connections", "1", 1),
+        ("socket_read_size", "65536", 65536),
+        ("db", str(2**31 - 1), 2**31 - 1),
+    ],
+)
+def test_numeric_options_at_their_bounds_are_taken(option: str, value: str, read: object) -> None:
+    storage = RedisStorage(f"redis://h/0?{option}={value}")
+    pool = storage._sync().connection_pool
+    found = {**connection_kwargs(storage), "max_connections": pool.max_connections}
+    found["pool_timeout"] = pool.timeout
+    assert found[option] == read
+    storage.close()
+
+
+def test_timeout_alone_is_refused_as_ambiguous() -> None:
+    with pytest.raises(ConfigError, match="pool_timeout") as caught:
+        RedisStorage("redis://h/0?timeout=5")
+    assert caught.value.field == "timeout"
 
 
 @pytest.mark.parametrize(
@@ -165,6 +244,7 @@ def test_unknown_option_suggests_the_near_one() -> None:
         ("redis://h/0", {"client_name": "a\nb"}, "client_name"),
         ("redis://h/0", {"client_name": 7}, "client_name"),
         ("redis://h/0?max_connections=0", {}, "max_connections"),
+        ("redis://h/0", {"max_connections": None}, "max_connections"),  # no cap: refused
         ("redis://h/-1", {}, "db"),
         ("redis://h/abc", {}, "db"),
         ("redis://h/11/extra", {}, "db"),
@@ -203,7 +283,6 @@ def test_bad_values_are_refused_when_the_storage_opens(
         ("redis://h/5", {"db": 6}, {"db": 6}),
         ("redis://h/0?max_connections=4", {}, {}),
         ("redis://h/9/", {}, {"db": 9}),  # a trailing slash, as redis-py takes it
-        ("redis://h/0", {"max_connections": None}, {}),  # redis-py's default: no cap
         ("redis://h/0?retry_on_timeout=no&socket_keepalive=YES", {}, {"retry_on_timeout": False}),
         ("redis://h/0", {"socket_keepalive": True}, {"socket_keepalive": True}),
     ],

@@ -609,6 +609,8 @@ def counts(monkeypatch: pytest.MonkeyPatch) -> Counts:
     counting(redis.asyncio.connection.AbstractConnection, "send_packed_command", "sent")
     counting(redis.ConnectionPool, "get_connection", "checkouts")
     counting(redis.asyncio.ConnectionPool, "get_connection", "checkouts")
+    counting(redis.BlockingConnectionPool, "get_connection", "checkouts")
+    counting(redis.asyncio.BlockingConnectionPool, "get_connection", "checkouts")
     return seen
 
 
