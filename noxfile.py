@@ -7,6 +7,7 @@ the package index, where ``sessionkit`` belongs to an unrelated project.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nox
@@ -16,7 +17,7 @@ PLUGINS = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml
 THIRD_PARTY = ROOT / "tests" / "thirdparty_plugin"
 DEV = ROOT / "requirements-dev.txt"
 
-nox.options.sessions = ["lint", "typing", "tests", "security"]
+nox.options.sessions = ["lint", "typing", "tests", "security", "load"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
@@ -52,9 +53,16 @@ def typing(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite on every backend (starts its own Mongo test server; Redis if absent),
-    except ``tests/security``, which is the ``security`` session's."""
+    except ``tests/security`` and ``tests/load``, the ``security`` and ``load`` sessions'."""
     install_repo(session)
-    session.run("pytest", "--ignore", str(ROOT / "tests" / "security"), *session.posargs)
+    session.run(
+        "pytest",
+        "--ignore",
+        str(ROOT / "tests" / "security"),
+        "--ignore",
+        str(ROOT / "tests" / "load"),
+        *session.posargs,
+    )
 
 
 @nox.session(name="tests-plugin")
@@ -70,6 +78,21 @@ def security(session: nox.Session) -> None:
     """The security requirements of shared/spec/security.md, on every installed backend."""
     install_repo(session)
     session.run("pytest", str(ROOT / "tests" / "security"), *session.posargs)
+
+
+@nox.session
+def load(session: nox.Session) -> None:
+    """The load-and-fault suite (``tests/load``): real uvicorn and gunicorn servers, hundreds of
+    clients, storage faults mid-run. Short by default (at most two minutes, part of the default
+    run); ``nox -s load -- --full`` (or ``SESSIONKIT_LOAD=full``) runs every scenario at full size
+    and the comparison with starsessions. Other arguments go to pytest."""
+    install_repo(session)
+    args = list(session.posargs)
+    mode = os.environ.get("SESSIONKIT_LOAD") or "short"
+    if "--full" in args:
+        args.remove("--full")
+        mode = "full"
+    session.run("pytest", str(ROOT / "tests" / "load"), *args, env={"SESSIONKIT_LOAD": mode})
 
 
 @nox.session

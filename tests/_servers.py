@@ -118,6 +118,46 @@ class ServerProcess:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int:
+        """The server's process id (it must be running)."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            raise RuntimeError(f"{self.name} is not running")
+        return proc.pid
+
+    def pause(self) -> None:
+        """Freeze the server (``SIGSTOP``), returning once every thread of it has stopped:
+        ``kill`` only queues the signal, and a thread still running for a moment would
+        answer one more request."""
+        pid = self.pid
+        os.kill(pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            states = []
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(FileNotFoundError):
+                    states.append(Path(f"/proc/{pid}/task/{task}/stat").read_text())
+            if all(stat.rpartition(")")[2].split()[0] in ("T", "t") for stat in states):
+                return
+            time.sleep(0.005)
+        raise ServerStartError(f"{self.name} (pid {pid}) did not stop")
+
+    def resume(self) -> None:
+        """Undo :meth:`pause` (``SIGCONT``); harmless on a server that is not paused."""
+        if self.running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Paused for the ``with`` block, resumed whatever happens in it."""
+        self.pause()
+        try:
+            yield
+        finally:
+            self.resume()
+
     def start(self) -> ServerProcess:
         """Start the process and wait until it answers; raise ServerStartError otherwise."""
         if self.running:

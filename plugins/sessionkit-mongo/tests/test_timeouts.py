@@ -11,11 +11,8 @@ the defaults, where the docs said 5.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -42,32 +39,6 @@ def server() -> Iterator[ServerProcess]:
     server.close()
 
 
-def _wait_stopped(pid: int) -> None:
-    """Wait until every thread of ``pid`` is stopped: ``kill`` only queues SIGSTOP, and a
-    thread still running for a moment would answer the next request."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        states = []
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/stat") as stat:
-                states.append(stat.read().rpartition(")")[2].split()[0])
-        if all(state in ("T", "t") for state in states):
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"process {pid} did not stop")
-
-
-@contextmanager
-def frozen(server: ServerProcess) -> Iterator[None]:
-    pid = server._proc.pid  # type: ignore[union-attr]
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        _wait_stopped(pid)
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
-
-
 def _time_failure(call: Callable[[], Any]) -> float:
     began = time.monotonic()
     with pytest.raises(StorageError) as caught:
@@ -92,7 +63,7 @@ def test_a_frozen_server_fails_sync_and_async_calls_within_timeout_ms(
     storage = MongoStorage(server.url, collection="frozen", **SHORT)
     storage.set("k", b"v", HOUR)
     try:
-        with frozen(server):
+        with server.frozen():
             assert _time_failure(lambda: storage.get("k")) < 0.8 + SLACK
             assert _time_failure(lambda: storage.set("k", b"w", HOUR)) < 0.8 + SLACK
             assert _atime_failure(storage, "k") < 0.8 + SLACK
@@ -107,7 +78,7 @@ def test_socket_timeout_alone_no_longer_adds_a_retry_on_top(server: ServerProces
     storage = MongoStorage(server.url, collection="frozen2", socketTimeoutMS=500, timeoutMS=1500)
     storage.set("k", b"v", HOUR)
     try:
-        with frozen(server):
+        with server.frozen():
             assert _time_failure(lambda: storage.get("k")) < 1.5 + SLACK
     finally:
         storage.close()
@@ -143,7 +114,7 @@ def test_with_the_defaults_a_frozen_server_fails_within_five_seconds(
     storage = MongoStorage(server.url, collection="defaults")
     storage.set("k", b"v", HOUR)
     try:
-        with frozen(server):
+        with server.frozen():
             took = _time_failure(lambda: storage.get("k"))
         assert took < 5 + SLACK
     finally:

@@ -11,11 +11,8 @@ timeouts to stay fast; one per fault kind runs on the defaults (2 + 3 = 5 s).
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -41,32 +38,6 @@ def server() -> Iterator[ServerProcess]:
     server.close()
 
 
-def _wait_stopped(pid: int) -> None:
-    """Wait until every thread of ``pid`` is stopped: ``kill`` only queues SIGSTOP, and a
-    thread still running for a moment would answer the next request."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        states = []
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/stat") as stat:
-                states.append(stat.read().rpartition(")")[2].split()[0])
-        if all(state in ("T", "t") for state in states):
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"process {pid} did not stop")
-
-
-@contextmanager
-def frozen(server: ServerProcess) -> Iterator[None]:
-    pid = server._proc.pid  # type: ignore[union-attr]
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        _wait_stopped(pid)
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
-
-
 def _time_failure(call: Callable[[], Any]) -> float:
     began = time.monotonic()
     with pytest.raises(StorageError) as caught:
@@ -90,7 +61,7 @@ def test_a_frozen_server_fails_a_call_within_socket_timeout(server: ServerProces
     storage = RedisStorage(server.url, **SHORT)
     storage.set("k", b"v", HOUR)  # a live connection, kept by the storage
     try:
-        with frozen(server):
+        with server.frozen():
             assert _time_failure(lambda: storage.get("k")) < 0.5 + SLACK
             assert _atime_failure(storage, "k") < 0.5 + SLACK
         assert storage.get("k") == b"v"  # thawed: the next call reconnects and succeeds
@@ -116,7 +87,7 @@ def test_a_frozen_server_under_load_fails_every_call_within_the_bound(
                 return False, time.monotonic() - began
             return True, time.monotonic() - began
 
-        with frozen(server):
+        with server.frozen():
             return await asyncio.gather(*(one(n) for n in range(200)))
 
     try:
@@ -168,7 +139,7 @@ def test_with_the_defaults_a_frozen_server_fails_within_five_seconds(
     storage = RedisStorage(server.url)
     storage.set("k", b"v", HOUR)
     try:
-        with frozen(server):
+        with server.frozen():
             took = _time_failure(lambda: storage.get("k"))
         assert 2.5 < took < 5 + SLACK
     finally:
