@@ -162,16 +162,28 @@ class _Pool:
                 return self._idle.pop()
         return _Connection(self._opener())
 
-    def release(self, conn: _Connection) -> None:
+    def release(self, conn: _Connection, *, broken: bool = False) -> None:
+        """Give ``conn`` back after a call; a ``broken`` one is closed rather than kept (the
+        one ``:memory:`` connection is always kept: it holds the whole database)."""
         if self._shared is not None:
             self._shared.release()
             return
         with self._mutex:
-            if not self._closed and len(self._idle) < self.max_idle:
+            if not broken and not self._closed and len(self._idle) < self.max_idle:
                 self._idle.append(conn)
                 return
         with contextlib.suppress(sqlite3.Error):  # closed or surplus: nothing to report to
             conn.raw.close()
+
+    def drop_idle(self) -> None:
+        """Close the idle connections (not ``:memory:``'s), so the next calls open new ones."""
+        if self._shared is not None:
+            return
+        with self._mutex:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(sqlite3.Error):
+                conn.raw.close()
 
     def close(self) -> None:
         """Close every connection; raises the first ``sqlite3.Error`` after closing them all."""
@@ -193,6 +205,10 @@ class _Pool:
 
 class _Closed(Exception):
     """The pool is closed."""
+
+
+class _Stale(Exception):
+    """A write found its connection read-only (see :meth:`SQLiteStorage._call`)."""
 
 
 class SQLiteStorage(AsyncFromSyncMixin):
@@ -289,25 +305,52 @@ class SQLiteStorage(AsyncFromSyncMixin):
                 # one attempt, which waits for nothing, so the answer is SQLite's own.
         try:
             try:
-                conn = self._pool.acquire(blocking=not inline)
-            except _Closed:
-                raise StorageError(f"{self!r} is closed") from None
-            except sqlite3.Error as exc:  # opening one more connection
-                raise StorageError(f"{self!r}: {exc}") from exc
-            if conn is None:
-                raise _Contended
-            try:
-                conn.wait_at_most(0 if inline else self._ms_left(deadline))
-                return op(conn, *args)
-            except sqlite3.Error as exc:
-                if inline and _busy(exc):
-                    raise _Contended from None
-                raise StorageError(f"{self!r}: {exc}") from exc
-            finally:
-                self._pool.release(conn)
+                return self._run(op, args, deadline, inline, retry=write)
+            except _Stale:
+                # Opened while the file could not be written (made immutable, a read-only
+                # or full disk), a connection comes up read-only without a word and refuses
+                # every write for good, after the file is writable again. Nothing was
+                # written: drop the idle ones (opened in the same fault, maybe) and try once
+                # more on a connection opened now.
+                self._pool.drop_idle()
+                return self._run(op, args, deadline, inline, retry=False)
         finally:
             if locked:
                 self._writer.release()
+
+    def _run(
+        self,
+        op: Callable[..., T],
+        args: tuple[Any, ...],
+        deadline: float,
+        inline: bool,
+        *,
+        retry: bool,
+    ) -> T:
+        """:meth:`_call` on one connection of the pool (the locks taken)."""
+        try:
+            conn = self._pool.acquire(blocking=not inline)
+        except _Closed:
+            raise StorageError(f"{self!r} is closed") from None
+        except sqlite3.Error as exc:  # opening one more connection
+            raise StorageError(f"{self!r}: {exc}") from exc
+        if conn is None:
+            raise _Contended
+        broken = False
+        try:
+            conn.wait_at_most(0 if inline else self._ms_left(deadline))
+            return op(conn, *args)
+        except sqlite3.Error as exc:
+            if _busy(exc):
+                if inline:
+                    raise _Contended from None
+            else:
+                broken = True  # not a lock held elsewhere: the connection may be what is wrong
+                if retry and _readonly(exc):
+                    raise _Stale from exc
+            raise StorageError(f"{self!r}: {exc}") from exc
+        finally:
+            self._pool.release(conn, broken=broken)
 
     def _ms_left(self, deadline: float) -> int:
         """The busy timeout that ends at ``deadline``, in whole milliseconds (rounded up, so an
@@ -579,6 +622,16 @@ class SQLiteStorage(AsyncFromSyncMixin):
 
 #: SQLITE_BUSY and SQLITE_LOCKED: the database or a table is locked by another connection.
 _BUSY_CODES = frozenset({5, 6})
+#: SQLITE_READONLY: a write on a connection SQLite opened read-only.
+_READONLY_CODE = 8
+
+
+def _readonly(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` is SQLite refusing a write because the connection is read-only."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return bool(code & 0xFF == _READONLY_CODE)
+    return "readonly database" in str(exc)
 
 
 def _busy(exc: BaseException | None) -> bool:

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import partial
@@ -280,3 +281,34 @@ def test_default_busy_timeout_bounds_every_write_to_about_five_seconds(tmp_path:
         assert took[-1] < 5.0 + SLACK, took
     finally:
         storage.close()
+
+
+# -- a file that could not be written for a while ---------------------------------------------
+
+
+def test_connections_opened_while_the_file_was_unwritable_recover(tmp_path: Path) -> None:
+    """Connections opened while the file cannot be written come up read-only (SQLite falls
+    back to it quietly); kept in the pool, they refused every write long after the file was
+    writable again (the load suite saw 260 answers of 503 after the fault had ended). A
+    connection that fails other than by a lock is now closed instead of kept."""
+    from tests.security._faults import unwritable
+
+    database = tmp_path / "sessions.db"
+    storage = SQLiteStorage(str(database))
+    storage.set("k", b"before", None)
+    with unwritable(database):
+        # Reads go on, from several threads at once: the pool opens more connections now.
+        barrier = threading.Barrier(8)
+
+        def read(_: int) -> bytes | None:
+            barrier.wait()
+            return storage.get("k")
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(read, range(8))) == [b"before"] * 8
+        with pytest.raises(StorageError):
+            storage.set("k", b"during", None)
+    for n in range(10):  # every write succeeds once the file is writable again
+        storage.set("k", str(n).encode(), None)
+    assert storage.get("k") == b"9"
+    storage.close()
