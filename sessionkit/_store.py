@@ -785,7 +785,7 @@ def _suppressed(fn: Callable[..., Any], *args: Any) -> None:
     try:
         fn(*args)
     except StorageError as exc:
-        logger.warning("sessionkit: cleaning up after a failed call failed too (%s)", exc)
+        _cleanup_failed(exc)
 
 
 async def _asuppressed(awaitable: Any) -> None:
@@ -793,7 +793,14 @@ async def _asuppressed(awaitable: Any) -> None:
     try:
         await awaitable
     except StorageError as exc:
-        logger.warning("sessionkit: cleaning up after a failed call failed too (%s)", exc)
+        _cleanup_failed(exc)
+
+
+def _cleanup_failed(exc: StorageError) -> None:
+    # DEBUG: the failure that made the operation fail is logged already (once per interval,
+    # see _failurelog), and what is left behind is a copy under an id that never left the
+    # server, which nobody can open and which expires with its TTL.
+    logger.debug("sessionkit: cleaning up after a failed call failed too (%s)", exc)
 
 
 def _guard(fn: Callable[..., Any], *args: Any) -> Any:

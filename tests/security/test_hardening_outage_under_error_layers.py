@@ -1,7 +1,8 @@
 """An outage under an application's own error layer still answers 503 (issue 14, item 5).
 
 ``SessionMiddleware(Starlette(...))`` -- the whole app wrapped from outside, as the
-``sessionkit.asgi`` docstring shows for Quart and any ASGI app -- puts Starlette's
+``sessionkit.asgi`` docstring shows for Quart (``app.asgi_app = SessionMiddleware(...)``, tested
+here too) and any ASGI app -- puts Starlette's
 ``ServerErrorMiddleware`` *inside* ours: a StorageError raised by a route becomes Starlette's
 500 page before our middleware sees the exception. Flask mounted under the plain WSGI
 middleware does the same with its own 500 page, and so does any WSGI app with an error page of
@@ -60,6 +61,38 @@ def _starlette(store: Store) -> Any:
     return ASGIMiddleware(Starlette(routes=routes), store)
 
 
+def _quart(store: Store) -> Any:
+    """Quart, mounted as the ``sessionkit.asgi`` docstring shows: ``app.asgi_app`` wrapped, so
+    Quart's own error handling (its 500 page) sits inside the session middleware."""
+    import quart
+
+    app = quart.Quart(__name__)
+
+    def session() -> Any:
+        return quart.request.scope["session"]
+
+    @app.get("/login")
+    async def login() -> str:
+        session()["user"] = "ada"
+        return "in"
+
+    @app.get("/whoami")
+    async def whoami() -> str:
+        return str(session().get("user"))
+
+    @app.get("/logout")
+    async def logout() -> str:
+        await session().areset()
+        return "out"
+
+    @app.get("/broken")
+    async def broken() -> str:
+        raise RuntimeError("the app's own bug")
+
+    app.asgi_app = ASGIMiddleware(app.asgi_app, store)  # type: ignore[method-assign]
+    return app
+
+
 def _flask(store: Store) -> Any:
     app = flask.Flask(__name__)
     app.testing = False  # errors become Flask's own 500 page, as in production
@@ -116,6 +149,7 @@ def _error_page_wsgi(store: Store) -> Any:
 
 APPS = {
     "starlette": ("asgi", _starlette),
+    "quart": ("asgi", _quart),
     "flask": ("wsgi", _flask),
     "wsgi": ("wsgi", _error_page_wsgi),
 }
