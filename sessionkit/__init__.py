@@ -38,8 +38,7 @@ from ._storage import (
     ttl_seconds,
 )
 from ._store import Store
-
-__version__ = "1.0.0a1"
+from ._version import __version__
 
 __all__ = [
     "AsyncFromSyncMixin",

@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import functools
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import attrs
 
 from . import __version__
 from ._check import format_step, run_check
-from ._clitext import describe, redact
-from ._discovery import available_backends, open_storage
+from ._clitext import describe, in_process_notice, not_a_url, redact
+from ._discovery import InstalledBackend, available_backends, open_storage
 from ._errors import ConfigError, StorageNotFound
+from ._install import install_hint
 from ._newplugin import PluginNames, generate, taken_by
 from ._purge import Unsupported, expired_purger, live_count, purge_all
 from ._stats import collect_stats, format_stats
@@ -39,20 +43,53 @@ StorageCommand = Callable[[argparse.Namespace, Storage], int]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
 
 
+def _schemes(installed: InstalledBackend) -> str:
+    return ", ".join(f"{s}://" for s in installed.backend.schemes)
+
+
 def _cmd_backends(args: argparse.Namespace) -> int:
     backends = available_backends()
     if not backends:
-        print('no storage backends installed; try: pip install "sessionkit[all]"')
+        hint = install_hint("sessionkit-memory")
+        print(f"no storage backends installed; install the default one (memory://) with: {hint}")
         return 1
-    rows = [
-        (i.backend.name, ", ".join(f"{s}://" for s in i.backend.schemes), i.distribution, i.version)
-        for i in backends
-    ]
+    rows = [(i.backend.name, _schemes(i), i.distribution, i.version) for i in backends]
     header = ("backend", "schemes", "distribution", "version")
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(4)]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return 0
+
+
+def version_lines() -> list[str]:
+    """``sessionkit VERSION``, then one line per installed plugin distribution with its version
+    and schemes: what a bug report needs, and a quick look at whether the versions match."""
+    schemes: dict[tuple[str, str], list[str]] = {}
+    for installed in available_backends():
+        schemes.setdefault((installed.distribution, installed.version), []).append(
+            _schemes(installed)
+        )
+    plugins = [f"{d} {v} ({', '.join(s)})" for (d, v), s in sorted(schemes.items())]
+    return [f"sessionkit {__version__}", *plugins]
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print :func:`version_lines` and exit 0, before any sub-command is
+    required (as argparse's own ``version`` action, which prints one fixed string)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.update(nargs=0, default=argparse.SUPPRESS)
+        super().__init__(option_strings, argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        print("\n".join(version_lines()), flush=True)
+        parser.exit()
 
 
 def _err(message: str) -> None:
@@ -67,12 +104,19 @@ def _with_storage(command: StorageCommand) -> Command:
     def run(args: argparse.Namespace) -> int:
         try:
             storage = open_storage(args.url)
-        except (StorageNotFound, ConfigError) as exc:
+        except StorageNotFound as exc:
+            # A file path or host:port given for a URL: say what to type instead.
+            _err(not_a_url(args.url) or str(exc))
+            return EXIT_USAGE
+        except ConfigError as exc:
             _err(str(exc))
             return EXIT_USAGE
         except Exception as exc:
             _err(f"cannot open {redact(args.url)}: {describe(exc)}")
             return EXIT_FAILED
+        notice = in_process_notice(args.url)
+        if notice is not None:
+            _err(notice)
         try:
             return command(args, storage)
         except BrokenPipeError:
@@ -160,19 +204,37 @@ def _cmd_new_plugin(args: argparse.Namespace) -> int:
     if owner is not None:
         _err(f"scheme {names.scheme!r} belongs to {owner}; choose another with --scheme")
         return EXIT_USAGE
+    parent = Path(args.dir).expanduser().absolute()  # next steps that work from anywhere
     try:
-        files = generate(names, Path(args.dir), __version__)
+        files = generate(names, parent, __version__)
     except OSError as exc:
         _err(str(exc))
         return EXIT_FAILED
-    root = Path(args.dir) / names.dist
+    root = parent / names.dist
     print(f"created {root}")
     for path in files:
         print(f"  {path.relative_to(root)}")
-    print(
-        f"\nnext:\n  pip install -e {root}\n  pytest {root}\n  sessionkit check {names.scheme}://"
-    )
+    print("\nnext:")
+    for step in next_steps(root, names.scheme):
+        print(f"  {step}")
     return EXIT_OK
+
+
+def next_steps(root: Path, scheme: str) -> list[str]:
+    """The commands that take a generated plugin from files to a passing suite: installed
+    with its ``test`` extra (the conformance suite needs pytest and hypothesis), tested, then
+    checked through the ``sessionkit`` entry point it registered."""
+    return [
+        f"pip install -e {_double_quoted(f'{root}[test]')}",
+        f"pytest {shlex.quote(str(root))}",
+        f"sessionkit check {scheme}://",
+    ]
+
+
+def _double_quoted(text: str) -> str:
+    """``text`` in double quotes (the brackets of an extra would be a glob to the shell), or
+    single-quoted when it holds a character that double quotes do not protect."""
+    return shlex.quote(text) if any(c in text for c in '"$`\\!') else f'"{text}"'
 
 
 _URL_HELP = "storage URL: memory://, sqlite:////abs/path.db, redis://host:6379/0, mongodb://host/db"
@@ -265,11 +327,41 @@ def _add_operator_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
         epilog="exit status: 0 written, 1 the directory exists or cannot be written, "
         "2 bad name or scheme\n\n"
         "example:\n  sessionkit new-plugin etcd --dir ~/src\n"
-        "  pip install -e ~/src/sessionkit-etcd && pytest ~/src/sessionkit-etcd",
+        "  cd ~/src/sessionkit-etcd\n"
+        '  pip install -e ".[test]"     # the conformance suite needs pytest and hypothesis\n'
+        "  pytest\n"
+        "  sessionkit check etcd://",
     )
     new.add_argument("name", metavar="NAME", help="short name, e.g. etcd or my-kv")
     new.add_argument("--scheme", help="URL scheme it serves (default: NAME)")
     new.add_argument("--dir", default=".", help="parent directory (default: the current one)")
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A sub-command's parser, strict about its own arguments.
+
+    argparse hands a sub-command's unrecognized arguments back to the top-level parser, which
+    then prints its own usage (``usage: sessionkit [-h] COMMAND ...``): no help for a typo in
+    ``sessionkit check --reset-scrach URL``. Here the sub-command reports them itself, with its
+    usage line and the closest option it has.
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(self._unrecognized(extras))
+        return parsed, extras
+
+    def _unrecognized(self, extras: list[str]) -> str:
+        message = f"unrecognized arguments: {' '.join(extras)}"
+        options = [o for action in self._actions for o in action.option_strings]
+        for extra in (e for e in extras if e.startswith("-")):
+            close = difflib.get_close_matches(extra.split("=", 1)[0], options, n=1)
+            if close:
+                message += f" (did you mean {close[0]}?)"
+        return message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -277,7 +369,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sessionkit", description="Server-side sessions for Python web apps."
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="print the version of sessionkit and of each installed storage plugin, and exit",
+    )
+    sub = cast(  # every sub-command's parser is a _CommandParser; callers need no more
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(
+            dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser
+        ),
+    )
     backends = sub.add_parser("backends", help="list the installed storage backends")
     backends.set_defaults(func=_cmd_backends)
     _add_operator_commands(sub)

@@ -22,6 +22,7 @@ import pluggy
 
 from ._errors import ConfigError, SessionKitError, StorageNotFound
 from ._hookspec import PROJECT_NAME, Backend, HookSpecs
+from ._install import install_hint
 from ._storage import Storage
 
 __all__ = [
@@ -159,15 +160,27 @@ class PluginRegistry:
         parts = [f"no storage backend for scheme {scheme!r}; installed: {have}."]
         extra = FIRST_PARTY_EXTRAS.get(scheme)
         if extra is not None:
-            parts.append(f'Install it with: pip install "sessionkit[{extra}]"')
+            parts.append(f"Install it with: {install_hint(f'sessionkit-{extra}')}")
         else:
             close = difflib.get_close_matches(
                 scheme, sorted({*installed, *FIRST_PARTY_EXTRAS}), n=1
             )
             if close:
                 parts.append(f"Did you mean {close[0]!r}?")
-            parts.append('First-party backends: pip install "sessionkit[sqlite|redis|mongo|all]".')
+            missing = _missing_first_party(installed)
+            if missing:
+                parts.append(
+                    f"First-party backends not installed: {', '.join(missing)}; "
+                    f"install with: {install_hint(missing)}"
+                )
         return " ".join(parts)
+
+
+def _missing_first_party(installed: dict[str, InstalledBackend]) -> list[str]:
+    """The first-party plugin distributions that are not installed, in the extras' order."""
+    present = {item.distribution for item in installed.values()}
+    wanted = dict.fromkeys(f"sessionkit-{extra}" for extra in FIRST_PARTY_EXTRAS.values())
+    return [distribution for distribution in wanted if distribution not in present]
 
 
 _default_registry = PluginRegistry()

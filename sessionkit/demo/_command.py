@@ -11,10 +11,17 @@ from . import DEMO_DEPENDENCIES, default_storage_url
 __all__ = ["add_demo_command"]
 
 
+def _say(message: str) -> None:
+    """A step of the start-up, on stderr and at once: opening a storage or starting the
+    server can take a while, and a silent terminal looks like a hang."""
+    print(f"sessionkit demo: {message}", file=sys.stderr, flush=True)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     try:
         from .._errors import SessionKitError
         from .._store import Store
+        from ._accesslog import AccessLog
         from ._server import bind, serve, url_of
         from .app import create_app
     except ImportError as exc:
@@ -29,23 +36,32 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     url = args.storage or default_storage_url()
     shown = redact(url)  # the URL may hold a password: never print or serve it
     if not 0 <= args.port <= 65535:
-        print(f"sessionkit demo: --port must be 0 to 65535, got {args.port}", file=sys.stderr)
+        _say(f"--port must be 0 to 65535, got {args.port}")
         return 2
+    default = "" if args.storage else " (the default; --storage URL picks another)"
+    _say(f"opening storage {shown}{default} ...")
     try:
         store = Store(storage=url)
     except (SessionKitError, ValueError) as exc:  # ValueError: a third-party plugin's
         reason = scrub(str(exc), url).replace("\n", " ")
-        print(f"sessionkit demo: cannot open storage {shown}: {reason}", file=sys.stderr)
+        _say(f"cannot open storage {shown}: {reason}")
         return 2
     try:
         sock = bind(args.host, args.port)
     except (OSError, OverflowError, ValueError) as exc:
-        print(f"sessionkit demo: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        _say(f"cannot listen on {args.host}:{args.port}: {exc}")
         store.close()
         return 1
-    print(f"sessionkit demo on {url_of(sock)}  (storage: {shown}; Ctrl+C to stop)", flush=True)
+    address = url_of(sock)
+    _say(f"starting the web server on {address} ...")
+
+    def started() -> None:
+        print(f"sessionkit demo on {address}  (storage: {shown}; Ctrl+C to stop)", flush=True)
+        _say("requests are logged below: method, path, status, time")
+
+    app = AccessLog(create_app(store, storage_label=shown))
     try:
-        serve(create_app(store, storage_label=shown), sock, log_level="warning")
+        serve(app, sock, log_level="warning", on_started=started)
     finally:
         store.close()
     return 0

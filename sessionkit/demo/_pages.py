@@ -10,7 +10,7 @@ from html import escape
 
 import attrs
 
-__all__ = ["SKUS", "CartItem", "HomeView", "home_page", "session_page"]
+__all__ = ["NO_SESSION", "SKUS", "CartItem", "HomeView", "home_page", "session_page"]
 
 #: What the demo shop sells.
 SKUS = ("apple", "pear", "plum")
@@ -41,7 +41,9 @@ class HomeView:
     user: str | None
     count: int
     cart: Sequence[CartItem]
-    id_tag: str
+    #: A hash of the session id; ``None`` when no stored session was loaded (a new visitor,
+    #: or after log-out), whose id is a new random one on every request until it is saved.
+    id_tag: str | None
     storage: str
 
 
@@ -96,10 +98,25 @@ def home_page(view: HomeView) -> str:
 {_button("/count", "+1")}</section>
 <section><h2>Cart</h2>{_cart(view.cart)}</section>
 <p><a href="/session">What the session holds</a></p>
-<p class="muted">Session id tag <code id="tag">{escape(view.id_tag)}</code>
-(a hash: the id itself lives only in an HttpOnly cookie) &middot; storage
-<code>{escape(view.storage)}</code></p>"""
+<p class="muted">{_identity(view.id_tag)} &middot;
+storage <code>{escape(view.storage)}</code></p>"""
     return _layout("sessionkit demo", body)
+
+
+#: What the page says instead of an id tag when there is no stored session.
+NO_SESSION = "no session yet"
+
+
+def _identity(id_tag: str | None) -> str:
+    if id_tag is None:
+        return (
+            f'Session: <strong id="no-session">{NO_SESSION}</strong> (nothing is stored and no '
+            "cookie is set until something changes: click +1 or log in)"
+        )
+    return (
+        f'Session id tag <code id="tag">{escape(id_tag)}</code>\n'
+        "(a hash: the id itself lives only in an HttpOnly cookie)"
+    )
 
 
 def session_page(rows: Iterable[tuple[str, str]], facts: Iterable[tuple[str, str]]) -> str:

@@ -10,7 +10,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = ["bind", "running", "serve", "url_of"]
@@ -34,16 +34,29 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def _server(app: Any, log_level: str) -> Any:
+def _server(app: Any, log_level: str, on_started: Callable[[], None] | None = None) -> Any:
     import uvicorn
 
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and on_started is not None:
+                on_started()
+
     config = uvicorn.Config(app, log_level=log_level, lifespan="off", access_log=False)
-    return uvicorn.Server(config)
+    return Server(config)
 
 
-def serve(app: Any, sock: socket.socket, *, log_level: str = "info") -> None:
-    """Serve ``app`` on ``sock`` until interrupted (Ctrl+C)."""
-    _server(app, log_level).run(sockets=[sock])
+def serve(
+    app: Any,
+    sock: socket.socket,
+    *,
+    log_level: str = "info",
+    on_started: Callable[[], None] | None = None,
+) -> None:
+    """Serve ``app`` on ``sock`` until interrupted (Ctrl+C); ``on_started()`` is called once
+    the socket accepts connections, so a URL printed then is one that answers."""
+    _server(app, log_level, on_started).run(sockets=[sock])
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from .._clitext import redact
 from .._session import Session
 from .._store import Store, fingerprint
 from ..asgi import SessionMiddleware
-from ._pages import SKUS, CartItem, HomeView, home_page, session_page
+from ._pages import NO_SESSION, SKUS, CartItem, HomeView, home_page, session_page
 
 __all__ = ["create_app"]
 
@@ -57,10 +57,16 @@ async def home(request: Request) -> Response:
         user=session.get("user"),
         count=session.get("count", 0),
         cart=session.get("cart", []),
-        id_tag=fingerprint(session.id),
+        id_tag=_id_tag(session),
         storage=request.app.state.storage_label,
     )
     return HTMLResponse(home_page(view))
+
+
+def _id_tag(session: Session) -> str | None:
+    """The tag of a stored session's id; ``None`` for a session not stored yet, whose id is
+    drawn anew on each request (showing it would suggest a session that changes on reload)."""
+    return None if session.fresh else fingerprint(session.id)
 
 
 async def login(request: Request) -> Response:
@@ -116,7 +122,7 @@ async def show_session(request: Request) -> Response:
     rows = [(key, repr(session[key])) for key in sorted(session.keys())]
     created = datetime.fromtimestamp(session.created, timezone.utc)
     facts = [
-        ("id tag", fingerprint(session.id)),
+        ("id tag", _id_tag(session) or NO_SESSION),
         ("fresh", str(session.fresh)),
         ("created", created.isoformat(timespec="seconds")),
         ("lifetime", str(session.expiry)),

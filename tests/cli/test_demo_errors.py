@@ -1,4 +1,4 @@
-"""``sessionkit demo``: bad arguments are one line and status 2; no password is shown."""
+"""``sessionkit demo``: bad arguments are one error line and status 2; no password is shown."""
 
 from __future__ import annotations
 
@@ -36,8 +36,12 @@ def test_demo_refuses_bad_arguments_in_one_line(
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert len(captured.err.strip().splitlines()) == 1, captured.err
-    assert captured.err.startswith("sessionkit demo: ")
+    lines = captured.err.strip().splitlines()
+    assert all(line.startswith("sessionkit demo: ") for line in lines), captured.err
+    # At most the start-up step that failed ("opening storage URL ..."), then one error line.
+    *steps, error = lines
+    assert [step.endswith(" ...") for step in steps] == [True] * len(steps) and len(steps) <= 1
+    assert not error.endswith(" ...")
     assert SECRET not in captured.err
 
 
@@ -46,14 +50,17 @@ def test_demo_shows_the_storage_url_without_its_password(
 ) -> None:
     served: list[Any] = []
 
-    def serve(app: Any, sock: socket.socket, **_: Any) -> None:  # instead of uvicorn's loop
+    def serve(app: Any, sock: socket.socket, **options: Any) -> None:  # instead of uvicorn's
         served.append(app)
+        options["on_started"]()
         sock.close()
 
     monkeypatch.setattr("sessionkit.demo._server.serve", serve)
     assert main(["demo", "--storage", "memory://u:s3cret@here/", "--port", "0"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert SECRET not in out and "(storage: memory://u:***@here/;" in out
+    assert SECRET not in captured.err and "opening storage memory://u:***@here/ ..." in captured.err
     (app,) = served
 
     async def page() -> str:
