@@ -20,6 +20,8 @@ ROOT = Path(__file__).parent
 PLUGINS = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
+# scripts/test.sh (the README's test command) runs these in two steps, lint and typing while
+# Debian's packages install in the background, then the rest: keep the two lists in step.
 nox.options.sessions = ["lint", "typing", "tests", "load"]
 nox.options.default_venv_backend = "none"
 nox.options.error_on_missing_interpreters = False
@@ -57,9 +59,10 @@ def typing(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The test suite on every backend, ``tests/security`` included, on two workers (it waits on
     servers and sockets more than on the CPU); everything but ``tests/load`` and
-    ``tests/django``, which the ``load`` and ``django`` sessions run in processes of their own. Starts its own Mongo test server, and Redis if none answers. Arguments go to
-    pytest: ``-m "not slow"`` skips the wheel and template tests that pip-install (a local
-    loop), ``-n 0`` runs on one process."""
+    ``tests/django``, which the ``load`` and ``django`` sessions run in processes of their own.
+    Starts its own Mongo test server, and Redis if none answers. Arguments go to pytest:
+    ``-m "not slow"`` skips the wheel and template tests that pip-install (a local loop),
+    ``-n 0`` runs on one process."""
     sync(session)
     workers = [] if any(a == "-n" or a.startswith("-n") for a in session.posargs) else ["-n", "2"]
     run(
@@ -96,8 +99,8 @@ def security(session: nox.Session) -> None:
 def load(session: nox.Session) -> None:
     """The load-and-fault suite (``tests/load``): real uvicorn and gunicorn servers, hundreds of
     clients, storage faults mid-run. Short by default (at most two minutes, part of the default
-    run); ``.venv/bin/nox -s load -- --full`` (or ``SESSIONKIT_LOAD=full``) runs every scenario at full size
-    and the comparison with starsessions. Other arguments go to pytest."""
+    run); ``.venv/bin/nox -s load -- --full`` (or ``SESSIONKIT_LOAD=full``) runs every scenario
+    at full size and the comparison with starsessions. Other arguments go to pytest."""
     sync(session)
     args = list(session.posargs)
     mode = os.environ.get("SESSIONKIT_LOAD") or "short"

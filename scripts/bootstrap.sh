@@ -2,14 +2,15 @@
 # Shared set-up for scripts/demo.sh and scripts/test.sh: one virtualenv, .venv, holding this
 # repo's distributions (editable, from the working tree) and a requirement set:
 #
-#   bash scripts/bootstrap.sh [--system] [demo|dev|FILE...]
+#   bash scripts/bootstrap.sh [--system|--system-only] [demo|dev|FILE...]
 #
 #   demo  the core, the memory and SQLite plugins, and requirements/demo.txt (a few seconds)
 #   dev   every distribution of the repo and requirements/dev.txt (tests, lint, typing, nox)
 #   FILE  any other requirements file, installed on top of dev (docs, benchmarks)
 #
 # --system also installs the system packages the tests need (as root, from Debian's archive,
-# only when missing). Installs go through uv (fetched into .venv once; it resolves and installs
+# only when missing); --system-only does only that (scripts/test.sh runs it in the background
+# while the venv is built and linted). Installs go through uv (fetched into .venv once; it resolves and installs
 # the whole dev set in seconds where pip takes minutes), or pip when uv cannot be had. Either
 # way no sessionkit* name is ever resolved from the package index, where ``sessionkit`` belongs
 # to an unrelated project: ours are installed from the tree, in the same run as the rest.
@@ -18,11 +19,11 @@ cd "$(dirname "$0")/.."
 
 say() { echo "bootstrap: $*" >&2; }
 
-system=0
-if [[ "${1:-}" == --system ]]; then
-  system=1
-  shift
-fi
+system=0 only_system=0
+case "${1:-}" in
+  --system) system=1 && shift ;;
+  --system-only) system=1 only_system=1 && shift ;;
+esac
 profile=${1:-dev}
 (($#)) && shift
 
@@ -42,6 +43,7 @@ if ((${#need_apt[@]})); then
     say "please install: ${need_apt[*]} (the tests need them)"
   fi
 fi
+((only_system)) && exit 0
 
 PYTHON=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
