@@ -20,9 +20,9 @@ ROOT = Path(__file__).parent
 PLUGINS = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
-# scripts/test.sh (the README's test command) runs these in two steps, lint and typing while
-# Debian's packages install in the background, then the rest: keep the two lists in step.
-nox.options.sessions = ["lint", "typing", "tests", "load"]
+# scripts/test.sh (the README's test command) runs lint, typing and django beside tests, then
+# load: keep the two lists in step.
+nox.options.sessions = ["lint", "typing", "django", "tests", "load"]
 nox.options.default_venv_backend = "none"
 nox.options.error_on_missing_interpreters = False
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what is missing (Debian's redis-server
 # and chromium as root; .venv through scripts/bootstrap.sh), then runs nox's default sessions in
-# that one environment: lint, typing, tests (tests/ and plugins/, security included, on two
-# workers), and load (the short load-and-fault run through real uvicorn and gunicorn servers).
+# that one environment: lint, typing, django, tests (tests/ and plugins/, security included,
+# on two workers), and load (the short load-and-fault run through real uvicorn and gunicorn servers).
 # The tests start their own Mongo test server, and a Redis server when none answers on
 # 127.0.0.1:6379. Arguments go to nox: ``bash scripts/test.sh -s load -- --full`` runs the whole
 # load suite, ``bash scripts/test.sh -s tests -- -m "not slow"`` a quick local loop.
@@ -18,8 +18,9 @@ if (($#)); then
 fi
 
 # The default run, arranged for a two-core machine: Debian's packages install in the background
-# (network and disk) while .venv is built; lint and typing run beside the tests, which leave a
-# core idle while they wait on servers and sockets; the load suite, which needs the CPU to
+# (network and disk) while .venv is built; lint, typing and django (sessionkit.django under
+# Django's own session tests, and a startproject end to end) run beside the tests, which leave
+# a core idle while they wait on servers and sockets; the load suite, which needs the CPU to
 # itself, runs last.
 apt_log=$(mktemp)
 bash scripts/bootstrap.sh --system-only >"$apt_log" 2>&1 &
@@ -34,13 +35,13 @@ fi
 cat "$apt_log" >&2
 elapsed "system packages ready"
 static_log=$(mktemp)
-.venv/bin/nox -s lint typing >"$static_log" 2>&1 &
+.venv/bin/nox -s lint typing django >"$static_log" 2>&1 &
 static_pid=$!
 status=0
 .venv/bin/nox -s tests || status=$?
 wait "$static_pid" || status=$?
 cat "$static_log"
-elapsed "lint, typing and tests finished"
+elapsed "lint, typing, django and tests finished"
 ((status == 0)) || exit "$status"
 .venv/bin/nox -s load
 elapsed "done"

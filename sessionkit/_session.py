@@ -10,12 +10,13 @@ call (sync or async, done by the store), so ``save`` and ``asave`` cannot drift 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._config import MAX_LIFETIME
 from ._errors import StorageError
+from ._noting import FailureNoting
 
 if TYPE_CHECKING:
     from ._envelope import Record
@@ -28,7 +29,7 @@ _MISSING: Any = object()
 _T = TypeVar("_T")
 
 
-class Session(MutableMapping[str, Any]):
+class Session(FailureNoting, MutableMapping[str, Any]):
     """A server-side session.
 
     Obtain one from :meth:`Store.get` / :meth:`Store.aget` (or ``request.session`` under the
@@ -359,26 +360,6 @@ class Session(MutableMapping[str, Any]):
             self._retiring = self._id
             self._changed = set()
         self._switch(new_id, keep_data=True, destroyed=False)
-
-    def _noting(self, call: Callable[..., _T], *args: Any) -> _T:
-        """Run a storage ``call`` on this session's behalf, remembering a StorageError.
-
-        The middleware then knows a storage call failed in this request, and answers 503 even
-        when an error layer of the application's own turned the exception into a 500 first.
-        """
-        try:
-            return call(*args)
-        except StorageError as exc:
-            self._broke = exc
-            raise
-
-    async def _anoting(self, call: Awaitable[_T]) -> _T:
-        """Async twin of :meth:`_noting`."""
-        try:
-            return await call
-        except StorageError as exc:
-            self._broke = exc
-            raise
 
     def _switch(self, new_id: str, *, keep_data: bool, destroyed: bool) -> None:
         """Take ``new_id``, nothing stored under it yet (after a lifecycle call's storage work

@@ -448,19 +448,7 @@ class Store:
             if plan is not None:
                 self._saved(session, True, plan)
             return
-        key, storage = self.storage_key(session._id), self.storage
-        try:
-            if self._conditional:
-                wrote = bool(storage.replace(key, payload, ttl))  # type: ignore[attr-defined]
-            else:
-                wrote = storage.touch(key, ttl)
-                if wrote:
-                    storage.set(key, payload, ttl)
-        except SessionKitError:
-            raise
-        except Exception as exc:
-            raise _storage_error(exc) from exc
-        self._saved(session, wrote, plan)
+        self._saved(session, self._replace_live(session._id, payload, ttl), plan)
 
     async def _arun_save(self, session: Session, plan: _Plan | None = None) -> None:
         """Async twin of :meth:`_run_save` (one coroutine deep: it runs on every write)."""
@@ -479,19 +467,7 @@ class Store:
             if plan is not None:
                 self._saved(session, True, plan)
             return
-        key, storage = self.storage_key(session._id), self.storage
-        try:
-            if self._conditional:
-                wrote = bool(await storage.areplace(key, payload, ttl))  # type: ignore[attr-defined]
-            else:
-                wrote = await storage.atouch(key, ttl)
-                if wrote:
-                    await storage.aset(key, payload, ttl)
-        except SessionKitError:
-            raise
-        except Exception as exc:
-            raise _storage_error(exc) from exc
-        self._saved(session, wrote, plan)
+        self._saved(session, await self._areplace_live(session._id, payload, ttl), plan)
 
     def _retire(self, session: Session, new_id: str, plan: _Plan) -> _Plan | None:
         """The second step of a ``regenerate()``'s save, once ``plan`` is stored under
@@ -542,47 +518,91 @@ class Store:
 
         A new record never overwrites a live one: an id that names a live record (a collision,
         a weak custom ``key_generator``) is replaced by a fresh one and the write tried again,
-        a few times at most. Storages without ``create`` get a read, then a write.
+        a few times at most.
         """
-        storage: Any = self.storage
-        try:
-            for _ in range(_CREATE_TRIES):
-                key = self.storage_key(session_id)
-                if self._creating:
-                    created = storage.create(key, payload, ttl)
-                else:
-                    created = storage.get(key) is None
-                    if created:
-                        storage.set(key, payload, ttl)
-                if created:
-                    return session_id
-                session_id = self._collided(session_id)
-        except SessionKitError:
-            raise
-        except Exception as exc:
-            raise _storage_error(exc) from exc
+        for _ in range(_CREATE_TRIES):
+            if self._create_once(session_id, payload, ttl):
+                return session_id
+            session_id = self._collided(session_id)
         raise _collisions()
 
     async def _acreate_record(self, session_id: str, payload: bytes, ttl: timedelta) -> str:
         """Async twin of :meth:`_create_record`."""
+        for _ in range(_CREATE_TRIES):
+            if await self._acreate_once(session_id, payload, ttl):
+                return session_id
+            session_id = self._collided(session_id)
+        raise _collisions()
+
+    # The two writes every save is made of, shared with the Django engine (sessionkit.django),
+    # each through the storage's atomic operation where it has one.
+
+    def _create_once(self, session_id: str, payload: bytes, ttl: timedelta) -> bool:
+        """Write a record under ``session_id`` only if no live one is there; whether it was
+        written. Storages without ``create`` get a read, then a write."""
         storage: Any = self.storage
+        key = self.storage_key(session_id)
         try:
-            for _ in range(_CREATE_TRIES):
-                key = self.storage_key(session_id)
-                if self._creating:
-                    created = await storage.acreate(key, payload, ttl)
-                else:
-                    created = await storage.aget(key) is None
-                    if created:
-                        await storage.aset(key, payload, ttl)
-                if created:
-                    return session_id
-                session_id = self._collided(session_id)
+            if self._creating:
+                return bool(storage.create(key, payload, ttl))
+            if storage.get(key) is not None:
+                return False
+            storage.set(key, payload, ttl)
+            return True
         except SessionKitError:
             raise
         except Exception as exc:
             raise _storage_error(exc) from exc
-        raise _collisions()
+
+    async def _acreate_once(self, session_id: str, payload: bytes, ttl: timedelta) -> bool:
+        """Async twin of :meth:`_create_once`."""
+        storage: Any = self.storage
+        key = self.storage_key(session_id)
+        try:
+            if self._creating:
+                return bool(await storage.acreate(key, payload, ttl))
+            if await storage.aget(key) is not None:
+                return False
+            await storage.aset(key, payload, ttl)
+            return True
+        except SessionKitError:
+            raise
+        except Exception as exc:
+            raise _storage_error(exc) from exc
+
+    def _replace_live(self, session_id: str, payload: bytes, ttl: timedelta) -> bool:
+        """Replace the record under ``session_id`` only if it is still live; whether it was
+        (a session destroyed meanwhile by another request stays destroyed). Storages without
+        ``replace`` get a touch, then a write."""
+        storage: Any = self.storage
+        key = self.storage_key(session_id)
+        try:
+            if self._conditional:
+                return bool(storage.replace(key, payload, ttl))
+            if not storage.touch(key, ttl):
+                return False
+            storage.set(key, payload, ttl)
+            return True
+        except SessionKitError:
+            raise
+        except Exception as exc:
+            raise _storage_error(exc) from exc
+
+    async def _areplace_live(self, session_id: str, payload: bytes, ttl: timedelta) -> bool:
+        """Async twin of :meth:`_replace_live`."""
+        storage: Any = self.storage
+        key = self.storage_key(session_id)
+        try:
+            if self._conditional:
+                return bool(await storage.areplace(key, payload, ttl))
+            if not await storage.atouch(key, ttl):
+                return False
+            await storage.aset(key, payload, ttl)
+            return True
+        except SessionKitError:
+            raise
+        except Exception as exc:
+            raise _storage_error(exc) from exc
 
     def _collided(self, session_id: str) -> str:
         logger.warning(
