@@ -60,6 +60,7 @@ def open_backend(
     """A new, empty storage of backend ``name`` for the requesting test (torn down after it)."""
     tag = uuid.uuid4().hex[:12]
     storage: Storage
+    emptied: Callable[[], None] = lambda: None  # noqa: E731
     if name == "memory":
         from sessionkit_memory import MemoryStorage
 
@@ -79,20 +80,40 @@ def open_backend(
 
         url = request.getfixturevalue("mongo_url")
         shifted = None if clock is None else (lambda: clock() + MONGO_CLOCK_SHIFT)
-        storage = MongoStorage(url, collection=f"t_{tag}", clock=shifted)
+        free = _FREE_COLLECTIONS.setdefault(url, [])
+        storage = MongoStorage(url, collection=free.pop() if free else f"t_{tag}", clock=shifted)
         database, collection = storage.database, storage.collection
-        request.addfinalizer(lambda: _drop_collection(url, database, collection))
+        request.addfinalizer(lambda: _release_collection(url, database, collection))
+        emptied = lambda: _EMPTIED.add((url, collection))  # noqa: E731  (reset() emptied it)
     else:
         raise ValueError(f"unknown backend {name!r}; known: {', '.join(ALL_BACKENDS)}")
 
     def teardown() -> None:
         try:
             storage.reset()
+            emptied()
         finally:
             storage.close()
 
     request.addfinalizer(teardown)
     return storage
+
+
+#: Mongo collections a finished test emptied, by server URL, for the next test to reuse: an
+#: empty collection with its TTL index in place is as fresh as a new one, and making the index
+#: and dropping the collection per test was most of a Mongo test's cost on the test server.
+_FREE_COLLECTIONS: dict[str, list[str]] = {}
+_EMPTIED: set[tuple[str, str]] = set()
+
+
+def _release_collection(url: str, database: str, collection: str) -> None:
+    """After the storage's own teardown (finalizers run last in, first out): a collection its
+    ``reset()`` emptied goes back for reuse; any other is dropped."""
+    if (url, collection) in _EMPTIED:
+        _EMPTIED.discard((url, collection))
+        _FREE_COLLECTIONS.setdefault(url, []).append(collection)
+    else:
+        _drop_collection(url, database, collection)
 
 
 def _drop_collection(url: str, database: str, collection: str) -> None:
