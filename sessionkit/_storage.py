@@ -8,9 +8,10 @@ and the conformance suite in :mod:`sessionkit.testing` can check all of it.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
+
+from ._syncstorage import SyncStorage
 
 __all__ = [
     "AsyncFromSyncMixin",
@@ -111,69 +112,11 @@ def ttl_seconds(ttl: timedelta | None) -> float | None:
     return seconds
 
 
-class AsyncFromSyncMixin:
-    """Async twins for a storage whose driver is synchronous (sqlite3, an in-process dict).
+class AsyncFromSyncMixin(SyncStorage):
+    """Async twins for a storage whose driver is synchronous, each run in a worker thread.
 
-    Each ``a*`` method runs its sync twin in a worker thread so the event loop never blocks on
-    disk I/O. A storage that is pure memory may override them to call the sync method directly.
+    The name from before :class:`SyncStorage` existed, kept so that plugins written against
+    it keep working: it is a :class:`SyncStorage` with ``async_calls = "thread"``.
     """
 
-    def get(self, key: str) -> bytes | None:
-        raise NotImplementedError
-
-    def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
-        raise NotImplementedError
-
-    def delete(self, key: str) -> None:
-        raise NotImplementedError
-
-    def touch(self, key: str, ttl: timedelta | None) -> bool:
-        raise NotImplementedError
-
-    def reset(self) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    async def aget(self, key: str) -> bytes | None:
-        return await asyncio.to_thread(self.get, key)
-
-    async def aset(self, key: str, value: bytes, ttl: timedelta | None) -> None:
-        await asyncio.to_thread(self.set, key, value, ttl)
-
-    async def adelete(self, key: str) -> None:
-        await asyncio.to_thread(self.delete, key)
-
-    async def atouch(self, key: str, ttl: timedelta | None) -> bool:
-        return await asyncio.to_thread(self.touch, key, ttl)
-
-    async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        # Only reached when the subclass defines ``replace``; without it the storage is not a
-        # ConditionalStorage, and the core never calls either method.
-        return await asyncio.to_thread(self.replace, key, value, ttl)  # type: ignore[attr-defined]
-
-    async def acreate(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        # Like areplace: only reached when the subclass defines ``create``.
-        return await asyncio.to_thread(self.create, key, value, ttl)  # type: ignore[attr-defined]
-
-    async def atake(self, key: str) -> bool:
-        # Like areplace: only reached when the subclass defines ``take``.
-        return await asyncio.to_thread(self.take, key)  # type: ignore[attr-defined]
-
-    async def areplace_if(
-        self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
-    ) -> bool:
-        return await asyncio.to_thread(
-            self.replace_if,  # type: ignore[attr-defined]
-            key,
-            expected,
-            value,
-            ttl,
-        )
-
-    async def areset(self) -> None:
-        await asyncio.to_thread(self.reset)
-
-    async def aclose(self) -> None:
-        await asyncio.to_thread(self.close)
+    async_calls = "thread"

@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from sessionkit import Backend, Storage, hookimpl
-
-
-def _open(url: str, options: Mapping[str, Any]) -> Storage:
-    from ._storage import MemoryStorage
-
-    return MemoryStorage.from_url(url, options)
+from sessionkit.storage import Backend, hookimpl
 
 
 @hookimpl
@@ -20,7 +11,7 @@ def sessionkit_backends() -> list[Backend]:
         Backend(
             name="memory",
             schemes=("memory",),
-            open=_open,
+            storage="sessionkit_memory._storage:MemoryStorage",
             description="in-process dictionary; sessions vanish with the process",
         )
     ]

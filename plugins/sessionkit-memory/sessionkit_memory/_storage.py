@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
-from sessionkit import ConfigError, StorageError, ttl_seconds
+from sessionkit.storage import ConfigError, StorageError, SyncStorage, ttl_seconds
 
 __all__ = ["MemoryStorage"]
 
@@ -27,13 +27,19 @@ def _positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
-class MemoryStorage:
+class MemoryStorage(SyncStorage):
     """A thread-safe, asyncio-safe dictionary storage.
+
+    Its async twins are derived from the sync methods and run inline (``async_calls``): the
+    lock is only ever held for dictionary operations, so a call never blocks the loop for
+    long, and a hop to a worker thread would cost more than the call.
 
     ``max_entries`` caps the number of live entries (``None``: no cap); when full, expired
     entries are purged and then the least recently written entry is evicted, so a flood of new
     sessions cannot exhaust the process's memory. ``clock`` returns monotonic seconds.
     """
+
+    async_calls = "inline"
 
     def __init__(
         self,
@@ -245,37 +251,3 @@ class MemoryStorage:
             self._closed = True
             self._data.clear()
             self._heap.clear()
-
-    # Pure memory: the async twins do the work inline (no thread hop), under the same lock,
-    # which is only ever held for dictionary operations and so never blocks the loop for long.
-    async def aget(self, key: str) -> bytes | None:
-        return self.get(key)
-
-    async def aset(self, key: str, value: bytes, ttl: timedelta | None) -> None:
-        self.set(key, value, ttl)
-
-    async def acreate(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        return self.create(key, value, ttl)
-
-    async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        return self.replace(key, value, ttl)
-
-    async def atouch(self, key: str, ttl: timedelta | None) -> bool:
-        return self.touch(key, ttl)
-
-    async def adelete(self, key: str) -> None:
-        self.delete(key)
-
-    async def atake(self, key: str) -> bool:
-        return self.take(key)
-
-    async def areplace_if(
-        self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
-    ) -> bool:
-        return self.replace_if(key, expected, value, ttl)
-
-    async def areset(self) -> None:
-        self.reset()
-
-    async def aclose(self) -> None:
-        self.close()

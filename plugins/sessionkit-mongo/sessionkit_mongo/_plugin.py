@@ -1,11 +1,11 @@
-"""Entry point of the Mongo plugin: describes the backend; pymongo is imported only on open."""
+"""Entry point of the Mongo plugin: describes the backend; pymongo is imported only on open.
+
+``storage=`` names the storage class as text: it is imported when a URL first asks for it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from sessionkit import Backend, Storage, hookimpl
+from sessionkit.storage import Backend, hookimpl
 
 #: Query parameters pymongo reads once per occurrence (a tag set each, in order of preference);
 #: any other given twice is refused, by ``open_storage`` and by ``MongoStorage(url)`` alike.
@@ -14,19 +14,13 @@ from sessionkit import Backend, Storage, hookimpl
 REPEATABLE = frozenset({"readpreferencetags"})
 
 
-def _open(url: str, options: Mapping[str, Any]) -> Storage:
-    from ._storage import MongoStorage
-
-    return MongoStorage.from_url(url, options)
-
-
 @hookimpl
 def sessionkit_backends() -> list[Backend]:
     return [
         Backend(
             name="mongo",
             schemes=("mongodb", "mongodb+srv"),
-            open=_open,
+            storage="sessionkit_mongo._storage:MongoStorage",
             description="MongoDB collection; TTL index plus expiry checked on every read",
             # A tag set per occurrence, in order of preference; pymongo reads them from the URL.
             repeatable=REPEATABLE,

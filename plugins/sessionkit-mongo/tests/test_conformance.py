@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 
+import pymongo
 import pytest
 
 from sessionkit import Storage
@@ -19,11 +21,25 @@ pytestmark = pytest.mark.mongo
 CLOCK_SHIFT = 86_400.0
 
 
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on: the server is down."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 class TestMongoStorage(StorageConformance):
     clock_injectable = True
     conditional = True
     atomic = True
     creating = True
+    processes_share_storage = True
+    bad_urls = (
+        "mongodb://127.0.0.1:1/db?collecton=sessions",
+        "mongodb://127.0.0.1:1/db?collection=",
+        "mongodb://127.0.0.1:1/db?timeoutMS=-5",
+    )
 
     @pytest.fixture(autouse=True)
     def _server(self, mongo_url: str) -> None:
@@ -32,3 +48,19 @@ class TestMongoStorage(StorageConformance):
     def make_storage(self, namespace: str, clock: Callable[[], float] | None) -> Storage:
         assert clock is not None
         return MongoStorage(self.url, collection=namespace, clock=lambda: clock() + CLOCK_SHIFT)
+
+    def make_broken_storage(self, namespace: str) -> Storage:
+        # Short deadlines: server selection against a dead port fails after them.
+        url = f"mongodb://127.0.0.1:{closed_port()}/db?timeoutMS=300&serverSelectionTimeoutMS=300"
+        return MongoStorage(url, collection=namespace)
+
+    def storage_url(self, namespace: str) -> str:
+        separator = "&" if "?" in self.url else "?"
+        return f"{self.url}{separator}collection={namespace}"
+
+    def drop_namespace(self, namespace: str) -> None:
+        client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(self.url)
+        try:
+            client.get_default_database("sessionkit").drop_collection(namespace)
+        finally:
+            client.close()

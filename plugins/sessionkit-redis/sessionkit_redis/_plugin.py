@@ -1,17 +1,11 @@
-"""Entry point of the Redis plugin: describes the backend; redis is imported only on open."""
+"""Entry point of the Redis plugin: describes the backend; redis is imported only on open.
+
+``storage=`` names the storage class as text: it is imported when a URL first asks for it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from sessionkit import Backend, Storage, hookimpl
-
-
-def _open(url: str, options: Mapping[str, Any]) -> Storage:
-    from ._storage import RedisStorage
-
-    return RedisStorage.from_url(url, options)
+from sessionkit.storage import Backend, hookimpl
 
 
 @hookimpl
@@ -20,7 +14,7 @@ def sessionkit_backends() -> list[Backend]:
         Backend(
             name="redis",
             schemes=("redis", "rediss", "unix"),
-            open=_open,
+            storage="sessionkit_redis._storage:RedisStorage",
             description="Redis or Valkey server; keys under a prefix, TTL kept by the server",
         )
     ]

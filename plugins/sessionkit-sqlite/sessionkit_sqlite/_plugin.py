@@ -1,17 +1,11 @@
-"""Entry point of the SQLite plugin: describes the backend; sqlite3 is imported only on open."""
+"""Entry point of the SQLite plugin: describes the backend; sqlite3 is imported only on open.
+
+``storage=`` names the storage class as text: it is imported when a URL first asks for it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from sessionkit import Backend, Storage, hookimpl
-
-
-def _open(url: str, options: Mapping[str, Any]) -> Storage:
-    from ._storage import SQLiteStorage
-
-    return SQLiteStorage.from_url(url, options)
+from sessionkit.storage import Backend, hookimpl
 
 
 @hookimpl
@@ -20,7 +14,7 @@ def sessionkit_backends() -> list[Backend]:
         Backend(
             name="sqlite",
             schemes=("sqlite",),
-            open=_open,
+            storage="sessionkit_sqlite._storage:SQLiteStorage",
             description="SQLite file (or :memory:) through the standard library's sqlite3",
         )
     ]

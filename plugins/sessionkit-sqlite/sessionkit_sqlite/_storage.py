@@ -60,7 +60,6 @@ decision and is left alone, with a warning when other users may read it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import logging
@@ -77,7 +76,13 @@ from typing import Any, ClassVar, TypeVar
 
 import attrs
 
-from sessionkit import AsyncFromSyncMixin, StorageError, ttl_seconds
+from sessionkit.storage import (
+    StorageError,
+    SyncStorage,
+    WouldBlock,
+    current_async_call,
+    ttl_seconds,
+)
 
 from ._options import MEMORY, SQLiteOptions
 from ._sql import Statements
@@ -95,7 +100,7 @@ HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 FILE_MODE = 0o600
 
 
-class _Contended(Exception):
+class _Contended(WouldBlock):
     """An inline (event-loop) attempt met a lock; the call goes to a worker thread instead."""
 
 
@@ -211,8 +216,12 @@ class _Stale(Exception):
     """A write found its connection read-only (see :meth:`SQLiteStorage._call`)."""
 
 
-class SQLiteStorage(AsyncFromSyncMixin):
+class SQLiteStorage(SyncStorage):
     """A thread-safe SQLite storage whose async twins run inline when nothing is in the way.
+
+    The twins are derived from the sync methods (``async_calls = "inline_first"``): the event
+    loop's attempt waits for nothing and raises :class:`_Contended` where it would, and the
+    call is then repeated in a worker thread, with the deadline it got when it started.
 
     Every ``sqlite3.Error`` surfaces as a :class:`~sessionkit.StorageError` with the driver's
     exception chained. Keys are always bound parameters, never SQL. It is an
@@ -229,6 +238,8 @@ class SQLiteStorage(AsyncFromSyncMixin):
     take_returning: ClassVar[bool] = HAS_RETURNING
     #: How many rows one statement of :meth:`scan` reads.
     scan_page: ClassVar[int] = 256
+
+    async_calls = "inline_first"
 
     def __init__(
         self,
@@ -359,17 +370,14 @@ class SQLiteStorage(AsyncFromSyncMixin):
         return max(0, min(left, self._busy_ms))
 
     def _sync(self, op: Callable[..., T], *args: Any, write: bool) -> T:
-        return self._call(op, args, write=write, deadline=self._deadline())
-
-    async def _async(self, op: Callable[..., T], *args: Any, write: bool) -> T:
-        """Run a call for a coroutine: inline when nothing is in its way, else in a worker
-        thread, with the deadline taken now (a wait for a free worker thread counts)."""
-        deadline = self._deadline()
-        try:
-            return self._call(op, args, write=write, deadline=deadline, inline=True)
-        except _Contended:
-            pass
-        return await asyncio.to_thread(lambda: self._call(op, args, write=write, deadline=deadline))
+        """Run a call: by itself, or for a derived async twin, with the deadline taken when
+        the coroutine started (a wait for a free worker thread counts) and, in the event
+        loop's attempt, waiting for nothing."""
+        call = current_async_call()
+        if call is None:
+            return self._call(op, args, write=write, deadline=self._deadline())
+        deadline = call.started + self._busy_timeout
+        return self._call(op, args, write=write, deadline=deadline, inline=call.inline)
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
@@ -579,45 +587,6 @@ class SQLiteStorage(AsyncFromSyncMixin):
             if len(rows) < self.scan_page:
                 return
             start = rows[-1][0] + "\x00"
-
-    # -- async twins -----------------------------------------------------------------------
-
-    async def aget(self, key: str) -> bytes | None:
-        return await self._async(self._get, key, write=False)
-
-    async def aset(self, key: str, value: bytes, ttl: timedelta | None) -> None:
-        await self._async(self._set, key, value, ttl_seconds(ttl), write=True)
-
-    async def acreate(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        return await self._async(self._create, key, value, ttl_seconds(ttl), write=True)
-
-    async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        return await self._async(self._replace, key, value, ttl_seconds(ttl), write=True)
-
-    async def areplace_if(
-        self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
-    ) -> bool:
-        return await self._async(
-            self._replace_if, key, expected, value, ttl_seconds(ttl), write=True
-        )
-
-    async def atake(self, key: str) -> bool:
-        return await self._async(self._take, key, write=True)
-
-    async def atouch(self, key: str, ttl: timedelta | None) -> bool:
-        return await self._async(self._touch, key, ttl_seconds(ttl), write=True)
-
-    async def adelete(self, key: str) -> None:
-        await self._async(self._delete, key, write=True)
-
-    async def areset(self) -> None:
-        await self._async(self._reset, write=True)
-
-    async def apurge_expired(self) -> int:
-        return await asyncio.to_thread(self.purge_expired)
-
-    async def acount(self) -> int:
-        return await asyncio.to_thread(self.count)
 
 
 #: SQLITE_BUSY and SQLITE_LOCKED: the database or a table is locked by another connection.

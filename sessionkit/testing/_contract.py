@@ -1,296 +1,36 @@
-"""The storage conformance suite: the one set of tests every storage plugin runs unchanged.
-
-A storage plugin proves it keeps the contract of :class:`sessionkit.Storage` by subclassing
-:class:`StorageConformance` in one of its test modules::
-
-    from sessionkit.testing import StorageConformance
-
-    class TestMyStorage(StorageConformance):
-        clock_injectable = True          # make_storage honours `clock` for every TTL decision
-
-        def make_storage(self, namespace, clock):
-            return MyStorage(prefix=f"{namespace}:", clock=clock)
-
-Every test runs twice, through the sync methods (``[sync]``) and through their async twins
-(``[async]``). The async runs own a private event loop, in which the storage is created, used
-and closed, so they neither depend on the consumer's pytest-asyncio mode nor hand a loop-bound
-client (``redis.asyncio``, ``AsyncMongoClient``) to another loop.
-
-This module imports pytest and Hypothesis at the top: it is meant for test code only, and the
-core package never imports it.
-"""
+"""The storage contract, test by test: what get/set/delete/touch/reset, the conditional,
+creating and atomic writes, namespaces, odd keys and values, and the operator abilities promise."""
 
 from __future__ import annotations
 
 import asyncio
-import random
-import secrets
 import threading
-import time
-from collections.abc import Callable, Coroutine, Iterator
 from datetime import timedelta
-from typing import Any, ClassVar, Literal, TypeVar
 
-import attrs
 import pytest
 from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import run_state_machine_as_test
 
-from ._inspect import CountableStorage, PurgeableStorage, ScannableStorage
-from ._storage import AtomicStorage, ConditionalStorage, CreatingStorage, Storage
-
-__all__ = ["FakeClock", "Harness", "StorageConformance", "StorageHandle"]
-
-_T = TypeVar("_T")
-Mode = Literal["sync", "async"]
-
-#: Keys a careless backend would read as a pattern, an operator, a path or SQL. Each must be
-#: stored under exactly its own text (security requirement 5).
-ODD_KEYS: tuple[str, ...] = (
-    "*",
-    "?",
-    "[a]",
-    "a*",
-    "$gt",
-    '{"$ne": 1}',
-    "'; DROP TABLE x; --",
-    '"; DROP TABLE x; --',
-    "../../etc/passwd",
-    "a b",
-    " leading and trailing ",
-    "ключ-🔑",
-    "%",
-    "_",
-    "a%",
-    "a_",
-    "\\",
-    "line\nbreak\ttab",
-    "other:namespace",
+from .._inspect import CountableStorage, PurgeableStorage, ScannableStorage
+from .._storage import AtomicStorage, ConditionalStorage, CreatingStorage, Storage
+from ._base import SuiteBase
+from ._harness import (
+    BINARY_VALUES,
+    BYSTANDER_KEYS,
+    LONG_TTL,
+    ODD_KEYS,
+    PAST_SHORT_TTL,
+    SHORT_TTL,
+    Harness,
+    StorageHandle,
+    new_namespace,
 )
-
-#: Innocent keys set next to an odd key: a pattern, a LIKE or a regex built from the odd key
-#: would match some of them.
-BYSTANDER_KEYS: tuple[str, ...] = ("a", "b", "ab", "abc", "sessions")
+from ._machine import _StorageMachine
 
 
-#: Values that trip up text-minded backends: every byte, nothing, NULs, invalid UTF-8, a MiB.
-#: Built on demand, so importing the suite stays cheap.
-BINARY_VALUES: dict[str, Callable[[], bytes]] = {
-    "every_byte_value": lambda: bytes(range(256)),
-    "empty": lambda: b"",
-    "nul_bytes": lambda: b"\x00" * 16,
-    "invalid_utf8": lambda: b"\xff\xfe\x80\x00\xc3",
-    "one_mib": lambda: random.Random(1).randbytes(1 << 20),
-}
-
-#: The TTL the expiry tests use, and how long they wait for it to lapse. With real time these
-#: are the only sleeps in the suite; a whole second tolerates backends that round TTLs to seconds.
-SHORT_TTL = timedelta(seconds=1)
-PAST_SHORT_TTL = 1.2
-LONG_TTL = timedelta(hours=1)
-
-
-@attrs.define
-class FakeClock:
-    """A clock that moves only when told to, so TTL tests run instantly and never flake.
-
-    It starts at the current wall-clock second (a whole number): a backend that stores
-    absolute expiry times next to its own server-side cleanup (a Mongo TTL index) then sees
-    plausible dates, and expiry times built from whole-second steps stay exact floats.
-    """
-
-    now: float = attrs.field(factory=lambda: float(int(time.time())))
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float | timedelta) -> float:
-        """Move forward by ``seconds``; return the new time. A clock never runs backwards."""
-        step = seconds.total_seconds() if isinstance(seconds, timedelta) else float(seconds)
-        if step < 0:
-            raise ValueError(f"a clock never goes back; got advance({seconds!r})")
-        self.now += step
-        return self.now
-
-
-def _new_namespace() -> str:
-    """A short, unique namespace: a letter first, then letters and digits (a valid SQL name)."""
-    return f"sk{secrets.token_hex(5)}"
-
-
-@attrs.define
-class StorageHandle:
-    """One opened storage, called through its sync methods or (in async mode) their twins.
-
-    The tests speak to this handle only, so each test is written once and runs in both modes.
-    ``storage`` is the object ``make_storage`` returned.
-    """
-
-    storage: Storage
-    harness: Harness
-    closed: bool = False
-
-    def _call(self, name: str, *args: Any) -> Any:
-        if self.harness.mode == "sync":
-            return getattr(self.storage, name)(*args)
-        return self.harness.run(getattr(self.storage, f"a{name}")(*args))
-
-    def get(self, key: str) -> bytes | None:
-        value: bytes | None = self._call("get", key)
-        return value
-
-    def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
-        self._call("set", key, value, ttl)
-
-    def delete(self, key: str) -> None:
-        self._call("delete", key)
-
-    def touch(self, key: str, ttl: timedelta | None) -> bool:
-        renewed: bool = self._call("touch", key, ttl)
-        return renewed
-
-    def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        written: bool = self._call("replace", key, value, ttl)
-        return written
-
-    def create(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        written: bool = self._call("create", key, value, ttl)
-        return written
-
-    def take(self, key: str) -> bool:
-        taken: bool = self._call("take", key)
-        return taken
-
-    def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
-        written: bool = self._call("replace_if", key, expected, value, ttl)
-        return written
-
-    def reset(self) -> None:
-        self._call("reset")
-
-    def close(self) -> None:
-        self.closed = True
-        self._call("close")
-
-
-class Harness:
-    """What one test needs: its mode, its clock, its namespace, and the storages it opened.
-
-    In async mode it owns an event loop for the whole test; :meth:`close` closes every storage
-    still open (inside that loop) and then the loop, so nothing leaks from a failed test.
-    """
-
-    def __init__(self, suite: StorageConformance, mode: Mode, namespace: str) -> None:
-        self.suite = suite
-        self.mode: Mode = mode
-        self.namespace = namespace
-        self.clock = FakeClock() if suite.clock_injectable else None
-        self._loop = asyncio.new_event_loop() if mode == "async" else None
-        self._opened: list[StorageHandle] = []
-
-    def run(self, awaitable: Coroutine[Any, Any, _T]) -> _T:
-        """Run ``awaitable`` to completion on this test's own loop (async mode only)."""
-        assert self._loop is not None, "run() is for async mode"
-        return self._loop.run_until_complete(awaitable)
-
-    def open(self, namespace: str | None = None) -> StorageHandle:
-        """Open a storage on ``namespace`` (default: this test's), to be closed at teardown."""
-        namespace = namespace or self.namespace
-        if self._loop is None:
-            storage = self.suite.make_storage(namespace, self.clock)
-        else:
-
-            async def make() -> Storage:
-                return self.suite.make_storage(namespace, self.clock)
-
-            storage = self.run(make())
-        handle = StorageHandle(storage, self)
-        self._opened.append(handle)
-        return handle
-
-    def wait(self, seconds: float) -> None:
-        """Let ``seconds`` pass: move the fake clock, or really sleep when there is none."""
-        if self.clock is not None:
-            self.clock.advance(seconds)
-        else:
-            time.sleep(seconds)
-
-    def close(self) -> None:
-        """Close every storage left open, then the loop; re-raise the first failure."""
-        errors: list[BaseException] = []
-        for handle in self._opened:
-            if not handle.closed:
-                try:
-                    handle.close()
-                except Exception as exc:
-                    errors.append(exc)
-        if self._loop is not None:
-            try:
-                self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-                self._loop.run_until_complete(self._loop.shutdown_default_executor())
-            finally:
-                self._loop.close()
-        if errors:
-            raise errors[0]
-
-
-class StorageConformance:
-    """Subclass in a test module as ``class TestMyStorage(StorageConformance)`` and implement
-    :meth:`make_storage`.
-
-    The subclass inherits every test of the contract. Set :attr:`clock_injectable` when the
-    storage takes every TTL decision from the ``clock`` it is given: the suite then moves a
-    :class:`FakeClock` instead of sleeping, and its state machine exercises expiry. Set
-    :attr:`conditional` to ``False`` when the storage has no ``replace``/``areplace``, and
-    :attr:`atomic` to ``True`` when it has ``take`` and ``replace_if`` (an
-    :class:`~sessionkit.AtomicStorage`), and :attr:`creating` to ``True`` when it has
-    ``create`` (a :class:`~sessionkit.CreatingStorage`): the suite then checks those too.
-    """
-
-    clock_injectable: ClassVar[bool] = False
-    conditional: ClassVar[bool] = True
-    #: Off by default, so a plugin written before ``AtomicStorage`` existed still conforms.
-    atomic: ClassVar[bool] = False
-    #: Off by default for the same reason: ``CreatingStorage`` came later still.
-    creating: ClassVar[bool] = False
-
-    def make_storage(self, namespace: str, clock: Callable[[], float] | None) -> Storage:
-        """Open a storage whose keys live in ``namespace`` (a prefix, a table, a collection).
-
-        ``namespace`` is unique per test: a letter, then letters, digits and underscores. Two
-        storages made with different namespaces must not see each other's keys, and ``reset``
-        of one must leave the other intact, even when both share a server or a file.
-        ``clock`` (seconds, a :class:`FakeClock`) is given when :attr:`clock_injectable`;
-        otherwise it is ``None`` and the storage keeps its own time.
-        """
-        raise NotImplementedError(f"{type(self).__name__} must implement make_storage()")
-
-    # -- fixtures --------------------------------------------------------------------------
-
-    @pytest.fixture(params=["sync", "async"])
-    def harness(self, request: pytest.FixtureRequest) -> Iterator[Harness]:
-        """A :class:`Harness` in sync or async mode; every test using it runs in both."""
-        harness = Harness(self, request.param, _new_namespace())
-        yield harness
-        harness.close()
-
-    @pytest.fixture
-    def storage(self, harness: Harness) -> StorageHandle:
-        """A storage on this test's namespace, closed at teardown."""
-        return harness.open()
-
-    def _require_conditional(self) -> None:
-        if not self.conditional:
-            pytest.skip("storage declares conditional = False (no replace/areplace)")
-
-    def _require_atomic(self) -> None:
-        if not self.atomic:
-            pytest.skip("storage declares atomic = False (no take/replace_if)")
-
-    def _require_creating(self) -> None:
-        if not self.creating:
-            pytest.skip("storage declares creating = False (no create)")
+class ContractChecks(SuiteBase):
+    """The contract of :class:`~sessionkit.Storage` and its optional protocols, one promise a
+    test, each run through the sync methods and their async twins."""
 
     # -- shape ----------------------------------------------------------------------------
 
@@ -569,7 +309,7 @@ class StorageConformance:
         assert storage.get("a") == b"3"
 
     def test_namespaces_do_not_share_keys(self, harness: Harness) -> None:
-        first, second = harness.open(), harness.open(_new_namespace())
+        first, second = harness.open(), harness.open(new_namespace())
         first.set("k", b"first", None)
         assert second.get("k") is None
         second.set("k", b"second", None)
@@ -578,7 +318,7 @@ class StorageConformance:
         assert first.get("k") == b"first"
 
     def test_reset_drops_only_its_own_namespace(self, harness: Harness) -> None:
-        mine, theirs = harness.open(), harness.open(_new_namespace())
+        mine, theirs = harness.open(), harness.open(new_namespace())
         for key in ("k", "only_theirs"):
             theirs.set(key, b"theirs", None)
         mine.set("k", b"mine", None)
@@ -658,13 +398,6 @@ class StorageConformance:
     # Each runs only for a storage that has the method (the command line decides the same way),
     # and in sync mode only, as the abilities are synchronous. The tests fill a neighbouring
     # namespace too, so a walk that strays outside its own is caught.
-
-    @pytest.fixture
-    def sync_harness(self) -> Iterator[Harness]:
-        """A :class:`Harness` in sync mode only, for the optional abilities."""
-        harness = Harness(self, "sync", _new_namespace())
-        yield harness
-        harness.close()
 
     def test_count_counts_the_live_keys_of_its_namespace(self, sync_harness: Harness) -> None:
         storage = sync_harness.open().storage
@@ -767,7 +500,7 @@ SCAN_KEYS = 300
 def _fill(harness: Harness, storage: Storage) -> dict[str, bytes]:
     """Write :data:`FILLED` to ``storage``, and look-alikes to a neighbouring namespace (which
     the test must never see); return the values written, by key."""
-    neighbour = harness.open(_new_namespace()).storage
+    neighbour = harness.open(new_namespace()).storage
     for key, (value, ttl) in FILLED.items():
         storage.set(key, value, ttl)
         neighbour.set(key, b"neighbour", None)
@@ -795,130 +528,3 @@ def _in_threads(keys: list[str], storage: StorageHandle) -> list[bytes | None]:
     if errors:
         raise errors[0]
     return [results[key] for key in keys]
-
-
-#: Few keys, so that operations in a random sequence often meet the same key.
-MACHINE_KEYS: tuple[str, ...] = ("a", "b", "a*", "[a]", "ключ")
-_KEYS = st.sampled_from(MACHINE_KEYS)
-_VALUES = st.binary(max_size=32)
-_TTLS = st.one_of(st.none(), st.integers(1, 8))
-
-
-class _StorageMachine(RuleBasedStateMachine):
-    """A storage against a model: key -> (value, absolute expiry or None) on the same clock.
-
-    A rule's ``ttl`` is ``None`` (no expiry) or a whole number ``n``. With a fake clock it
-    means ``n + 0.5`` seconds while the clock only moves by whole seconds, so no read lands
-    exactly on an expiry instant, where backends may fairly disagree (``<`` versus ``<=``).
-    With real time it means an hour, which no run outlasts.
-    """
-
-    def __init__(self, suite: StorageConformance, mode: Mode, namespace: str) -> None:
-        super().__init__()
-        self.suite = suite
-        self.harness = Harness(suite, mode, namespace)
-        try:
-            self.storage = self.harness.open()
-            self.storage.reset()  # the namespace is shared by this test's examples
-        except BaseException:
-            self.harness.close()
-            raise
-        self.model: dict[str, tuple[bytes, float | None]] = {}
-
-    def _ttl(self, choice: int | None) -> timedelta | None:
-        if choice is None:
-            return None
-        return timedelta(seconds=choice + 0.5) if self.harness.clock is not None else LONG_TTL
-
-    def _now(self) -> float:
-        clock = self.harness.clock
-        return clock() if clock is not None else time.time()
-
-    def _remember(self, key: str, value: bytes, ttl: timedelta | None) -> None:
-        self.model[key] = (value, None if ttl is None else self._now() + ttl.total_seconds())
-
-    def _live(self, key: str) -> bytes | None:
-        entry = self.model.get(key)
-        if entry is None or (entry[1] is not None and entry[1] <= self._now()):
-            return None
-        return entry[0]
-
-    @rule(key=_KEYS, value=_VALUES, ttl=_TTLS)
-    def set(self, key: str, value: bytes, ttl: int | None) -> None:
-        self.storage.set(key, value, self._ttl(ttl))
-        self._remember(key, value, self._ttl(ttl))
-
-    @rule(key=_KEYS)
-    def get(self, key: str) -> None:
-        got, expected = self.storage.get(key), self._live(key)
-        assert got == expected, f"get({key!r}) returned {got!r}; the model holds {expected!r}"
-
-    @rule(key=_KEYS)
-    def delete(self, key: str) -> None:
-        self.storage.delete(key)
-        self.model.pop(key, None)
-
-    @rule(key=_KEYS, ttl=_TTLS)
-    def touch(self, key: str, ttl: int | None) -> None:
-        live = self._live(key)
-        assert self.storage.touch(key, self._ttl(ttl)) is (live is not None)
-        if live is not None:
-            self._remember(key, live, self._ttl(ttl))
-
-    @precondition(lambda self: self.suite.conditional)
-    @rule(key=_KEYS, value=_VALUES, ttl=_TTLS)
-    def replace(self, key: str, value: bytes, ttl: int | None) -> None:
-        live = self._live(key)
-        assert self.storage.replace(key, value, self._ttl(ttl)) is (live is not None)
-        if live is not None:
-            self._remember(key, value, self._ttl(ttl))
-
-    @precondition(lambda self: self.suite.creating)
-    @rule(key=_KEYS, value=_VALUES, ttl=_TTLS)
-    def create(self, key: str, value: bytes, ttl: int | None) -> None:
-        live = self._live(key)
-        assert self.storage.create(key, value, self._ttl(ttl)) is (live is None)
-        if live is None:
-            self._remember(key, value, self._ttl(ttl))
-
-    @precondition(lambda self: self.suite.atomic)
-    @rule(key=_KEYS)
-    def take(self, key: str) -> None:
-        live = self._live(key)
-        assert self.storage.take(key) is (live is not None)
-        self.model.pop(key, None)
-
-    @precondition(lambda self: self.suite.atomic)
-    @rule(key=_KEYS, guess=st.one_of(st.none(), _VALUES), value=_VALUES, ttl=_TTLS)
-    def replace_if(self, key: str, guess: bytes | None, value: bytes, ttl: int | None) -> None:
-        """``guess=None`` expects the live value (the usual renewal); bytes, whatever it is."""
-        live = self._live(key)
-        expected = (live or b"") if guess is None else guess
-        matches = live is not None and live == expected
-        assert self.storage.replace_if(key, expected, value, self._ttl(ttl)) is matches
-        if matches:
-            self._remember(key, value, self._ttl(ttl))
-
-    @rule()
-    def reset(self) -> None:
-        self.storage.reset()
-        self.model.clear()
-
-    @precondition(lambda self: self.harness.clock is not None)
-    @rule(seconds=st.integers(1, 8))
-    def advance_clock_then_read_every_key(self, seconds: int) -> None:
-        """Expiry is checked where it happens: right after time passes."""
-        assert self.harness.clock is not None
-        self.harness.clock.advance(seconds)
-        self.read_every_key()
-
-    @rule()
-    def read_every_key(self) -> None:
-        for key in MACHINE_KEYS:
-            self.get(key)
-
-    def teardown(self) -> None:
-        try:
-            self.storage.reset()
-        finally:
-            self.harness.close()

@@ -1,0 +1,53 @@
+"""Everything a storage plugin is written against, in one import.
+
+A plugin describes its backend with :class:`Backend` in a :data:`hookimpl` function, naming its
+storage class lazily (``storage="sessionkit_etcd._storage:EtcdStorage"``). The class keeps
+the :class:`Storage` contract, and may offer more: :class:`CreatingStorage`,
+:class:`ConditionalStorage` and :class:`AtomicStorage` close races the core would otherwise
+narrow with reads; :class:`CountableStorage`, :class:`ScannableStorage` and
+:class:`PurgeableStorage` serve the operator's command line. A storage written with a
+synchronous driver subclasses :class:`SyncStorage` and gets its async twins derived; one with
+an asyncio driver makes one client per event loop with :class:`PerLoop`. Every TTL passes
+through :func:`ttl_seconds`. The conformance suite stays in :mod:`sessionkit.testing`.
+
+The same names are importable from :mod:`sessionkit`, where they were first published (all but
+the ones added with this module: :class:`SyncStorage`, :class:`WouldBlock`,
+:func:`current_async_call`, :class:`AsyncCall`).
+"""
+
+from __future__ import annotations
+
+from ._errors import ConfigError, StorageError
+from ._hookspec import Backend, hookimpl
+from ._inspect import CountableStorage, PurgeableStorage, ScannableStorage
+from ._loops import PerLoop
+from ._storage import (
+    AsyncFromSyncMixin,
+    AtomicStorage,
+    ConditionalStorage,
+    CreatingStorage,
+    Storage,
+    ttl_seconds,
+)
+from ._syncstorage import AsyncCall, SyncStorage, WouldBlock, current_async_call
+
+__all__ = [
+    "AsyncCall",
+    "AsyncFromSyncMixin",
+    "AtomicStorage",
+    "Backend",
+    "ConditionalStorage",
+    "ConfigError",
+    "CountableStorage",
+    "CreatingStorage",
+    "PerLoop",
+    "PurgeableStorage",
+    "ScannableStorage",
+    "Storage",
+    "StorageError",
+    "SyncStorage",
+    "WouldBlock",
+    "current_async_call",
+    "hookimpl",
+    "ttl_seconds",
+]
