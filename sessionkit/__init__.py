@@ -9,6 +9,7 @@
 'ada'
 """
 
+from ._abilities import CountableStorage, PurgeableStorage, ScannableStorage
 from ._config import Config, KeyLookup, default_key_generator
 from ._discovery import (
     InstalledBackend,
@@ -26,7 +27,6 @@ from ._errors import (
     StorageNotFound,
 )
 from ._hookspec import Backend, hookimpl, hookspec
-from ._inspect import CountableStorage, PurgeableStorage, ScannableStorage
 from ._loops import PerLoop
 from ._session import Session
 from ._storage import (

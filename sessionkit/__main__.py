@@ -1,6 +1,6 @@
 """``python -m sessionkit``: the command line."""
 
-from ._cli import main
+from ._ops.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -134,7 +134,7 @@ class PluginRegistry:
         entry = installed.get(scheme)
         if entry is None:
             raise StorageNotFound(self._not_found_message(scheme))
-        from ._clitext import redact, scrub  # stdlib only, so cheap here
+        from ._redact import redact, scrub  # stdlib only, so cheap here
 
         query, unparsable = "", None
         try:

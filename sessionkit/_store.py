@@ -24,9 +24,9 @@ from ._config import Config, default_key_generator
 from ._discovery import open_storage
 from ._envelope import Record, decode_record, encode_envelope
 from ._errors import ConfigError, SessionGone, SessionKitError, SessionTooLarge, StorageError
+from ._id_lookup import ASGI_KEY, WSGI_KEY, asgi_values, carrier_of, client_values, wsgi_values
 from ._session import Session
 from ._storage import AtomicStorage, ConditionalStorage, CreatingStorage, Storage
-from ._transport import ASGI_KEY, WSGI_KEY, asgi_values, carrier_of, client_values, wsgi_values
 from ._values import DecodeError, TypeRegistry
 
 __all__ = ["Store"]
@@ -629,7 +629,7 @@ class Store:
 
     def _renew(self, session: Session) -> None:
         """Rewrite a session that was only read (see :meth:`Finisher.write_due
-        <sessionkit._response.Finisher.write_due>`), but only over the exact bytes it was
+        <sessionkit._finish.Finisher.write_due>`), but only over the exact bytes it was
         loaded from: if another request saved it meanwhile (a log-out removing a key), that
         save stands, and this request skips its renewal; the other write renewed it anyway.
         """

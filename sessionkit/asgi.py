@@ -20,10 +20,10 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ._errors import SessionKitError, StorageError
-from ._response import FAILURES, Failure, Finisher, Outcome, add_vary
+from ._finish import FAILURES, Failure, Finisher, Outcome, add_vary
+from ._id_lookup import OWNER_KEY
 from ._session import Session
 from ._store import Store
-from ._transport import OWNER_KEY
 
 __all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send", "SessionMiddleware"]
 
@@ -56,7 +56,7 @@ class SessionMiddleware:
     **Saving** happens when the app sends ``http.response.start``, before any header leaves,
     so the cookie and the stored record always agree: a changed session is written, a read one
     is renewed past half its lifetime (see :meth:`Finisher.write_due
-    <sessionkit._response.Finisher.write_due>`), and an untouched one costs nothing more and
+    <sessionkit._finish.Finisher.write_due>`), and an untouched one costs nothing more and
     sets no cookie. Changes made after the response started (in a streamed body) are not saved.
 
     **Failures**: a :class:`~sessionkit.StorageError` while loading, while saving, or raised by

@@ -30,10 +30,10 @@ from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.exceptions import InternalServerError
 
 from ._errors import SessionKitError
-from ._response import FAILURES, Failure, Finisher
+from ._finish import FAILURES, Failure, Finisher
+from ._id_lookup import WSGI_KEY
 from ._session import Session
 from ._store import Store
-from ._transport import WSGI_KEY
 
 if TYPE_CHECKING:
     from flask.wrappers import Request, Response

@@ -17,9 +17,9 @@ the ones added with this module: :class:`SyncStorage`, :class:`WouldBlock`,
 
 from __future__ import annotations
 
+from ._abilities import CountableStorage, PurgeableStorage, ScannableStorage
 from ._errors import ConfigError, StorageError
 from ._hookspec import Backend, hookimpl
-from ._inspect import CountableStorage, PurgeableStorage, ScannableStorage
 from ._loops import PerLoop
 from ._storage import (
     AsyncFromSyncMixin,

@@ -16,10 +16,10 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._errors import SessionKitError
-from ._response import FAILURES, Finisher, Outcome, add_vary
+from ._finish import FAILURES, Finisher, Outcome, add_vary
+from ._id_lookup import OWNER_KEY
 from ._session import Session
 from ._store import Store
-from ._transport import OWNER_KEY
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo

@@ -1,11 +1,11 @@
-"""The ``sessionkit demo`` sub-command (registered by :mod:`sessionkit._cli`)."""
+"""The ``sessionkit demo`` sub-command (registered by :mod:`sessionkit._ops.cli`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from .._clitext import redact, scrub
+from .._redact import redact, scrub
 from . import DEMO_DEPENDENCIES, default_storage_url
 
 __all__ = ["add_demo_command"]

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from .._clitext import redact
+from .._redact import redact
 from .._session import Session
 from .._store import Store, fingerprint
 from ..asgi import SessionMiddleware

@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 
+from .._abilities import PurgeableStorage
 from .._config import MAX_LIFETIME
 from .._envelope import decode_record, encode_envelope
 from .._errors import StorageError
-from .._inspect import PurgeableStorage
 from .._noting import FailureNoting
 from .._store import Store, _guard, _Plan, fingerprint
 from .._values import DecodeError

@@ -45,7 +45,7 @@ from django.core.signals import setting_changed
 
 from .._config import Config
 from .._errors import ConfigError, SessionKitError, StorageError, StorageNotFound
-from .._response import Finisher
+from .._finish import Finisher
 from .._store import Store
 from .._values import TypeRegistry
 

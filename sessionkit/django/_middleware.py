@@ -41,7 +41,7 @@ from django.utils.cache import patch_vary_headers
 
 from .._config import KeyLookup
 from .._errors import StorageError
-from .._transport import wsgi_values
+from .._id_lookup import wsgi_values
 from ._backend import SessionStore
 from ._engine import Cookie, engine
 

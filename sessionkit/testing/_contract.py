@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from .._inspect import CountableStorage, PurgeableStorage, ScannableStorage
+from .._abilities import CountableStorage, PurgeableStorage, ScannableStorage
 from .._storage import AtomicStorage, ConditionalStorage, CreatingStorage, Storage
 from ._base import SuiteBase
 from ._harness import (
@@ -393,7 +393,7 @@ class ContractChecks(SuiteBase):
             results = _in_threads(keys, storage)
         assert results == [key.encode() for key in keys]
 
-    # -- optional abilities for operators (sessionkit._inspect) ---------------------------------
+    # -- optional abilities for operators (sessionkit._abilities) ---------------------------------
     #
     # Each runs only for a storage that has the method (the command line decides the same way),
     # and in sync mode only, as the abilities are synchronous. The tests fill a neighbouring
@@ -482,7 +482,7 @@ class ContractChecks(SuiteBase):
         )
 
 
-_OPTIONAL = "an optional ability of sessionkit._inspect"
+_OPTIONAL = "an optional ability of sessionkit._abilities"
 
 #: What :func:`_fill` writes: key -> (value, TTL). One key expires after ``PAST_SHORT_TTL``.
 FILLED: dict[str, tuple[bytes, timedelta | None]] = {

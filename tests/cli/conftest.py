@@ -85,7 +85,7 @@ def use_storage(monkeypatch: pytest.MonkeyPatch) -> Callable[[Storage], None]:
     """Make the CLI open the given storage whatever URL it is handed."""
 
     def use(storage: Storage) -> None:
-        monkeypatch.setattr("sessionkit._cli.open_storage", lambda url, **options: storage)
+        monkeypatch.setattr("sessionkit._ops.cli.open_storage", lambda url, **options: storage)
 
     return use
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from sessionkit import Storage, Store
-from sessionkit._cli import main
+from sessionkit._ops.cli import main
 from sessionkit_memory import MemoryStorage
 from tests.cli.conftest import KeptMemoryStorage, fill
 

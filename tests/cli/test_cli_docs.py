@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import sessionkit
-from sessionkit._cli import main
+from sessionkit._ops.cli import main
 
 PAGE = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
 

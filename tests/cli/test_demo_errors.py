@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from sessionkit import Store
-from sessionkit._cli import main
+from sessionkit._ops.cli import main
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")

@@ -21,7 +21,7 @@ from typing import IO, Any
 import httpx
 import pytest
 
-from sessionkit._cli import main
+from sessionkit._ops.cli import main
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")

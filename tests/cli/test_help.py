@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from sessionkit._cli import main
+from sessionkit._ops.cli import main
 
 COMMANDS = ["backends", "check", "stats", "purge", "new-plugin"]
 

@@ -14,8 +14,8 @@ import pytest
 
 import sessionkit
 from sessionkit import PluginRegistry, StorageNotFound
-from sessionkit._cli import main
 from sessionkit._install import WHERE_FROM, install_command, install_commands, install_hint
+from sessionkit._ops.cli import main
 
 PACKAGE = Path(sessionkit.__file__).parent
 
@@ -155,7 +155,7 @@ def test_an_unknown_scheme_lists_the_missing_first_party_plugins_pinned() -> Non
 def test_backends_with_none_installed_hints_the_pinned_memory_plugin(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("sessionkit._cli.available_backends", list)
+    monkeypatch.setattr("sessionkit._ops.cli.available_backends", list)
     assert main(["backends"]) == 1
     out = capsys.readouterr().out
     assert f'pip install "sessionkit-memory=={sessionkit.__version__}"' in out

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from sessionkit import Store
-from sessionkit._cli import main
+from sessionkit._ops.cli import main
 from tests.cli.conftest import fill
 
 NOTICE = (

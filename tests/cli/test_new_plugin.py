@@ -22,8 +22,8 @@ import pytest
 from packaging.specifiers import SpecifierSet
 
 import sessionkit
-from sessionkit._cli import main
-from sessionkit._newplugin import TEMPLATE, PluginNames
+from sessionkit._ops.cli import main
+from sessionkit._ops.newplugin import TEMPLATE, PluginNames
 
 # Unique per run: two test runs sharing one environment must not uninstall each other's probe.
 TOKEN = secrets.token_hex(3)

@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 
 from sessionkit import Storage, Store
-from sessionkit._cli import main
+from sessionkit._ops.cli import main
 from sessionkit_mongo import MongoStorage
 from sessionkit_sqlite import SQLiteStorage
 from tests.cli.conftest import KeptMemoryStorage, OpenPair, PlainStorage, fill
@@ -78,7 +78,7 @@ def test_long_purges_report_progress_on_stderr(
     for i in range(25):
         memory.set(f"k{i}", b"v", None)
     use_storage(memory)
-    monkeypatch.setattr("sessionkit._purge.PROGRESS_EVERY", 10)
+    monkeypatch.setattr("sessionkit._ops.purge.PROGRESS_EVERY", 10)
     assert main(["purge", "memory://", "-y"]) == 0
     captured = capsys.readouterr()
     note, *progress = captured.err.splitlines()  # the note: memory:// is this process's own

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from sessionkit._inspect import CountableStorage, ScannableStorage
-from sessionkit._purge import purge_all
+from sessionkit._abilities import CountableStorage, ScannableStorage
+from sessionkit._ops.purge import purge_all
 from tests.cli.conftest import KeptMemoryStorage, PlainStorage
 
 
@@ -59,7 +59,7 @@ def test_the_total_never_falls_behind_what_was_done(monkeypatch: pytest.MonkeyPa
     storage = WatchedScan()
     for i in range(4):
         storage.set(f"k{i}", b"v", None)
-    monkeypatch.setattr("sessionkit._purge.live_count", lambda storage: 1)  # stale count
+    monkeypatch.setattr("sessionkit._ops.purge.live_count", lambda storage: 1)  # stale count
     calls: list[tuple[int, int]] = []
     assert purge_all(storage, lambda done, total: calls.append((done, total)), every=2) == 4
     assert calls == [(2, 2), (4, 4)]

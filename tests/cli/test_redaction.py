@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 import sessionkit
 from sessionkit import ConfigError, PluginRegistry
-from sessionkit._cli import main
-from sessionkit._clitext import MASK, redact, scrub
+from sessionkit._ops.cli import main
+from sessionkit._redact import MASK, redact, scrub
 
 SECRET = "s3cret"
 

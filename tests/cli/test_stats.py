@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 
 from sessionkit import Storage, Store
-from sessionkit._cli import main
-from sessionkit._stats import collect_stats
+from sessionkit._ops.cli import main
+from sessionkit._ops.stats import collect_stats
 from tests.cli.conftest import KeptMemoryStorage, PlainStorage, fill
 
 

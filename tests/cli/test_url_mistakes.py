@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionkit._cli import main
+from sessionkit._ops.cli import main
 
 
 @pytest.fixture(autouse=True)

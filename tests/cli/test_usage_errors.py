@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from sessionkit._cli import main
+from sessionkit._ops.cli import main
 
 
 def usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:

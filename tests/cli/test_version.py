@@ -10,7 +10,7 @@ import pytest
 
 import sessionkit
 from sessionkit import available_backends
-from sessionkit._cli import main
+from sessionkit._ops.cli import main
 
 
 def expected_lines() -> list[str]:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from sessionkit import Store
-from sessionkit._cli import main
+from sessionkit._ops.cli import main
 from sessionkit.demo import CartItem, default_storage_url
 from sessionkit.demo._server import running
 from sessionkit.demo.app import create_app

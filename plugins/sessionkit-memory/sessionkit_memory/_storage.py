@@ -223,7 +223,7 @@ class MemoryStorage(SyncStorage):
             self._data.clear()
             self._heap.clear()
 
-    # -- optional abilities for operators (see sessionkit._inspect) ----------------------------
+    # -- optional abilities for operators (see sessionkit._abilities) ----------------------------
 
     def count(self) -> int:
         """Number of live entries (expired ones not yet purged are left out)."""

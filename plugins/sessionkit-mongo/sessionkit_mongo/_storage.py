@@ -383,7 +383,7 @@ class MongoStorage:
         with self._failures("delete_many"):
             self._sync().delete_many({})
 
-    # -- optional abilities for operators (see sessionkit._inspect) ----------------------------
+    # -- optional abilities for operators (see sessionkit._abilities) ----------------------------
 
     def count(self) -> int:
         """Count the unexpired records (the TTL monitor may not have removed expired ones yet)."""

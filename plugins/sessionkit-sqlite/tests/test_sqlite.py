@@ -485,7 +485,7 @@ def test_scan_walks_live_keys_across_pages_while_the_caller_deletes(
 
 def test_storage_offers_the_operator_abilities() -> None:
     """``sessionkit stats`` and ``sessionkit purge`` find these by isinstance."""
-    from sessionkit._inspect import CountableStorage, PurgeableStorage, ScannableStorage
+    from sessionkit._abilities import CountableStorage, PurgeableStorage, ScannableStorage
 
     storage = SQLiteStorage()
     try:

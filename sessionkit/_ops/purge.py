@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ._inspect import CountableStorage, PurgeableStorage, ScannableStorage
-from ._storage import Storage
+from .._abilities import CountableStorage, PurgeableStorage, ScannableStorage
+from .._storage import Storage
 
 __all__ = ["PROGRESS_EVERY", "Unsupported", "expired_purger", "live_count", "purge_all"]
 

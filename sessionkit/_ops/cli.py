@@ -23,17 +23,17 @@ from typing import Any, cast
 
 import attrs
 
-from . import __version__
-from ._check import format_step, run_check
-from ._clitext import describe, in_process_notice, not_a_url, redact
-from ._discovery import InstalledBackend, available_backends, open_storage
-from ._errors import ConfigError, StorageNotFound
-from ._install import install_hint
-from ._newplugin import PluginNames, generate, taken_by
-from ._purge import Unsupported, expired_purger, live_count, purge_all
-from ._stats import collect_stats, format_stats
-from ._storage import Storage
-from .demo._command import add_demo_command
+from .. import __version__
+from .._discovery import InstalledBackend, available_backends, open_storage
+from .._errors import ConfigError, StorageNotFound
+from .._install import install_hint
+from .._storage import Storage
+from ..demo._command import add_demo_command
+from .check import format_step, run_check
+from .newplugin import PluginNames, generate, taken_by
+from .purge import Unsupported, expired_purger, live_count, purge_all
+from .stats import collect_stats, format_stats
+from .text import describe, in_process_notice, not_a_url, redact
 
 __all__ = ["main"]
 

@@ -1,6 +1,6 @@
 """``sessionkit stats``: how many sessions a storage holds, the oldest, the largest.
 
-Each figure comes from an optional ability of the storage (see :mod:`sessionkit._inspect`):
+Each figure comes from an optional ability of the storage (see :mod:`sessionkit._abilities`):
 ``count()`` for the number, ``scan()`` for age and size. A figure the backend cannot give is
 ``None`` and is reported as "not supported by this backend", never guessed.
 
@@ -16,10 +16,10 @@ from typing import Any
 
 import attrs
 
-from ._clitext import human_age, human_bytes
-from ._envelope import VERSION
-from ._inspect import CountableStorage, ScannableStorage
-from ._storage import Storage
+from .._abilities import CountableStorage, ScannableStorage
+from .._envelope import VERSION
+from .._storage import Storage
+from .text import human_age, human_bytes
 
 __all__ = ["UNSUPPORTED", "Stats", "collect_stats", "format_stats"]
 

@@ -1,6 +1,6 @@
 """``sessionkit new-plugin``: lay out a storage plugin distribution that works on the first try.
 
-The files come from ``_plugin_template/`` next to this module (shipped inside the wheel), with
+The files come from ``plugin_template/`` next to this module (shipped inside the wheel), with
 ``$placeholders`` filled by :class:`string.Template`. What comes out installs with
 ``pip install -e``, registers its scheme through the ``sessionkit`` entry-point group, and
 passes :mod:`sessionkit.testing` unchanged, so a plugin author starts from green and changes
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import attrs
 
-from ._discovery import FIRST_PARTY_EXTRAS, available_backends
+from .._discovery import FIRST_PARTY_EXTRAS, available_backends
 
 __all__ = ["PluginNames", "generate"]
 
-TEMPLATE = Path(__file__).with_name("_plugin_template")
+TEMPLATE = Path(__file__).with_name("plugin_template")
 _NAME = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*\Z")
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*\Z")
 

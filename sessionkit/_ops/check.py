@@ -18,9 +18,9 @@ from typing import Any
 
 import attrs
 
-from ._clitext import describe
-from ._errors import ConfigError
-from ._storage import AtomicStorage, ConditionalStorage, Storage
+from .._errors import ConfigError
+from .._storage import AtomicStorage, ConditionalStorage, Storage
+from .text import describe
 
 __all__ = ["NAMESPACE_OPTIONS", "Step", "format_step", "run_check"]
 
