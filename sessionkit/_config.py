@@ -339,41 +339,40 @@ def _attr_value(field: str, value: object) -> None:
         )
 
 
-def _storage(value: object) -> None:
+def _storage(field: str, value: object) -> None:
     """A URL, or a storage *object*: not a storage class, nor anything else."""
     if isinstance(value, str):
         if not value:
-            raise ConfigError("storage", "the storage URL is empty")
+            raise ConfigError(field, "the storage URL is empty")
         return
     if isinstance(value, type):
         # A storage class has every method, as unbound functions: it would pass a protocol
         # check, then fail every call, each request answering 503 as if the storage were down.
         if all(callable(getattr(value, name, None)) for name in _STORAGE_METHODS):
             raise ConfigError(
-                "storage",
+                field,
                 f"got the class {value.__name__}, not a storage object: pass an instance "
                 f"({value.__name__}()) or a URL such as 'memory://'",
             )
         raise ConfigError(
-            "storage", f"expected a URL or a storage object, got the class {value.__name__}"
+            field, f"expected a URL or a storage object, got the class {value.__name__}"
         )
     missing = [name for name in _STORAGE_METHODS if not callable(getattr(value, name, None))]
     if missing:
         raise ConfigError(
-            "storage",
+            field,
             f"expected a URL or a storage object, got {type(value).__name__} "
             f"(it lacks {', '.join(missing)})",
         )
 
 
-def _cookie_domain(value: object) -> None:
+def _cookie_domain(field: str, value: object) -> None:
     """``""`` (no ``Domain``: this host only), a host name, or an IPv4 address.
 
     Browsers ignore a ``Domain`` attribute they cannot match against a host (a URL, a port, a
     path, an ``=``) and keep the cookie host-only, or drop it: the session would never stick,
     with no error anywhere. So anything but a plain host name is refused at start-up.
     """
-    field = "cookie_domain"
     if not isinstance(value, str):
         raise ConfigError(field, f"expected a str, got {type(value).__name__}")
     if not value.isascii():
@@ -449,78 +448,119 @@ def _normalise_same_site(value: Any) -> Any:
     return value
 
 
+_Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+
+def _checked(check: Callable[[str, Any], None]) -> _Validator:
+    """An attrs validator from a check that takes the field's name (for its ConfigError)."""
+
+    def validate(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        check(attribute.name, value)
+
+    return validate
+
+
+def _bool(field: str, value: object) -> None:
+    # A truthy string ("false") would silently mean True.
+    if not isinstance(value, bool):
+        raise ConfigError(field, f"expected a bool, got {value!r}")
+
+
+def _absolute_timeout(config: Config, _: attrs.Attribute[Any], value: timedelta | None) -> None:
+    if value is None:
+        return
+    _lifetime("absolute_timeout", value)
+    if value < config.expiration:
+        raise ConfigError(
+            "absolute_timeout", f"{value!r} is shorter than expiration {config.expiration!r}"
+        )
+
+
+def _key_lookup(field: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(field, f"expected a str, got {type(value).__name__}")
+    KeyLookup.parse(value)
+
+
+def _cookie_path(field: str, value: object) -> None:
+    _attr_value(field, value)
+    if not str(value).startswith("/"):
+        raise ConfigError(field, f"must start with '/', got {value!r}")
+
+
+def _same_site(config: Config, _: attrs.Attribute[Any], value: object) -> None:
+    if value not in _SAME_SITE.values():
+        raise ConfigError("cookie_same_site", f"expected 'Lax', 'Strict' or 'None', got {value!r}")
+    # Browsers drop a SameSite=None cookie that is not Secure: the session would never stick.
+    if value == "None" and not config.cookie_secure:
+        raise ConfigError("cookie_same_site", "SameSite=None requires cookie_secure=True")
+
+
+def _key_generator(field: str, value: object) -> None:
+    if not callable(value):
+        raise ConfigError(field, "expected a callable returning a str")
+    # The default draws from ``secrets`` and always has the shape: it needs no sampling.
+    if value is not default_key_generator:
+        _check_key_generator(value)
+
+
+def _max_size(field: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 64:
+        raise ConfigError(field, f"expected an int of at least 64 bytes, got {value!r}")
+
+
+def _storage_key_secret(field: str, value: object) -> None:
+    if value is None:
+        return
+    if (
+        not isinstance(value, (bytes, str))
+        or len(value.encode() if isinstance(value, str) else value) < 32
+    ):
+        raise ConfigError(field, "must be bytes or str of at least 32 bytes")
+
+
 @attrs.frozen(kw_only=True)
 class Config:
-    """Settings of a :class:`~sessionkit.Store` (Fiber's ``session.Config``, Python spelling)."""
+    """Settings of a :class:`~sessionkit.Store` (Fiber's ``session.Config``, Python spelling).
+
+    Every field is checked as the object is built (attrs validators, which ``attrs.evolve``
+    runs too), so a bad setting fails at start-up with a :class:`~sessionkit.ConfigError`
+    naming the field, not at the first request. Rules that tie fields together (a
+    ``__Host-`` cookie's) are checked once all fields are.
+    """
 
     #: Lifetime of a session, renewed at each save.
-    expiration: timedelta = timedelta(hours=24)
+    expiration: timedelta = attrs.field(default=timedelta(hours=24), validator=_checked(_lifetime))
     #: Hard cap from creation, whatever the activity; ``None`` for none.
-    absolute_timeout: timedelta | None = None
+    absolute_timeout: timedelta | None = attrs.field(default=None, validator=_absolute_timeout)
     #: A URL for :func:`~sessionkit.open_storage`, or a storage object.
-    storage: str | Storage = "memory"
+    storage: str | Storage = attrs.field(default="memory", validator=_checked(_storage))
     #: ``"cookie:NAME"``, ``"header:NAME"`` or ``"query:NAME"``.
-    key_lookup: str = "cookie:session_id"
-    cookie_domain: str = ""
-    cookie_path: str = "/"
-    cookie_secure: bool = False
-    cookie_http_only: bool = True
-    cookie_same_site: str = attrs.field(default="Lax", converter=_normalise_same_site)
+    key_lookup: str = attrs.field(default="cookie:session_id", validator=_checked(_key_lookup))
+    cookie_domain: str = attrs.field(default="", validator=_checked(_cookie_domain))
+    cookie_path: str = attrs.field(default="/", validator=_checked(_cookie_path))
+    cookie_secure: bool = attrs.field(default=False, validator=_checked(_bool))
+    cookie_http_only: bool = attrs.field(default=True, validator=_checked(_bool))
+    cookie_same_site: str = attrs.field(
+        default="Lax", converter=_normalise_same_site, validator=_same_site
+    )
     #: No ``Expires``/``Max-Age`` on the cookie: it dies with the browser session.
-    cookie_session_only: bool = False
-    key_generator: Callable[[], str] = default_key_generator
+    cookie_session_only: bool = attrs.field(default=False, validator=_checked(_bool))
+    key_generator: Callable[[], str] = attrs.field(
+        default=default_key_generator, validator=_checked(_key_generator)
+    )
     #: Largest encoded session, in bytes.
-    max_size: int = 65536
+    max_size: int = attrs.field(default=65536, validator=_checked(_max_size))
     #: When set (32+ bytes), the storage holds an HMAC of each id instead of the id itself,
     #: so a leaked database or Redis dump holds no live session ids. Changing it logs everyone out.
-    storage_key_secret: bytes | str | None = attrs.field(default=None, repr=False)
+    storage_key_secret: bytes | str | None = attrs.field(
+        default=None, repr=False, validator=_checked(_storage_key_secret)
+    )
 
     def __attrs_post_init__(self) -> None:
-        _lifetime("expiration", self.expiration)
-        if self.absolute_timeout is not None:
-            _lifetime("absolute_timeout", self.absolute_timeout)
-            if self.absolute_timeout < self.expiration:
-                raise ConfigError(
-                    "absolute_timeout",
-                    f"{self.absolute_timeout!r} is shorter than expiration {self.expiration!r}",
-                )
-        _storage(self.storage)
-        if not isinstance(self.key_lookup, str):
-            raise ConfigError("key_lookup", f"expected a str, got {type(self.key_lookup).__name__}")
-        lookup = KeyLookup.parse(self.key_lookup)
-        _cookie_domain(self.cookie_domain)
-        _attr_value("cookie_path", self.cookie_path)
-        if not self.cookie_path.startswith("/"):
-            raise ConfigError("cookie_path", f"must start with '/', got {self.cookie_path!r}")
-        for name in ("cookie_secure", "cookie_http_only", "cookie_session_only"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(name, f"expected a bool, got {getattr(self, name)!r}")
-        if self.cookie_same_site not in _SAME_SITE.values():
-            raise ConfigError(
-                "cookie_same_site",
-                f"expected 'Lax', 'Strict' or 'None', got {self.cookie_same_site!r}",
-            )
-        if self.cookie_same_site == "None" and not self.cookie_secure:
-            raise ConfigError("cookie_same_site", "SameSite=None requires cookie_secure=True")
+        lookup = self.lookup
         if lookup.source == "cookie":
             self._check_cookie_prefix(lookup.name)
-        if not callable(self.key_generator):
-            raise ConfigError("key_generator", "expected a callable returning a str")
-        self._check_key_generator()
-        secret = self.storage_key_secret
-        if secret is not None and (
-            not isinstance(secret, (bytes, str))
-            or len(secret.encode() if isinstance(secret, str) else secret) < 32
-        ):
-            raise ConfigError("storage_key_secret", "must be bytes or str of at least 32 bytes")
-        if (
-            isinstance(self.max_size, bool)
-            or not isinstance(self.max_size, int)
-            or self.max_size < 64
-        ):
-            raise ConfigError(
-                "max_size", f"expected an int of at least 64 bytes, got {self.max_size!r}"
-            )
 
     def _check_cookie_prefix(self, name: str) -> None:
         # Browsers match the prefixes whatever their case (RFC 6265bis), and drop a cookie that
@@ -535,11 +575,6 @@ class Config:
                 raise ConfigError("cookie_domain", "a __Host- cookie must not set a domain")
         elif lowered.startswith("__secure-") and not self.cookie_secure:
             raise ConfigError("cookie_secure", "a __Secure- cookie requires cookie_secure=True")
-
-    def _check_key_generator(self) -> None:
-        # The default draws from ``secrets`` and always has the shape: it needs no sampling.
-        if self.key_generator is not default_key_generator:
-            _check_key_generator(self.key_generator)
 
     @property
     def lookup(self) -> KeyLookup:

@@ -62,7 +62,8 @@ class PerLoop(Generic[T]):
         self._making: dict[asyncio.AbstractEventLoop, asyncio.Future[T]] = {}
         # The last loop asked for and its client, read without the lock: one tuple, replaced
         # whole, so a thread sees an old pair or a new one, never a mix. The loop is held
-        # weakly here too. This makes the call per storage operation ~0.1 µs instead of ~1.
+        # weakly here too. The lock is then taken only when the loop changes, not on every storage
+        # operation (figures in docs/performance.md).
         self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], T] | None = None
 
     @classmethod

@@ -338,8 +338,7 @@ class TypeRegistry:
         The text is always valid UTF-8 once encoded: a string holding a surrogate code point
         (``"\\ud800"``, from ``surrogateescape`` decoding, say), which UTF-8 cannot carry,
         travels as ``{"$t": "str", "v": base64}`` and comes back the same. Only text that is
-        not ASCII pays for the check (a trial UTF-8 encoding, three times faster than a regex
-        search); the rare text with surrogates is encoded twice.
+        not ASCII pays for the check (a trial UTF-8 encoding, cheaper than a regex search); the rare text with surrogates is encoded twice.
         """
         text = _json_encode(tree)
         if not text.isascii():

@@ -161,7 +161,7 @@ class SessionkitInterface(SessionInterface):
 
 def _has_vary(headers: Headers) -> bool:
     """``"Vary" in headers`` without werkzeug's miss path, which raises and catches a
-    ``BadRequestKeyError`` (1.3 µs against 0.4 here, on every response that adds ``Vary``)."""
+    ``BadRequestKeyError``, on every response that adds ``Vary`` (docs/performance.md)."""
     return any(name.lower() == "vary" for name, _ in headers)
 
 

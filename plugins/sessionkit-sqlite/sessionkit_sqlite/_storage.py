@@ -43,7 +43,7 @@ empty database) and held for a whole call; no other process can lock it, so noth
 waits longer than a statement.
 
 The async twins run the call inline on the event loop when that cannot stall it (a statement
-takes microseconds, a hop to a worker thread costs over 100 us on a small VM): the writer lock
+takes microseconds, a hop to a worker thread far more: docs/performance.md): the writer lock
 and a connection taken without blocking, and a busy timeout of 0, so a lock held elsewhere
 fails at once, having written nothing. Then the call goes to a worker thread, with the deadline
 it got when the coroutine started: time spent waiting for a worker thread counts too.
