@@ -446,6 +446,58 @@ class ContractChecks(SuiteBase):
         assert sorted(seen) == keys
         assert list(storage.scan()) == []
 
+    def test_scan_during_concurrent_writes_yields_every_untouched_key_once(
+        self, sync_harness: Harness
+    ) -> None:
+        """``sessionkit stats`` and ``purge`` walk a store that requests keep writing: a key
+        that lives through the whole walk, untouched, is yielded exactly once (not missed,
+        not twice), whatever is created, rewritten and deleted around it meanwhile."""
+        storage = sync_harness.open().storage
+        if not isinstance(storage, ScannableStorage):
+            pytest.skip(f"{_OPTIONAL}: no scan()")
+        stable = {f"s{index:04}": f"s{index}".encode() for index in range(SCAN_KEYS)}
+        churn = [f"c{index:04}" for index in range(SCAN_KEYS)]
+        for key, value in stable.items():
+            storage.set(key, value, LONG_TTL)
+        for key in churn:
+            storage.set(key, b"old", LONG_TTL)
+        stop = threading.Event()
+        failures: list[BaseException] = []
+
+        def write() -> None:
+            # Through the same object: a storage serves a threaded server's requests at once.
+            writer = storage
+            turn = 0
+            try:
+                # Paced, so the writes go on through the whole walk, and bounded, so a walk
+                # that restarts or follows the new keys still ends.
+                while not stop.wait(0.001) and turn < 20 * SCAN_KEYS:
+                    key = churn[turn % len(churn)]
+                    if turn % 3 == 0:
+                        writer.delete(key)
+                    else:
+                        writer.set(key, b"x" * (turn % 512), LONG_TTL)
+                    writer.set(f"n{turn:05}", b"new", LONG_TTL)
+                    turn += 1
+            except BaseException as exc:  # reported below, not lost in the thread
+                failures.append(exc)
+
+        thread = threading.Thread(target=write, daemon=True)
+        thread.start()
+        try:
+            yielded = [key for key, _ in storage.scan() if key.startswith("s")]
+        finally:
+            stop.set()
+            thread.join(30)
+        assert not failures, f"a concurrent writer failed: {failures[0]!r}"
+        repeated = sorted({key for key in yielded if yielded.count(key) > 1})
+        missed = sorted(set(stable) - set(yielded))
+        assert not repeated and not missed, (
+            "scan during concurrent writes must yield each untouched live key once: "
+            f"{len(missed)} missed (e.g. {missed[:3]}), {len(repeated)} repeated "
+            f"(e.g. {repeated[:3]})"
+        )
+
     def test_purge_expired_leaves_live_keys_alone(self, sync_harness: Harness) -> None:
         """It returns how many it deleted: every expired key of its namespace, or 0 for a
         backend whose server deletes expired keys itself."""

@@ -283,20 +283,19 @@ class RaceChecks(SuiteBase):
 
     def test_atomic_writes_hold_across_two_processes(self, sync_harness: Harness) -> None:
         """Workers of a pre-forking server are processes: a lock in one process is no lock.
-        Two processes open :meth:`storage_url` and race ``take`` then ``replace_if``."""
+        Two processes open :meth:`storage_url` and race ``take``, ``replace_if`` and (for a
+        creating storage) ``create``: two workers drawing one new id must not both write it."""
         self._require_atomic()
         if not self.processes_share_storage:
             pytest.skip("processes_share_storage = False: one process sees these records")
         url = self.storage_url(sync_harness.namespace)
         assert url is not None, "processes_share_storage = True needs storage_url()"
         storage = sync_harness.open()
-        races = [
-            (method, f"{method}{n}")
-            for method in ("take", "replace_if")
-            for n in range(self.race_rounds)
-        ]
-        for _, key in races:
-            storage.set(key, b"v0", None)
+        methods = ("take", "replace_if", "create") if self.creating else ("take", "replace_if")
+        races = [(method, f"{method}{n}") for method in methods for n in range(self.race_rounds)]
+        for method, key in races:
+            if method != "create":  # create races for a key nobody holds yet
+                storage.set(key, b"v0", None)
         context = multiprocessing.get_context("spawn")  # fork would copy driver threads' locks
         barrier = context.Barrier(2)
         out = context.Queue()
@@ -312,10 +311,15 @@ class RaceChecks(SuiteBase):
             for child in children:
                 child.join(30)
         assert [child.exitcode for child in children] == [0, 0], "a racing process failed"
-        for method in ("take", "replace_if"):
+        for method in methods:
             keys = [key for m, key in races if m == method]
             winners = [[w for k, w, won in results if k == key and won] for key in keys]
             _exactly_one(f"{method} is atomic across processes", keys, winners)
+        for key, winner in ((k, w) for k, w, won in results if won and k.startswith("create")):
+            got = storage.get(key)
+            assert got == f"w{winner}".encode(), (
+                f"{key}: the created record was overwritten: {got!r}"
+            )
 
 
 def _race_args(method: str, worker: int) -> tuple[Any, ...]:

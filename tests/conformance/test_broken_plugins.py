@@ -305,6 +305,38 @@ class TestOverflowing(StorageConformance):
     assert "OverflowError" in run.failed("[sync]")
 
 
+def test_a_scan_that_pages_by_offset_fails(run_suite: RunSuite) -> None:
+    """A walk in pages by position (SQL's ``LIMIT … OFFSET``) skips keys when rows before the
+    page are deleted, and repeats them when rows are inserted there."""
+    run = run_suite(
+        HEADER
+        + """
+class OffsetPaging(MemoryStorage):
+    def scan(self):
+        offset = 0
+        while True:
+            with self._lock:
+                now = self._clock()
+                page = sorted(self._data)[offset : offset + 20]
+                rows = [(k, self._data[k][0]) for k in page if self._data[k][1] > now]
+            if not page:
+                return
+            yield from rows
+            offset += 20
+            time.sleep(0.005)  # the round trip to the next page
+
+class TestOffsetPaging(StorageConformance):
+    clock_injectable = True
+    def make_storage(self, namespace, clock):
+        return OffsetPaging(clock=clock)
+""",
+        "scan_during_concurrent_writes",
+    )
+    assert "scan during concurrent writes must yield each untouched live key once" in (
+        run.failed("test_scan_during_concurrent_writes")
+    )
+
+
 def test_failures_show_the_compared_values(run_suite: RunSuite) -> None:
     """The suite's modules are assertion-rewritten: a bare ``assert got == b"value"`` in the
     suite reports both sides, not a bare AssertionError."""
