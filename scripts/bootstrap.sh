@@ -30,6 +30,10 @@ profile=${1:-dev}
 need_apt=()
 if [[ $profile != demo ]]; then
   command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+  # The PostgreSQL and MariaDB plugins' tests start private servers from these when none
+  # answers on the usual port (tests/_server_postgres.py, tests/_server_mysql.py).
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql)
+  command -v mariadbd >/dev/null 2>&1 || command -v mysqld >/dev/null 2>&1 || need_apt+=(mariadb-server)
   if [[ "${SESSIONKIT_BROWSER_TESTS:-1}" == 1 ]] && ! command -v chromium >/dev/null 2>&1; then
     need_apt+=(chromium)
   fi

@@ -38,11 +38,19 @@ __all__ = [
 FIRST_PARTY_EXTRAS: dict[str, str] = {
     "memory": "memory",
     "sqlite": "sqlite",
-    "redis": "redis",
-    "rediss": "redis",
+    **{
+        f"{name}{tls}{mode}": "redis"
+        for name in ("redis", "valkey")
+        for tls in ("", "s")
+        for mode in ("", "+cluster", "+sentinel")
+    },
     "unix": "redis",
     "mongodb": "mongo",
     "mongodb+srv": "mongo",
+    "postgresql": "postgres",
+    "postgres": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mysql",
 }
 
 

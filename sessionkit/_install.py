@@ -27,7 +27,14 @@ __all__ = [
 ]
 
 #: The distribution of this repository's plugins, in the order hints list them.
-FIRST_PARTY = ("sessionkit-memory", "sessionkit-sqlite", "sessionkit-redis", "sessionkit-mongo")
+FIRST_PARTY = (
+    "sessionkit-memory",
+    "sessionkit-sqlite",
+    "sessionkit-redis",
+    "sessionkit-mongo",
+    "sessionkit-postgres",
+    "sessionkit-mysql",
+)
 
 #: Said after a pinned requirement: the public index cannot serve it (safely).
 WHERE_FROM = (

@@ -1,13 +1,15 @@
 """Every first-party storage backend behind one fixture, for tests that must hold on all of them.
 
 The web and security tests are written once against a storage and run on each backend:
-``backend`` is a parametrized fixture (``memory``, ``sqlite``, ``redis``, ``mongo``) and
+``backend`` is a parametrized fixture (``memory``, ``sqlite``, ``redis``, ``mongo``, ``mysql``,
+``postgres``) and
 ``open_backend(request, name, clock)`` builds a fresh, empty storage of that kind for one test,
 on the real servers of ``tests._servers``; it is reset and closed when the test ends.
 
 The clock is injected where the backend takes one (memory, SQLite, Mongo), so a test that moves
-time moves the storage's idea of it too. Redis keeps TTLs on its own clock; the store enforces
-expiry from the record's envelope anyway, which is what these tests rely on.
+time moves the storage's idea of it too. Redis, PostgreSQL and MySQL keep TTLs on the server's
+clock; the store enforces expiry from the record's envelope anyway, which is what these tests
+rely on.
 
 ``SESSIONKIT_TEST_BACKENDS=memory,sqlite`` narrows the set for a quick local run; CI runs all.
 """
@@ -24,7 +26,7 @@ from sessionkit import Storage
 
 __all__ = ["BACKENDS", "backend", "open_backend"]
 
-ALL_BACKENDS = ("memory", "sqlite", "redis", "mongo")
+ALL_BACKENDS = ("memory", "sqlite", "redis", "mongo", "mysql", "postgres")
 
 
 def _selected() -> tuple[str, ...]:
@@ -44,7 +46,12 @@ BACKENDS = _selected()
 #: the store still calls live. Seen from a year ahead, nothing written in a test is due.
 MONGO_CLOCK_SHIFT = 365 * 86_400.0
 
-_MARKS = {"redis": pytest.mark.redis, "mongo": pytest.mark.mongo}
+_MARKS = {
+    "redis": pytest.mark.redis,
+    "mongo": pytest.mark.mongo,
+    "mysql": pytest.mark.mysql,
+    "postgres": pytest.mark.postgres,
+}
 
 
 @pytest.fixture(params=[pytest.param(n, marks=_MARKS.get(n, ()), id=n) for n in BACKENDS])
@@ -85,6 +92,14 @@ def open_backend(
         database, collection = storage.database, storage.collection
         request.addfinalizer(lambda: _release_collection(url, database, collection))
         emptied = lambda: _EMPTIED.add((url, collection))  # noqa: E731  (reset() emptied it)
+    elif name == "mysql":
+        from tests._server_mysql import open_backend_storage
+
+        storage, emptied = open_backend_storage(request)
+    elif name == "postgres":
+        from tests._server_postgres import open_backend_storage as open_postgres
+
+        storage, emptied = open_postgres(request)
     else:
         raise ValueError(f"unknown backend {name!r}; known: {', '.join(ALL_BACKENDS)}")
 

@@ -13,7 +13,7 @@ A storage plugin proves it keeps the contract of :class:`sessionkit.Storage` by 
             return MyStorage(prefix=f"{namespace}:", clock=clock)
 
         def make_broken_storage(self, namespace):   # or: no_driver_faults = "why"
-            return MyStorage(url="mine://127.0.0.1:1", prefix=f"{namespace}:")
+            return MyStorage(url=f"mine://127.0.0.1:{closed_port()}", prefix=f"{namespace}:")
 
         def storage_url(self, namespace):
             return f"mine://?prefix={namespace}:"
@@ -55,9 +55,10 @@ if TYPE_CHECKING:
     from ._harness import ODD_KEYS as ODD_KEYS
     from ._harness import Harness, StorageHandle
     from ._machine import _StorageMachine as _StorageMachine
+    from ._ports import closed_port
     from ._suite import StorageConformance
 
-__all__ = ["FakeClock", "Harness", "StorageConformance", "StorageHandle"]
+__all__ = ["FakeClock", "Harness", "StorageConformance", "StorageHandle", "closed_port"]
 
 #: Where each public (and test-imported) name lives.
 _HOMES = {
@@ -69,6 +70,7 @@ _HOMES = {
     "BINARY_VALUES": "._harness",
     "StorageConformance": "._suite",
     "_StorageMachine": "._machine",
+    "closed_port": "._ports",
 }
 
 

@@ -32,6 +32,8 @@ __all__ = ["PLACEHOLDERS", "Sample", "SampleSkipped", "extract", "point_at", "ru
 PLACEHOLDERS: Mapping[str, str] = {
     "redis://localhost:6379": "redis_url",
     "mongodb://localhost:27017": "mongo_url",
+    "mysql://localhost:3306": "mysql_url",
+    "postgresql://localhost:5432": "postgres_url",
 }
 
 _OPEN = re.compile(r"^(?P<indent>[ \t]*)```python\b.*$")

@@ -120,6 +120,17 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str
         if backend == "mongo":
             server: ServerProcess = request.getfixturevalue("load_mongo")
             return server.url.replace("/?", "/sessionkit_load?") + f"&collection=load_{tag}"
+        if backend == "postgres":
+            # In the run's own schema, which is dropped with its tables when the run ends.
+            base = request.getfixturevalue("postgres_url")
+            schema = request.getfixturevalue("postgres_schema")
+            return f"{base}{'&' if '?' in base else '?'}schema={schema}&table=load_{tag}"
+        if backend == "mysql":
+            from tests._server_mysql import _drop_tables
+
+            base = request.getfixturevalue("mysql_url")
+            request.addfinalizer(lambda: _drop_tables(base, {f"load_{tag}"}))
+            return f"{base}{'&' if '?' in base else '?'}table=load_{tag}"
         raise ValueError(backend)
 
     return make

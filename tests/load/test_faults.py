@@ -285,6 +285,61 @@ async def test_mongo_frozen(
     _check(outcome)
 
 
+# -- 5b. a frozen PostgreSQL, a frozen MariaDB ---------------------------------------------------
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[ServerProcess]:
+    from tests._server_postgres import start_postgres
+
+    with _resumed_at_exit(start_postgres(durable=True)) as server:
+        yield server
+
+
+@pytest.fixture
+def private_mariadb() -> Iterator[ServerProcess]:
+    from tests._server_mysql import start_mariadb
+
+    with _resumed_at_exit(start_mariadb()) as server:
+        yield server
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "stack",
+    stacks(["uvicorn-1w-inner", "uvicorn-2w-outer", "gunicorn-2w-flask"], ["uvicorn-2w-outer"]),
+)
+async def test_postgres_frozen(
+    launch: Callable[..., AppServer],
+    private_postgres: ServerProcess,
+    record: Callable[..., None],
+    stack: tuple[str, int, str],
+) -> None:
+    """Every process of the server stopped (``SIGSTOP``): connections in use hang, new ones
+    are never accepted; each request must get its 503 within the documented bound."""
+    app = _launch(launch, stack, private_postgres.url)
+    outcome = await run_load(app, _plan(), paused(private_postgres))
+    record(outcome, layer="sessionkit", server=app.name, backend="postgres (SIGSTOP)")
+    _check(outcome)
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize(
+    "stack",
+    stacks(["uvicorn-1w-inner", "uvicorn-2w-outer", "gunicorn-2w-flask"], ["gunicorn-2w-flask"]),
+)
+async def test_mysql_frozen(
+    launch: Callable[..., AppServer],
+    private_mariadb: ServerProcess,
+    record: Callable[..., None],
+    stack: tuple[str, int, str],
+) -> None:
+    app = _launch(launch, stack, private_mariadb.url)
+    outcome = await run_load(app, _plan(), paused(private_mariadb))
+    record(outcome, layer="sessionkit", server=app.name, backend="mysql (SIGSTOP)")
+    _check(outcome)
+
+
 # -- 6. regenerate while writes are refused ------------------------------------------------------
 
 #: While writes are refused, a third of the operations are logins (``regenerate``) or log-outs

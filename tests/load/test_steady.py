@@ -35,8 +35,19 @@ CASES = [
     ("gunicorn", 2, "redis"),
     ("gunicorn", 2, "mongo"),
     ("gunicorn-sync", 2, "redis"),  # gunicorn's default worker: no keep-alive, one at a time
+    ("uvicorn", 1, "postgres"),
+    ("uvicorn", 2, "postgres"),
+    ("gunicorn", 2, "postgres"),
+    ("uvicorn", 1, "mysql"),
+    ("uvicorn", 2, "mysql"),
+    ("gunicorn", 2, "mysql"),
 ]
-SHORT = {("uvicorn", 2, "sqlite"), ("gunicorn", 2, "redis")}
+SHORT = {
+    ("uvicorn", 2, "sqlite"),
+    ("gunicorn", 2, "redis"),
+    ("uvicorn", 2, "postgres"),
+    ("gunicorn", 2, "mysql"),
+}
 
 
 def _params() -> list[object]:

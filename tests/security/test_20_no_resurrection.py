@@ -47,7 +47,7 @@ from tests.web._support import (
     wsgi_app,
 )
 
-FIRST_PARTY = ("memory", "sqlite", "redis", "mongo")
+FIRST_PARTY = ("memory", "sqlite", "redis", "mongo", "mysql", "postgres")
 #: The lifecycle calls that delete the record a concurrent request still holds.
 REMOVALS = ("destroy", "regenerate", "reset")
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 
 import pymongo
 import pytest
 
 from sessionkit import Storage
-from sessionkit.testing import StorageConformance
+from sessionkit.testing import StorageConformance, closed_port
 from sessionkit_mongo import MongoStorage
 
 pytestmark = pytest.mark.mongo
@@ -19,14 +18,6 @@ pytestmark = pytest.mark.mongo
 #: clock still calls live. Seen from a day ahead, no record of a test is due during the run.
 #: A constant shift changes no expiry decision: the storage compares its clock with itself.
 CLOCK_SHIFT = 86_400.0
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 nothing listens on: the server is down."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class TestMongoStorage(StorageConformance):

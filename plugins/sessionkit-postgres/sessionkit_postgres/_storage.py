@@ -1,0 +1,670 @@
+"""PostgreSQL storage: one table per storage, psycopg 3 pools, the server's clock.
+
+Each operation is one statement, run in autocommit mode (see ``_sql`` for the table and the
+statements, and why expiry is judged by the database server's clock alone). ``reset`` and
+``purge_expired`` repeat one bounded ``DELETE`` until nothing is left, so neither ever holds a
+lock on many rows for long; ``scan`` reads a page of keys per statement.
+
+**Connections.** Sync calls take a connection from a ``psycopg_pool.ConnectionPool`` (its
+threads connect in the background; a call waits up to ``pool_timeout`` for one). Async calls
+take one from the running event loop's own :class:`~sessionkit_postgres._loop_pool.LoopPool`,
+made on first use in that loop (:class:`~sessionkit.storage.PerLoop`), closed by ``aclose()``
+in its loop and, for a loop that ended without it, released (its sockets closed) when the
+next loop makes its pool. That pool runs no task of its own, so a loop may end at any moment
+(``_loop_pool`` says why psycopg_pool's ``AsyncConnectionPool`` cannot promise that). Pools
+open no connection until a call needs one, keep at most ``pool_max_size``, and close idle ones
+beyond ``pool_min_size`` after ten minutes. A forked child (a pre-forking server that opened
+the storage before forking) makes pools of its own on first use: the parent's connections
+are never used, nor closed, by the child (psycopg leaves them alone in a child).
+
+**The table** is made on a storage's first call when it does not exist yet (``CREATE TABLE IF
+NOT EXISTS`` and the expiry index, in one transaction, under an advisory lock: two processes
+creating it at once would otherwise collide in the catalog, PostgreSQL's ``CREATE ... IF NOT
+EXISTS`` being no guard against a concurrent creator). When it exists, the storage only looks
+it up (``to_regclass``), so an application role with no right to create tables works with a
+table made by a migration. A table dropped while in use is made again on the next call.
+
+**Bounds.** Every call ends within ``pool_timeout + statement_timeout + 0.5`` seconds (5 s with
+the defaults), whatever the server does:
+
+* the wait for a connection (``pool_timeout``), a connection attempt included (libpq's
+  ``connect_timeout``, 2 s by default);
+* the statement: the server cancels it after ``statement_timeout`` (sent as its own setting
+  when connecting), and a server that cannot even do that (stopped, unreachable) loses the
+  connection half a second later, when the client shuts its socket (see ``_deadlines``);
+* while the server refuses connections (down, restarting, out of connection slots), a call
+  that finds no idle connection fails at once with the last refusal, except one call a
+  second, which tries again: a dead database answers 503 at once, and does not hold every
+  worker for ``pool_timeout`` each.
+
+**Failures.** Every driver error surfaces as :class:`~sessionkit.StorageError` with psycopg's
+exception chained. A call whose connection turns out to have been closed by the server (a
+restart, a failover, ``idle_session_timeout``, a proxy) is sent again on another connection,
+within the same bound: each statement here can be repeated safely (an upsert, a delete, a
+guarded update; a ``create`` or ``take`` repeated after its first attempt really ran answers
+False, which the core takes the safe way). So a server restart costs no request an error once
+the server is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from datetime import timedelta
+from typing import Any, Literal, TypeVar
+
+import psycopg
+import psycopg.errors
+from psycopg_pool import ConnectionPool
+
+from sessionkit.storage import PerLoop, StorageError, ttl_seconds
+
+from ._deadlines import WATCHER, AsyncWatch
+from ._loop_pool import LoopPool
+from ._options import PostgresOptions
+from ._sql import Names, Statements, lock_id
+
+__all__ = ["COUNT_TIMEOUT", "PostgresStorage"]
+
+T = TypeVar("T")
+SyncConnection = psycopg.Connection[Any]
+AsyncConnection = psycopg.AsyncConnection[Any]
+Work = Callable[[SyncConnection, Statements], T]
+AsyncWork = Callable[[AsyncConnection, Statements], Awaitable[T]]
+Fetch = Literal["rowcount", "one", "rows"]
+
+#: Seconds the client waits past ``statement_timeout`` for the server's own cancellation to
+#: arrive, before it shuts the connection's socket (the server is frozen or unreachable).
+CLIENT_GRACE = 0.5
+
+#: Seconds ``count()`` may run (it walks the table: a tool's call, not a request's), on the
+#: server and the client alike; at least ``statement_timeout``.
+COUNT_TIMEOUT = 60.0
+
+#: Rows one ``scan()`` statement reads.
+SCAN_PAGE = 500
+
+#: While the server refuses connections: how long after a refusal a call that finds no idle
+#: connection fails at once, and how often one such call tries again instead (seconds).
+REFUSAL_WINDOW = 2.0
+RETRY_EVERY = 1.0
+
+#: The longest TTL stored: 10,000 years, as good as none, and far inside ``timestamptz``
+#: (``timedelta.max``, 2.7 million years, would be out of its range).
+MAX_TTL_SECONDS = 10_000 * 365.25 * 86_400
+
+
+class _Refusals:
+    """The last failure to connect, noted by the pools' connection classes (cleared by a
+    success), and the clock of the one-a-second retry while the server refuses."""
+
+    def __init__(self) -> None:
+        self.error: psycopg.Error | None = None
+        self.at = 0.0
+        self._retried_at = 0.0
+        self._lock = threading.Lock()
+
+    def note(self, error: psycopg.Error) -> None:
+        self.error, self.at = error, time.monotonic()
+
+    def clear(self) -> None:
+        self.error = None
+
+    def recent(self) -> psycopg.Error | None:
+        error = self.error
+        if error is not None and time.monotonic() - self.at < REFUSAL_WINDOW:
+            return error
+        return None
+
+    def may_retry(self) -> bool:
+        """Whether this call is the one (a second) to try connecting again."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._retried_at >= RETRY_EVERY:
+                self._retried_at = now
+                return True
+            return False
+
+
+def _connection_classes(
+    refusals: _Refusals,
+) -> tuple[type[SyncConnection], type[AsyncConnection]]:
+    """psycopg's connection classes, noting each failure to connect in ``refusals`` (the sync
+    pool connects in its own threads, and tells a waiting call only "timeout")."""
+
+    class NotingConnection(psycopg.Connection[Any]):
+        @classmethod
+        def connect(cls, conninfo: str = "", **kwargs: Any) -> NotingConnection:
+            try:
+                conn = super().connect(conninfo, **kwargs)
+            except psycopg.Error as exc:
+                refusals.note(exc)
+                raise
+            refusals.clear()
+            return conn
+
+    class NotingAsyncConnection(psycopg.AsyncConnection[Any]):
+        @classmethod
+        async def connect(cls, conninfo: str = "", **kwargs: Any) -> NotingAsyncConnection:
+            try:
+                conn = await super().connect(conninfo, **kwargs)
+            except psycopg.Error as exc:
+                refusals.note(exc)
+                raise
+            refusals.clear()
+            return conn
+
+    return NotingConnection, NotingAsyncConnection
+
+
+def _release_dead_loop(pool: LoopPool, loop: asyncio.AbstractEventLoop) -> None:
+    """Close the connections of a pool whose event loop was closed (``PerLoop``'s ``release``):
+    each is finished synchronously (``PQfinish``: a goodbye to the server, the socket closed)."""
+    pool.finish_all()
+
+
+def _key(key: str) -> bytes:
+    """A key as stored: its UTF-8 bytes (lone surrogates kept, so any ``str`` comes back)."""
+    if not isinstance(key, str):
+        raise TypeError(f"storage keys are str, got {type(key).__name__}")
+    return key.encode("utf-8", "surrogatepass")
+
+
+def _text(key: bytes) -> str:
+    return bytes(key).decode("utf-8", "surrogatepass")
+
+
+def _ttl(ttl: timedelta | None) -> float | None:
+    """Seconds to store for ``ttl`` (rejecting a zero or negative one, as every storage does)."""
+    seconds = ttl_seconds(ttl)
+    return None if seconds is None else min(seconds, MAX_TTL_SECONDS)
+
+
+def _brief(exc: BaseException, limit: int = 300) -> str:
+    """The first line of a driver message, cut short (libpq adds hints on further lines)."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _broken(conn: SyncConnection | AsyncConnection, exc: psycopg.Error) -> bool:
+    """Whether ``exc`` came from a connection the server (or the network) had closed."""
+    return isinstance(exc, psycopg.OperationalError) and (conn.closed or conn.broken)
+
+
+def _sync_fetch(cursor: psycopg.Cursor[Any], fetch: Fetch) -> Any:
+    if fetch == "rowcount":
+        return cursor.rowcount
+    if fetch == "one":
+        row = cursor.fetchone()
+        return None if row is None else row[0]
+    return cursor.fetchall()
+
+
+async def _async_fetch(cursor: psycopg.AsyncCursor[Any], fetch: Fetch) -> Any:
+    if fetch == "rowcount":
+        return cursor.rowcount
+    if fetch == "one":
+        row = await cursor.fetchone()
+        return None if row is None else row[0]
+    return await cursor.fetchall()
+
+
+class PostgresStorage:
+    """Session storage in a PostgreSQL table, sync and async.
+
+    ``PostgresStorage("postgresql://app@db.internal/app?sslmode=verify-full", table="web_sessions")``:
+    options come in the URL's query or as keywords (keywords win): the storage's own
+    (``table``, ``schema``, ``pool_min_size``, ``pool_max_size``, ``pool_timeout``,
+    ``statement_timeout``, ``purge_batch``, ``prepare_threshold``) and any libpq connection
+    parameter (``sslmode``, ``application_name``, ``options``, ``target_session_attrs``, ...).
+    See :class:`~sessionkit_postgres.PostgresOptions`. Nothing connects until the first call.
+    """
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self.options = PostgresOptions.from_url(url, options)
+        self._names = Names(self.options.table, self.options.schema)
+        self._lock_id = lock_id(self.options.schema, self.options.table)
+        self._limit = self.options.statement_timeout + CLIENT_GRACE
+        self._statements: Statements | None = None
+        self._ready = False
+        self._closed = False
+        self._refusals = _Refusals()
+        self._sync_class, self._async_class = _connection_classes(self._refusals)
+        self._pool: ConnectionPool[SyncConnection] | None = None
+        self._pool_pid = 0
+        self._pool_lock = threading.Lock()
+        self._loop_pools: PerLoop[LoopPool] = PerLoop(self._make_loop_pool, _release_dead_loop)
+
+    @classmethod
+    def from_url(cls, url: str, options: Mapping[str, Any]) -> PostgresStorage:
+        """Build from ``postgresql://...?table=...`` and options (the plugin's opener)."""
+        return cls(url, **options)
+
+    def __repr__(self) -> str:
+        return f"<PostgresStorage {self.options.where} table {self.qualified_table!r}>"
+
+    @property
+    def table(self) -> str:
+        return self.options.table
+
+    @property
+    def schema(self) -> str | None:
+        return self.options.schema
+
+    @property
+    def qualified_table(self) -> str:
+        """``schema.table`` (or ``table``), as given: for messages, not for SQL."""
+        schema = self.options.schema
+        return self.options.table if schema is None else f"{schema}.{self.options.table}"
+
+    # -- pools ---------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(f"{self!r} is closed")
+
+    def _connection_kwargs(self) -> dict[str, Any]:
+        return {"autocommit": True, "prepare_threshold": self.options.prepare_threshold}
+
+    def _sync_pool(self) -> ConnectionPool[SyncConnection]:
+        """This process's pool, made on first use (and again in a forked child)."""
+        pool, pid = self._pool, os.getpid()
+        if pool is not None and self._pool_pid == pid:
+            return pool
+        with self._pool_lock:
+            self._check_open()
+            if self._pool is None or self._pool_pid != pid:
+                # A parent's pool is dropped, never closed: its connections are the parent's.
+                options = self.options
+                pool = ConnectionPool(
+                    options.conninfo,
+                    connection_class=self._sync_class,
+                    kwargs=self._connection_kwargs(),
+                    min_size=options.pool_min_size,
+                    max_size=options.pool_max_size,
+                    timeout=options.pool_timeout,
+                    # A failed connection attempt is tried again once after this, then given
+                    # up: the next call that needs a connection tries afresh (see
+                    # ``_Refusals``), rather than the pool backing off for minutes while the
+                    # server is back.
+                    reconnect_timeout=options.pool_timeout,
+                    name=f"sessionkit-{options.table}",
+                    open=False,
+                )
+                pool.open()
+                self._pool, self._pool_pid = pool, pid
+            return self._pool
+
+    def _make_loop_pool(self) -> LoopPool:
+        """The running loop's pool (``PerLoop``'s factory); see ``_loop_pool`` for why it is
+        not psycopg_pool's ``AsyncConnectionPool``."""
+        options = self.options
+        return LoopPool(
+            options.conninfo,
+            connection_class=self._async_class,
+            kwargs=self._connection_kwargs(),
+            min_size=options.pool_min_size,
+            max_size=options.pool_max_size,
+        )
+
+    def _refused(self, op: str, available: Callable[[], int]) -> None:
+        """Fail at once while the server refuses connections and none is idle, but for one
+        call a second, which tries again (see the module's notes)."""
+        error = self._refusals.recent()
+        if error is None or available() > 0:
+            return
+        if not self._refusals.may_retry():
+            raise StorageError(
+                f"postgres {op} failed: no connection to {self.options.where}; the last "
+                f"attempt, {time.monotonic() - self._refusals.at:.1f} s ago, failed: "
+                f"{_brief(error)}"
+            ) from error
+
+    def _no_connection(self, op: str, exc: psycopg.Error) -> tuple[StorageError, BaseException]:
+        """The error for a call that got no connection in time, and its cause: the last
+        failure to connect when there was one (the pool itself says only "timeout")."""
+        if self._closed:
+            return StorageError(f"{self!r} is closed"), exc
+        refusal = self._refusals.recent()
+        why = (
+            f"the last attempt failed: {_brief(refusal)}"
+            if refusal is not None
+            else f"all {self.options.pool_max_size} connections busy, or the server slow to answer"
+        )
+        error = StorageError(
+            f"postgres {op} failed: no connection to {self.options.where} within "
+            f"{self.options.pool_timeout:g} s (pool_timeout); {why}"
+        )
+        return error, refusal or exc
+
+    def _failed(self, op: str, exc: psycopg.Error, fired: bool, limit: float) -> StorageError:
+        if fired:
+            return StorageError(
+                f"postgres {op} failed: no answer from {self.options.where} within "
+                f"{limit:g} s (statement_timeout + {CLIENT_GRACE:g}); the connection was dropped"
+            )
+        if isinstance(exc, psycopg.errors.QueryCanceled):
+            return StorageError(
+                f"postgres {op} failed: the server cancelled it after "
+                f"{self.options.statement_timeout:g} s (statement_timeout): {_brief(exc)}"
+            )
+        return StorageError(f"postgres {op} failed: {_brief(exc)}")
+
+    # -- running a call: sync ------------------------------------------------------------------
+
+    def _run(self, op: str, work: Work[T], *, limit: float | None = None) -> T:
+        """Run ``work(connection, statements)`` on a pooled connection, within the bound."""
+        self._check_open()
+        pool = self._sync_pool()
+        limit = self._limit if limit is None else limit
+        deadline = time.monotonic() + self.options.pool_timeout + limit
+        while True:
+            conn = self._getconn(pool, op, deadline)
+            fired = False
+            try:
+                watch = WATCHER.watch(conn.pgconn.socket, min(limit, deadline - time.monotonic()))
+                try:
+                    return self._work(conn, work)
+                finally:
+                    fired = WATCHER.finish(watch)
+            except psycopg.Error as exc:
+                if not fired and _broken(conn, exc) and time.monotonic() < deadline:
+                    continue  # closed by the server meanwhile: another connection
+                raise self._failed(op, exc, fired, limit) from exc
+            finally:
+                if fired:  # its socket is shut: never back into the pool as if healthy
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                pool.putconn(conn)
+
+    def _getconn(
+        self, pool: ConnectionPool[SyncConnection], op: str, deadline: float
+    ) -> SyncConnection:
+        self._refused(op, lambda: int(pool.get_stats().get("pool_available", 0)))
+        wait = min(self.options.pool_timeout, deadline - time.monotonic())
+        try:
+            return pool.getconn(timeout=max(wait, 0.001))
+        except psycopg.Error as exc:
+            error, cause = self._no_connection(op, exc)
+            raise error from cause
+
+    def _work(self, conn: SyncConnection, work: Work[T]) -> T:
+        statements = self._statements
+        if statements is None or not self._ready:
+            statements = self._ensure(conn)
+        try:
+            return work(conn, statements)
+        except psycopg.errors.UndefinedTable:  # dropped meanwhile: make it again, once
+            self._ready = False
+            return work(conn, self._ensure(conn))
+
+    def _ensure(self, conn: SyncConnection) -> Statements:
+        """Render the statements and make the table if it does not exist (see the notes)."""
+        statements = self._statements or Statements.render(self._names, conn)
+        self._statements = statements
+        row = conn.execute(statements.relkind, {"name": statements.qualified}).fetchone()
+        if row is None:
+            with conn.transaction():
+                conn.execute(statements.lock, {"lock": self._lock_id})
+                conn.execute(statements.create_table)
+                conn.execute(statements.create_index)
+        else:
+            self._check_relkind(row[0])
+        self._ready = True
+        return statements
+
+    def _check_relkind(self, relkind: str) -> None:
+        if relkind not in ("r", "p"):
+            raise StorageError(
+                f"{self.qualified_table!r} names an existing relation that is not a table "
+                f"(pg_class.relkind {relkind!r}): give the storage another table"
+            )
+
+    def _exec(self, op: str, name: str, params: Mapping[str, Any], fetch: Fetch) -> Any:
+        """One statement (``name`` of :class:`Statements`), its result as ``fetch`` says."""
+
+        def work(conn: SyncConnection, statements: Statements) -> Any:
+            cursor = conn.execute(getattr(statements, name), params, binary=True)
+            return _sync_fetch(cursor, fetch)
+
+        return self._run(op, work)
+
+    # -- running a call: async -----------------------------------------------------------------
+
+    async def _arun(self, op: str, work: AsyncWork[T]) -> T:
+        """:meth:`_run` on the running loop's pool."""
+        self._check_open()
+        pool, limit = self._loop_pools.get(), self._limit
+        deadline = time.monotonic() + self.options.pool_timeout + limit
+        while True:
+            conn = await self._agetconn(pool, op, deadline)
+            fired = False
+            try:
+                watch = AsyncWatch(conn.pgconn.socket, min(limit, deadline - time.monotonic()))
+                try:
+                    return await self._awork(conn, work)
+                finally:
+                    fired = watch.finish()
+            except psycopg.Error as exc:
+                if not fired and _broken(conn, exc) and time.monotonic() < deadline:
+                    continue
+                raise self._failed(op, exc, fired, limit) from exc
+            finally:
+                if fired:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                await pool.putconn(conn)
+
+    async def _agetconn(self, pool: LoopPool, op: str, deadline: float) -> AsyncConnection:
+        self._refused(op, pool.available)
+        wait = min(self.options.pool_timeout, deadline - time.monotonic())
+        try:
+            return await pool.getconn(timeout=max(wait, 0.001))
+        except psycopg.Error as exc:
+            error, cause = self._no_connection(op, exc)
+            raise error from cause
+
+    async def _awork(self, conn: AsyncConnection, work: AsyncWork[T]) -> T:
+        statements = self._statements
+        if statements is None or not self._ready:
+            statements = await self._aensure(conn)
+        try:
+            return await work(conn, statements)
+        except psycopg.errors.UndefinedTable:
+            self._ready = False
+            return await work(conn, await self._aensure(conn))
+
+    async def _aensure(self, conn: AsyncConnection) -> Statements:
+        statements = self._statements or Statements.render(self._names, conn)
+        self._statements = statements
+        cursor = await conn.execute(statements.relkind, {"name": statements.qualified})
+        row = await cursor.fetchone()
+        if row is None:
+            async with conn.transaction():
+                await conn.execute(statements.lock, {"lock": self._lock_id})
+                await conn.execute(statements.create_table)
+                await conn.execute(statements.create_index)
+        else:
+            self._check_relkind(row[0])
+        self._ready = True
+        return statements
+
+    async def _aexec(self, op: str, name: str, params: Mapping[str, Any], fetch: Fetch) -> Any:
+        async def work(conn: AsyncConnection, statements: Statements) -> Any:
+            cursor = await conn.execute(getattr(statements, name), params, binary=True)
+            return await _async_fetch(cursor, fetch)
+
+        return await self._arun(op, work)
+
+    # -- the storage contract ------------------------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        value = self._exec("get", "get", {"key": _key(key)}, "one")
+        return None if value is None else bytes(value)
+
+    def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
+        self._exec("set", "set", {"key": _key(key), "value": value, "ttl": _ttl(ttl)}, "rowcount")
+
+    def create(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        """Write ``key`` only where no live record is (an expired one counts as none); one
+        statement. ``False``, and nothing written, when a live record holds the key."""
+        params = {"key": _key(key), "value": value, "ttl": _ttl(ttl)}
+        return bool(self._exec("create", "create", params, "rowcount") == 1)
+
+    def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        """Write ``key`` only if it exists and has not expired."""
+        params = {"key": _key(key), "value": value, "ttl": _ttl(ttl)}
+        return bool(self._exec("replace", "replace", params, "rowcount") == 1)
+
+    def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
+        """Write ``key`` only if it is live and holds exactly ``expected``; one ``UPDATE``."""
+        params = {"key": _key(key), "expected": expected, "value": value, "ttl": _ttl(ttl)}
+        return bool(self._exec("replace_if", "replace_if", params, "rowcount") == 1)
+
+    def take(self, key: str) -> bool:
+        """Delete ``key`` (an expired remnant too); return whether a live record was there."""
+        return bool(self._exec("take", "take", {"key": _key(key)}, "one"))
+
+    def touch(self, key: str, ttl: timedelta | None) -> bool:
+        params = {"key": _key(key), "ttl": _ttl(ttl)}
+        return bool(self._exec("touch", "touch", params, "rowcount") == 1)
+
+    def delete(self, key: str) -> None:
+        self._exec("delete", "delete", {"key": _key(key)}, "rowcount")
+
+    def reset(self) -> None:
+        """Delete every row of this storage's table (and nothing else), a batch at a time."""
+        self._batches("reset", "reset")
+
+    def close(self) -> None:
+        """Close the sync pool; closing again does nothing, any other call raises.
+
+        Async pools are closed by ``aclose()`` in their loop; those of loops already closed are
+        released here.
+        """
+        with self._pool_lock:
+            if self._closed:
+                return
+            self._closed = True
+            pool, self._pool = self._pool, None
+        self._loop_pools.clear()
+        if pool is not None and self._pool_pid == os.getpid():
+            try:
+                pool.close()
+            except psycopg.Error as exc:
+                raise StorageError(f"closing {self!r} failed: {_brief(exc)}") from exc
+
+    # -- the async twins -----------------------------------------------------------------------
+
+    async def aget(self, key: str) -> bytes | None:
+        value = await self._aexec("get", "get", {"key": _key(key)}, "one")
+        return None if value is None else bytes(value)
+
+    async def aset(self, key: str, value: bytes, ttl: timedelta | None) -> None:
+        params = {"key": _key(key), "value": value, "ttl": _ttl(ttl)}
+        await self._aexec("set", "set", params, "rowcount")
+
+    async def acreate(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        params = {"key": _key(key), "value": value, "ttl": _ttl(ttl)}
+        return bool(await self._aexec("create", "create", params, "rowcount") == 1)
+
+    async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        params = {"key": _key(key), "value": value, "ttl": _ttl(ttl)}
+        return bool(await self._aexec("replace", "replace", params, "rowcount") == 1)
+
+    async def areplace_if(
+        self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
+    ) -> bool:
+        params = {"key": _key(key), "expected": expected, "value": value, "ttl": _ttl(ttl)}
+        return bool(await self._aexec("replace_if", "replace_if", params, "rowcount") == 1)
+
+    async def atake(self, key: str) -> bool:
+        return bool(await self._aexec("take", "take", {"key": _key(key)}, "one"))
+
+    async def atouch(self, key: str, ttl: timedelta | None) -> bool:
+        params = {"key": _key(key), "ttl": _ttl(ttl)}
+        return bool(await self._aexec("touch", "touch", params, "rowcount") == 1)
+
+    async def adelete(self, key: str) -> None:
+        await self._aexec("delete", "delete", {"key": _key(key)}, "rowcount")
+
+    async def areset(self) -> None:
+        limit = self.options.purge_batch
+        while await self._aexec("reset", "reset", {"limit": limit}, "rowcount") >= limit:
+            pass
+
+    async def aclose(self) -> None:
+        """Close this loop's pool and the sync pool; closing again does nothing."""
+        with self._pool_lock:
+            if self._closed:
+                return
+            self._closed = True
+            pool, self._pool = self._pool, None
+        loop_pool = self._loop_pools.pop_current()
+        self._loop_pools.clear()
+        try:
+            if loop_pool is not None:
+                await loop_pool.close()
+            if pool is not None and self._pool_pid == os.getpid():
+                # Joins the pool's threads: not on the event loop.
+                await asyncio.to_thread(pool.close)
+        except psycopg.Error as exc:
+            raise StorageError(f"closing {self!r} failed: {_brief(exc)}") from exc
+
+    # -- for operators (see sessionkit._inspect) ------------------------------------------------
+
+    def _batches(self, op: str, name: str) -> int:
+        """Run the bounded ``DELETE`` ``name`` until a batch finds less than a full one; each
+        batch is a call of its own (requests are served between them)."""
+        limit, total = self.options.purge_batch, 0
+        while True:
+            deleted = int(self._exec(op, name, {"limit": limit}, "rowcount"))
+            total += deleted
+            if deleted < limit:
+                return total
+
+    def purge_expired(self) -> int:
+        """Delete every expired row, ``purge_batch`` rows per statement; return how many.
+
+        Rows a request holds locked are skipped (``SKIP LOCKED``), so a purge never waits for
+        a request, nor a request for a purge; they are purged the next time.
+        """
+        return self._batches("purge_expired", "purge")
+
+    def count(self) -> int:
+        """Return the number of live sessions. Walks the table: for tools, not requests
+        (it may run up to :data:`COUNT_TIMEOUT` seconds)."""
+        seconds = max(COUNT_TIMEOUT, self.options.statement_timeout)
+        ms = str(math.ceil(seconds * 1000))
+
+        def work(conn: SyncConnection, statements: Statements) -> int:
+            with conn.transaction():
+                conn.execute(statements.count_timeout, {"ms": ms})
+                row = conn.execute(statements.count, binary=True).fetchone()
+            return 0 if row is None else int(row[0])
+
+        return self._run("count", work, limit=seconds + CLIENT_GRACE)
+
+    def scan(self) -> Iterator[tuple[str, bytes]]:
+        """Yield each live ``(key, value)`` in key order, :data:`SCAN_PAGE` rows per statement.
+
+        No connection is held across a ``yield``: requests go on while a tool walks the
+        table, and the caller may delete keys already yielded. Each page resumes after the
+        last key (keyset pagination on the primary key; ``last + b"\\x00"`` is the smallest
+        key after ``last``), so no key is repeated or skipped.
+        """
+        start = b""
+        while True:
+            params = {"start": start, "limit": SCAN_PAGE}
+            rows = self._exec("scan", "scan", params, "rows")
+            for key, value in rows:
+                yield _text(key), bytes(value)
+            if len(rows) < SCAN_PAGE:
+                return
+            start = bytes(rows[-1][0]) + b"\x00"
