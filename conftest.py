@@ -1,1 +1,6 @@
-pytest_plugins = ["tests._servers", "tests._server_postgres", "tests._server_mysql", "tests._backends"]
+pytest_plugins = [
+    "tests._servers",
+    "tests._server_postgres",
+    "tests._server_mysql",
+    "tests._backends",
+]

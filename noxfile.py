@@ -61,14 +61,15 @@ def typing(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite on every backend, ``tests/security`` included, on two workers (it waits on
-    servers and sockets more than on the CPU); everything but ``tests/load`` and
+    """The test suite on every backend, ``tests/security`` included, on four workers (it waits on
+    servers and sockets more than on the CPU, so four workers finish sooner than two on two
+    cores); everything but ``tests/load`` and
     ``tests/django``, which the ``load`` and ``django`` sessions run in processes of their own.
     Starts its own Mongo test server, and Redis if none answers. Arguments go to pytest:
     ``-m "not slow"`` skips the wheel and template tests that pip-install (a local loop),
     ``-n 0`` runs on one process."""
     sync(session)
-    workers = [] if any(a == "-n" or a.startswith("-n") for a in session.posargs) else ["-n", "2"]
+    workers = [] if any(a == "-n" or a.startswith("-n") for a in session.posargs) else ["-n", "4"]
     run(
         session,
         "pytest",

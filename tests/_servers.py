@@ -8,12 +8,15 @@ loads this module (``pytest_plugins = ["tests._servers"]``) and tests ask for th
   ``PING``, otherwise a private ``redis-server`` started for the session.
 * ``mongo_url`` (session scope): a private SecantusDB (MongoDB wire protocol, in memory).
 
-``SESSIONKIT_TEST_REDIS_URL``, ``SESSIONKIT_TEST_MONGO_URL`` and ``SESSIONKIT_TEST_REDIS_CLUSTER_URL``
-name external servers instead (CI service containers). A server that cannot be started fails
-the run loudly: in CI nothing may be skipped in silence. ``start_redis()`` and ``start_mongo()``
-hand out a private server process with ``stop()``, ``kill()`` and ``restart()`` (same port),
-for tests that inject faults; ``start_redis_cluster()`` (fixture ``redis_cluster_url``) a
-three-primary Redis Cluster.
+``SESSIONKIT_TEST_REDIS_URL``, ``SESSIONKIT_TEST_MONGO_URL``, ``SESSIONKIT_TEST_REDIS_CLUSTER_URL``
+and ``SESSIONKIT_TEST_REDIS_SENTINEL_URL`` name external servers instead (CI service
+containers). A server that cannot be started fails the run loudly: in CI nothing may be skipped
+in silence. ``start_redis()`` and ``start_mongo()`` hand out a private server process with
+``stop()``, ``kill()`` and ``restart()`` (same port), for tests that inject faults;
+``start_redis_cluster()`` (fixture ``redis_cluster_url``) a three-primary Redis Cluster;
+``start_redis_replicated()`` a primary and its replicas; ``start_redis_sentinel()`` (fixture
+``redis_sentinel_url``, a ``redis+sentinel://`` URL) a primary, its replicas and three
+Sentinels, and fixture ``redis_sentinel_set`` a fresh one a test may fail over or break.
 """
 
 from __future__ import annotations
@@ -38,11 +41,16 @@ __all__ = [
     "ServerStartError",
     "free_port",
     "mongo_url",
+    "SentinelSet",
     "redis_cluster_url",
+    "redis_sentinel_set",
+    "redis_sentinel_url",
     "redis_url",
     "start_mongo",
     "start_redis",
     "start_redis_cluster",
+    "start_redis_replicated",
+    "start_redis_sentinel",
 ]
 
 HOST = "127.0.0.1"
@@ -162,6 +170,12 @@ class ServerProcess:
         """Start the process and wait until it answers; raise ServerStartError otherwise."""
         if self.running:
             return self
+        self.spawn()
+        return self.wait_ready()
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it (several that must find one another at
+        once: Sentinels); :meth:`wait_ready` then."""
         argv = self._argv(self.port, self._dir)
         with self._log.open("ab") as log:
             try:
@@ -170,6 +184,10 @@ class ServerProcess:
                 )
             except OSError as exc:
                 raise ServerStartError(f"cannot run {argv[0]}: {exc}") from exc
+
+    def wait_ready(self) -> ServerProcess:
+        """Wait until the spawned process answers; raise ServerStartError otherwise."""
+        assert self._proc is not None, "spawn() first"
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -336,6 +354,237 @@ def _wait_for_cluster(servers: list[ServerProcess]) -> None:
                 time.sleep(0.05)
 
 
+#: The service name the test Sentinels monitor.
+SENTINEL_SERVICE = "sessionkit"
+#: Sentinel timings for tests: a primary that has not answered for half a second is down (the
+#: production default is 30 s), and a failover that stalls is tried again after two seconds.
+SENTINEL_DOWN_AFTER_MS = 500
+SENTINEL_FAILOVER_TIMEOUT_MS = 2000
+
+
+class SentinelSet(ServerGroup):
+    """A Redis primary, its replicas and the Sentinels that watch them as one service.
+
+    ``data[0]`` is the primary it started with; after a failover ask :meth:`primary`.
+    """
+
+    def __init__(
+        self, data: list[ServerProcess], sentinels: list[ServerProcess], service: str
+    ) -> None:
+        super().__init__([])
+        self.data = data
+        self.sentinels = sentinels
+        self.service = service
+
+    @property
+    def servers(self) -> list[ServerProcess]:
+        """Every process of the set, data servers first (the lists may grow while starting)."""
+        return [*self.data, *self.sentinels]
+
+    @servers.setter
+    def servers(self, value: list[ServerProcess]) -> None:
+        pass  # ServerGroup.__init__ sets it; the set's processes are data + sentinels
+
+    @property
+    def url(self) -> str:
+        """``redis+sentinel://`` every Sentinel ``/service/0``."""
+        hosts = ",".join(f"{HOST}:{sentinel.port}" for sentinel in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.service}/0"
+
+    def primary_port(self) -> int:
+        """The port of the primary as the first Sentinel that answers names it."""
+        for sentinel in self.sentinels:
+            port = _named_primary(sentinel, self.service)
+            if port is not None:
+                return port
+        raise ServerStartError("no Sentinel answers")
+
+    def primary(self) -> ServerProcess:
+        """The data server the Sentinels name as the primary now."""
+        port = self.primary_port()
+        return next(server for server in self.data if server.port == port)
+
+    def wait_for_failover(self, old_port: int, timeout: float = STARTUP_TIMEOUT) -> int:
+        """Wait until every running Sentinel names a primary other than ``old_port`` and that
+        server says it is one; return its port."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = [sentinel for sentinel in self.sentinels if sentinel.running]
+            ports = {_named_primary(sentinel, self.service) for sentinel in running}
+            if len(ports) == 1 and old_port not in ports and None not in ports:
+                port = ports.pop()
+                if port is not None and _role(port) == "master":
+                    return port
+            time.sleep(0.02)
+        raise ServerStartError(f"no failover away from port {old_port} within {timeout:.0f}s")
+
+    def wait_settled(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        """Wait until every Sentinel sees the primary up, every replica linked to it and every
+        other Sentinel: only then can they agree on a failover."""
+        deadline = time.monotonic() + timeout
+        while not all(self._settled(sentinel) for sentinel in self.sentinels):
+            if time.monotonic() > deadline:
+                raise ServerStartError(
+                    f"Sentinels did not settle within {timeout:.0f}s: "
+                    f"{self.sentinels[0].log_tail()}"
+                )
+            time.sleep(0.05)
+
+    def _settled(self, sentinel: ServerProcess) -> bool:
+        import redis
+
+        with redis.Redis(host=HOST, port=sentinel.port, socket_timeout=1) as client:
+            try:
+                state = client.sentinel_master(self.service)
+                replicas = client.sentinel_slaves(self.service)
+                peers = client.sentinel_sentinels(self.service)
+            except redis.RedisError:
+                return False
+        linked = [r for r in replicas if r["master-link-status"] == "ok" and not r["is_sdown"]]
+        return (
+            state["is_master"]
+            and not state["is_sdown"]
+            and len([p for p in peers if not (p["is_sdown"] or p["is_disconnected"])])
+            == len(self.sentinels) - 1
+            and len(linked) == len(self.data) - 1
+        )
+
+
+def _named_primary(sentinel: ServerProcess, service: str) -> int | None:
+    """The port of the primary a Sentinel names, or None if it does not answer.
+
+    As ``SENTINEL MASTERS`` says it, which clients ask (redis-py's ``discover_master``), and
+    which names the new primary only once the Sentinel has finished the failover;
+    ``GET-MASTER-ADDR-BY-NAME`` names it as soon as it is promoted.
+    """
+    import redis
+
+    if not sentinel.running:
+        return None
+    with redis.Redis(host=HOST, port=sentinel.port, socket_timeout=1) as client:
+        try:
+            return int(client.sentinel_master(service)["port"])
+        except (redis.RedisError, TypeError, KeyError):
+            return None
+
+
+def _role(port: int) -> str | None:
+    """What a Redis server says it is (``master``, ``slave``), or None if it does not answer."""
+    import redis
+
+    with redis.Redis(host=HOST, port=port, socket_timeout=1) as client:
+        try:
+            role = client.execute_command("ROLE")[0]
+        except redis.RedisError:
+            return None
+    return role.decode() if isinstance(role, bytes) else str(role)
+
+
+def _sentinels(count: int, primary_port: int, service: str) -> list[ServerProcess]:
+    """``count`` Sentinels (``redis-server sentinel.conf --sentinel``) watching the primary, not
+    started yet. Each configuration file, in the Sentinel's private directory (which it
+    rewrites as it learns), names the others already, with their ids: they would otherwise
+    find one another through their hello messages, every two seconds."""
+    binary = _redis_tool("redis-server")
+    peers: list[tuple[ServerProcess, str]] = []
+
+    def argv_for(myid: str) -> Callable[[int, Path], list[str]]:
+        def argv(port: int, workdir: Path) -> list[str]:
+            conf = workdir / "sentinel.conf"
+            if not conf.exists():  # a restarted Sentinel keeps what it wrote there
+                known = "".join(
+                    f"sentinel known-sentinel {service} {HOST} {peer.port} {peer_id}\n"
+                    for peer, peer_id in peers
+                    if peer_id != myid
+                )
+                conf.write_text(
+                    f"port {port}\nbind {HOST}\ndir {workdir}\nsentinel myid {myid}\n"
+                    f"sentinel monitor {service} {HOST} {primary_port} 2\n"
+                    f"sentinel down-after-milliseconds {service} {SENTINEL_DOWN_AFTER_MS}\n"
+                    f"sentinel failover-timeout {service} {SENTINEL_FAILOVER_TIMEOUT_MS}\n"
+                    f"sentinel parallel-syncs {service} 1\n{known}"
+                )
+            return [binary, str(conf), "--sentinel"]
+
+        return argv
+
+    for _ in range(count):
+        myid = os.urandom(20).hex()
+        server = ServerProcess(
+            "redis-sentinel",
+            argv_for(myid),
+            lambda port: f"redis://{HOST}:{port}/0",
+            lambda server: redis_answers(server.port),
+        )
+        peers.append((server, myid))
+    return [server for server, _ in peers]
+
+
+def start_redis_replicated(replicas: int = 1) -> ServerGroup:
+    """Start a primary and ``replicas`` replicas of it (``servers[0]`` is the primary); return
+    once every replica is linked. Its ``url`` is the primary's."""
+    servers: list[ServerProcess] = []
+    group = ServerGroup(servers)
+    # Through a file: a diskless sync waits 5 s for more replicas to share it, then streams
+    # nothing to a replica until its first acknowledgement (up to a second later), and WAIT
+    # counts no replica until then.
+    quick = ("--repl-diskless-sync", "no")
+    try:
+        servers.append(start_redis(*quick))
+        primary = servers[0].port
+        for _ in range(replicas):
+            servers.append(start_redis(*quick, "--replicaof", HOST, str(primary)))
+        _wait_for_replicas(primary, replicas)
+    except BaseException:
+        group.close()
+        raise
+    return group
+
+
+def start_redis_sentinel(replicas: int = 1, sentinels: int = 3) -> SentinelSet:
+    """Start a primary, ``replicas`` replicas of it and ``sentinels`` Sentinels (quorum 2)
+    monitoring it as ``SENTINEL_SERVICE``; return once they all see one another (about a
+    second).
+
+    Each call makes a private set, so a test may fail it over or kill its primary. A set that
+    must keep taking writes that wait for one replica after losing its primary
+    (``wait_replicas=1``) needs two replicas: the promoted one leaves one behind.
+    """
+    data = start_redis_replicated(replicas).servers
+    watchers: list[ServerProcess] = []
+    group = SentinelSet(data, watchers, SENTINEL_SERVICE)
+    try:
+        watchers.extend(_sentinels(sentinels, data[0].port, SENTINEL_SERVICE))
+        for watcher in watchers:  # all at once: each connects to the others when it starts
+            watcher.spawn()
+        for watcher in watchers:
+            watcher.wait_ready()
+        group.wait_settled()
+    except BaseException:
+        group.close()
+        raise
+    return group
+
+
+def _wait_for_replicas(port: int, count: int) -> None:
+    import redis
+
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    with redis.Redis(host=HOST, port=port) as client:
+        while True:
+            info = client.info("replication")
+            online = [
+                value for key, value in info.items()
+                if key.startswith("slave") and isinstance(value, dict)
+                and value.get("state") == "online"
+            ]  # fmt: skip
+            if len(online) >= count:
+                return
+            if time.monotonic() > deadline:
+                raise ServerStartError(f"{count} replicas not online within {STARTUP_TIMEOUT:.0f}s")
+            time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def _server_url(
     env: str, shared: Callable[[], str | None], start: Callable[[], ServerProcess | ServerGroup]
@@ -373,6 +622,31 @@ def redis_cluster_url() -> Iterator[str]:
     """URL of one node of a private three-primary Redis Cluster, started on first request."""
     with _server_url("SESSIONKIT_TEST_REDIS_CLUSTER_URL", lambda: None, start_redis_cluster) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_url() -> Iterator[str]:
+    """``redis+sentinel://`` URL of a private primary, one replica and three Sentinels, started
+    on first request. Shared by the run: never fail it over (take ``redis_sentinel_set``). An
+    external set (``SESSIONKIT_TEST_REDIS_SENTINEL_URL``) needs a replica: writes wait for one."""
+    env = "SESSIONKIT_TEST_REDIS_SENTINEL_URL"
+    with _server_url(env, lambda: None, start_redis_sentinel) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_sentinel_set() -> Iterator[SentinelSet]:
+    """A fresh private Sentinel set of this test's own (two replicas), to fail over or break."""
+    try:
+        group = start_redis_sentinel(replicas=2)
+    except ServerStartError as exc:
+        pytest.fail(f"cannot start a Redis Sentinel set: {exc}", pytrace=False)
+    try:
+        yield group
+    finally:
+        for server in group.servers:
+            server.resume()
+        group.close()
 
 
 @pytest.fixture(scope="session")

@@ -52,7 +52,9 @@ def test_the_page_shows_the_path_hint_and_the_new_plugin_steps(
 def test_the_page_documents_version_and_the_demo_output() -> None:
     for fragment in (
         "## `sessionkit --version`",
-        f"sessionkit-redis {sessionkit.__version__} (redis://, rediss://, unix://)",
+        f"sessionkit-redis {sessionkit.__version__} (redis://, rediss://, unix://, valkey://, "
+        "valkeys://, redis+cluster://, rediss+cluster://, valkey+cluster://, valkeys+cluster://, "
+        "redis+sentinel://, rediss+sentinel://, valkey+sentinel://, valkeys+sentinel://)",
         "sessionkit demo: opening storage sqlite:///sessionkit-demo.db (the default;",
         "sessionkit demo: requests are logged below: method, path, status, time",
         "GET / 200 4.6 ms",

@@ -29,11 +29,15 @@ def test_version_names_the_core_then_each_plugin_with_its_schemes(
     assert info.value.code == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"sessionkit {sessionkit.__version__}"
-    # "sessionkit-redis 1.0.0 (redis://, rediss://, unix://)"
+    # "sessionkit-redis 1.0.0 (redis://, rediss://, unix://, valkey://, ...)"
     assert [line.split(" (")[0] for line in lines] == expected_lines()
     redis = next((line for line in lines if line.startswith("sessionkit-redis ")), None)
     if redis is not None:
-        assert redis.endswith("(redis://, rediss://, unix://)")
+        assert redis.endswith(
+            "(redis://, rediss://, unix://, valkey://, valkeys://, redis+cluster://, "
+            "rediss+cluster://, valkey+cluster://, valkeys+cluster://, redis+sentinel://, "
+            "rediss+sentinel://, valkey+sentinel://, valkeys+sentinel://)"
+        )
     memory = next(line for line in lines if line.startswith("sessionkit-memory "))
     assert memory.endswith(" (memory://)")
 

@@ -1,4 +1,5 @@
-"""Redis / Valkey session storage for sessionkit (``redis://``, ``rediss://``, ``unix://``).
+"""Redis / Valkey session storage for sessionkit: ``redis://``, ``rediss://``, ``valkey://``,
+``valkeys://``, ``unix://``, and the ``+cluster`` and ``+sentinel`` forms of the first four.
 
 The package imports redis only when :class:`RedisStorage` is first used, so that listing the
 installed backends (which imports this package's entry point) stays cheap.

@@ -30,10 +30,27 @@ forked child forgets its parent's free lists (the pool resets itself in the chil
 way).
 
 Where there is no lane: a storage given clients (yours may be a cluster, a sentinel's, or
-carry client-side caching) and one speaking RESP3 (``protocol=3``, whose push messages the
-client handles) send every command through the client's ``execute_command``; their lane is
-only a pass-through. redis-py's OpenTelemetry command metrics are not recorded for commands
-that go direct (the pool's connection metrics are).
+carry client-side caching), one on a Redis Cluster URL, and one speaking RESP3 (``protocol=3``,
+whose push messages the client handles) send every command through the client's
+``execute_command``; their lane is only a pass-through. redis-py's OpenTelemetry command
+metrics are not recorded for commands that go direct (the pool's connection metrics are).
+
+A write that must reach replicas (``wait_replicas``) goes with ``WAIT`` right behind it on the
+same connection, in one round trip (:meth:`SyncLane.command_waited`): both are sent, then both
+replies read, so an error reply to the write still leaves the connection in step. Through a
+pass-through lane the pair goes as a pipeline, which redis-py also sends on one connection.
+``WAIT`` counts the replicas that have everything this connection wrote, so it must follow on
+the connection that made the write, never on another.
+
+Behind Sentinel (a pool of redis-py's ``SentinelConnectionPool``), the connections a lane keeps
+follow the primary: one connected to another server than the one the pool last heard the
+Sentinels name is reconnected before it is used (redis-py's pool does the same to the
+connections it gets back, by ``owns_connection``), and the lane asks the Sentinels again every
+``check_every`` seconds, since a primary demoted by ``SENTINEL FAILOVER`` keeps serving reads
+and writes on its open connections for seconds (until the Sentinels turn it into a replica)
+and nothing else would tell a process that only reads. A connection whose write fell short of
+its replicas is closed too: its server may have been replaced, and reconnecting asks the
+Sentinels.
 """
 
 from __future__ import annotations
@@ -51,13 +68,17 @@ from typing import Any, TypeAlias
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
+import redis.asyncio.sentinel
 import redis.cluster
+import redis.sentinel
 
 __all__ = ["AsyncClient", "AsyncLane", "LaneFull", "SyncClient", "SyncLane", "lane_limit"]
 
 SyncClient: TypeAlias = redis.Redis | redis.cluster.RedisCluster
 AsyncClient: TypeAlias = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
 Arg: TypeAlias = str | bytes | int
+#: ``("WAIT", replicas, milliseconds)``.
+Wait: TypeAlias = tuple[str, int, int]
 
 _LANES: weakref.WeakSet[SyncLane | AsyncLane] = weakref.WeakSet()
 
@@ -118,19 +139,33 @@ class SyncLane:
 
     __slots__ = (
         "__weakref__",
+        "_check_every",
+        "_checking",
         "_checkout",
         "_cond",
         "_execute",
         "_idle",
         "_limit",
+        "_next_check",
         "_owned",
+        "_sentinel_pool",
         "_wait",
         "_waiting",
         "client",
+        "helpers",
     )
 
-    def __init__(self, client: SyncClient, *, direct: bool) -> None:
+    def __init__(
+        self,
+        client: SyncClient,
+        *,
+        direct: bool,
+        helpers: tuple[redis.Redis, ...] = (),
+        check_every: float | None = None,
+    ) -> None:
         self.client = client
+        #: Clients closed with this lane's (a Sentinel's connections to its Sentinels).
+        self.helpers = helpers
         self._checkout: Callable[[], Any] | None = None
         if direct and isinstance(client, redis.Redis):
             self._checkout = client.connection_pool.get_connection
@@ -140,13 +175,37 @@ class SyncLane:
         self._owned = 0  # connections this lane holds, idle or busy
         self._waiting = 0  # calls waiting for one to come back
         self._cond = threading.Condition(threading.Lock())
+        pool = getattr(client, "connection_pool", None)
+        self._sentinel_pool: Any = (
+            pool if isinstance(pool, redis.sentinel.SentinelConnectionPool) else None
+        )
+        self._check_every = check_every if self._sentinel_pool is not None and check_every else None
+        self._next_check = 0.0
+        self._checking = threading.Lock()
         _LANES.add(self)
+
+    def close(self) -> None:
+        """Close the client and its helpers (for a client the storage made)."""
+        self.client.close()
+        for helper in self.helpers:
+            helper.close()
 
     def forget(self) -> None:
         self._idle.clear()
         self._owned = 0
         self._waiting = 0
         self._cond = threading.Condition(threading.Lock())  # a lock held at fork stays held
+        self._checking = threading.Lock()
+
+    def _follow(self, conn: Any) -> None:
+        """Behind Sentinel: disconnect ``conn`` if it is connected to another server than the
+        primary the Sentinels named last, and connect a disconnected one through the
+        Sentinels (``connect()`` asks them; a send on a disconnected connection would
+        reconnect to the address it had, the old primary's)."""
+        if (conn.host, conn.port) != self._sentinel_pool.master_address:
+            conn.disconnect()  # harmless on a connection not connected yet
+        if conn._sock is None:
+            conn.connect()
 
     def _acquire(self) -> tuple[Any, bool]:
         """A connection and whether it was kept idle (else freshly checked out)."""
@@ -189,10 +248,14 @@ class SyncLane:
 
     def command(self, *args: Arg) -> Any:
         """Send one command and return its reply (an error reply raises ResponseError)."""
+        if self._check_every is not None and time.monotonic() >= self._next_check:
+            self.check_primary()
         if self._checkout is None:
             return self._execute(*args)
         conn, reused = self._acquire()
         try:
+            if self._sentinel_pool is not None:
+                self._follow(conn)
             try:
                 return _exchange(conn, args)
             except redis.ConnectionError:
@@ -201,19 +264,91 @@ class SyncLane:
                 # Kept idle, it may have been closed by the server's ``timeout`` or a proxy
                 # (the pool's poll would have noticed before sending). It is disconnected
                 # now and reconnects for one more try; every command sent here is idempotent.
+                if self._sentinel_pool is not None:
+                    self._follow(conn)
                 return _exchange(conn, args)
         finally:
             self._release(conn)
 
+    def command_waited(self, args: tuple[Arg, ...], wait: Wait) -> tuple[Any, int]:
+        """Send a write and ``WAIT`` behind it on one connection: ``(its reply, replicas that
+        acknowledged it)``. An error reply to the write raises once both replies are read."""
+        if self._check_every is not None and time.monotonic() >= self._next_check:
+            self.check_primary()
+        if self._checkout is None:
+            return _pipelined(self.client, args, wait)
+        conn, reused = self._acquire()
+        try:
+            if self._sentinel_pool is not None:
+                self._follow(conn)
+            try:
+                reply, acked = _exchange_pair(conn, args, wait)
+            except redis.ConnectionError:
+                if not reused:
+                    raise
+                if self._sentinel_pool is not None:
+                    self._follow(conn)
+                reply, acked = _exchange_pair(conn, args, wait)  # idempotent, as above
+            if acked < wait[1]:
+                conn.disconnect()  # its server may have been replaced: reconnecting asks again
+            return reply, acked
+        finally:
+            self._release(conn)
+
+    def check_primary(self) -> None:
+        """Ask the Sentinels which server is the primary (one caller at a time; the others
+        go on with what was known). An answer naming another server makes every connection
+        reconnect before its next use; no answer changes nothing (the connections' own
+        errors tell)."""
+        pool = self._sentinel_pool
+        if pool is None or not self._checking.acquire(blocking=False):
+            return
+        try:
+            self._next_check = time.monotonic() + (self._check_every or 0.0)
+            with contextlib.suppress(redis.RedisError, OSError):
+                pool.get_master_address()
+        finally:
+            self._checking.release()
+
 
 def _exchange(conn: Any, args: tuple[Arg, ...]) -> Any:
-    """Send and read under the connection's retry policy, disconnecting between tries."""
+    """Send and read under the connection's retry policy, disconnecting between tries (and on
+    any interruption: redis-py's Sentinel connections would not, by default)."""
 
     def once() -> Any:
         conn.send_command(*args)
-        return conn.read_response()
+        return conn.read_response(disconnect_on_error=True)
 
     return conn.retry.call_with_retry(once, lambda _error: conn.disconnect())
+
+
+def _exchange_pair(conn: Any, args: tuple[Arg, ...], wait: Wait) -> tuple[Any, int]:
+    """:func:`_exchange` of a write and the ``WAIT`` behind it, sent together."""
+
+    def once() -> tuple[Any, Any]:
+        conn.send_packed_command(conn.pack_commands((args, wait)))
+        try:
+            reply = conn.read_response(disconnect_on_error=True)
+        except redis.ResponseError as exc:  # an error reply: WAIT's reply still follows
+            reply = exc
+        return reply, conn.read_response(disconnect_on_error=True)
+
+    reply, acked = conn.retry.call_with_retry(once, lambda _error: conn.disconnect())
+    if isinstance(reply, Exception):
+        raise reply
+    return reply, int(acked)
+
+
+def _pipelined(client: Any, args: tuple[Arg, ...], wait: Wait) -> tuple[Any, int]:
+    """A write and ``WAIT`` through a client's pipeline (one connection, one round trip)."""
+    with client.pipeline(transaction=False) as pipe:
+        pipe.execute_command(*args)
+        pipe.execute_command(*wait)
+        reply, acked = pipe.execute(raise_on_error=False)
+    for result in (reply, acked):
+        if isinstance(result, Exception):
+            raise result
+    return reply, int(acked)
 
 
 class AsyncLane:
@@ -225,18 +360,39 @@ class AsyncLane:
 
     __slots__ = (
         "__weakref__",
+        "_check_every",
+        "_checking",
         "_checkout",
         "_execute",
         "_idle",
+        "_init",
+        "_init_lock",
         "_limit",
+        "_next_check",
         "_owned",
+        "_sentinel_pool",
         "_wait",
         "_waiters",
         "client",
+        "helpers",
     )
 
-    def __init__(self, client: AsyncClient, *, direct: bool) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        *,
+        direct: bool,
+        helpers: tuple[redis.asyncio.Redis, ...] = (),
+        check_every: float | None = None,
+        init: Callable[[], Awaitable[Any]] | None = None,
+    ) -> None:
         self.client = client
+        self.helpers = helpers
+        #: Made ready by ``await init()`` before the first command, once (a cluster client's
+        #: ``initialize``: redis-py's asyncio cluster client, used by many tasks at once
+        #: before it has read the cluster's layout, breaks some of their connections).
+        self._init = init
+        self._init_lock: asyncio.Lock | None = None
         self._checkout: Callable[[], Awaitable[Any]] | None = None
         if direct and isinstance(client, redis.asyncio.Redis):
             self._checkout = client.connection_pool.get_connection
@@ -245,7 +401,20 @@ class AsyncLane:
         self._idle: list[Any] = []
         self._owned = 0
         self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        pool = getattr(client, "connection_pool", None)
+        self._sentinel_pool: Any = (
+            pool if isinstance(pool, redis.asyncio.sentinel.SentinelConnectionPool) else None
+        )
+        self._check_every = check_every if self._sentinel_pool is not None and check_every else None
+        self._next_check = 0.0
+        self._checking = False
         _LANES.add(self)
+
+    async def aclose(self) -> None:
+        """Close the client and its helpers (for a client the storage made)."""
+        await self.client.aclose()
+        for helper in self.helpers:
+            await helper.aclose()
 
     def forget(self) -> None:
         self._idle.clear()
@@ -255,6 +424,13 @@ class AsyncLane:
     def connections(self) -> list[Any]:
         """The connections this lane holds idle (to close them when its loop is gone)."""
         return list(self._idle)
+
+    async def _follow(self, conn: Any) -> None:
+        """:meth:`SyncLane._follow`."""
+        if (conn.host, conn.port) != self._sentinel_pool.master_address:
+            await conn.disconnect()
+        if not conn.is_connected:
+            await conn.connect()
 
     async def _acquire(self) -> tuple[Any, bool]:
         if self._idle:
@@ -301,25 +477,110 @@ class AsyncLane:
                 return
         self._idle.append(conn)
 
+    async def ready(self) -> None:
+        """Run ``init`` if it has not succeeded yet (one task at a time; a failure raises
+        here, and the next call tries again)."""
+        if self._init is None:
+            return
+        if self._init_lock is None:
+            self._init_lock = asyncio.Lock()
+        async with self._init_lock:
+            if self._init is not None:
+                await self._init()
+                self._init = None
+
     async def command(self, *args: Arg) -> Any:
         """Send one command and return its reply (an error reply raises ResponseError)."""
+        if self._check_every is not None and time.monotonic() >= self._next_check:
+            await self.check_primary()
         if self._checkout is None:
+            if self._init is not None:
+                await self.ready()
             return await self._execute(*args)
         conn, reused = await self._acquire()
         try:
+            if self._sentinel_pool is not None:
+                await self._follow(conn)
             try:
                 return await _aexchange(conn, args)
             except redis.ConnectionError:
                 if not reused:
                     raise
+                if self._sentinel_pool is not None:
+                    await self._follow(conn)
                 return await _aexchange(conn, args)
         finally:
             self._release(conn)
+
+    async def command_waited(self, args: tuple[Arg, ...], wait: Wait) -> tuple[Any, int]:
+        """:meth:`SyncLane.command_waited`."""
+        if self._check_every is not None and time.monotonic() >= self._next_check:
+            await self.check_primary()
+        if self._checkout is None:
+            if self._init is not None:
+                await self.ready()
+            return await _apipelined(self.client, args, wait)
+        conn, reused = await self._acquire()
+        try:
+            if self._sentinel_pool is not None:
+                await self._follow(conn)
+            try:
+                reply, acked = await _aexchange_pair(conn, args, wait)
+            except redis.ConnectionError:
+                if not reused:
+                    raise
+                if self._sentinel_pool is not None:
+                    await self._follow(conn)
+                reply, acked = await _aexchange_pair(conn, args, wait)
+            if acked < wait[1]:
+                await conn.disconnect()
+            return reply, acked
+        finally:
+            self._release(conn)
+
+    async def check_primary(self) -> None:
+        """:meth:`SyncLane.check_primary`."""
+        pool = self._sentinel_pool
+        if pool is None or self._checking:
+            return
+        self._checking = True
+        try:
+            self._next_check = time.monotonic() + (self._check_every or 0.0)
+            with contextlib.suppress(redis.RedisError, OSError):
+                await pool.get_master_address()
+        finally:
+            self._checking = False
 
 
 async def _aexchange(conn: Any, args: tuple[Arg, ...]) -> Any:
     async def once() -> Any:
         await conn.send_command(*args)
-        return await conn.read_response()
+        return await conn.read_response(disconnect_on_error=True)
 
     return await conn.retry.call_with_retry(once, lambda _error: conn.disconnect())
+
+
+async def _aexchange_pair(conn: Any, args: tuple[Arg, ...], wait: Wait) -> tuple[Any, int]:
+    async def once() -> tuple[Any, Any]:
+        await conn.send_packed_command(conn.pack_commands((args, wait)))
+        try:
+            reply = await conn.read_response(disconnect_on_error=True)
+        except redis.ResponseError as exc:
+            reply = exc
+        return reply, await conn.read_response(disconnect_on_error=True)
+
+    reply, acked = await conn.retry.call_with_retry(once, lambda _error: conn.disconnect())
+    if isinstance(reply, Exception):
+        raise reply
+    return reply, int(acked)
+
+
+async def _apipelined(client: Any, args: tuple[Arg, ...], wait: Wait) -> tuple[Any, int]:
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.execute_command(*args)
+        pipe.execute_command(*wait)
+        reply, acked = await pipe.execute(raise_on_error=False)
+    for result in (reply, acked):
+        if isinstance(result, Exception):
+            raise result
+    return reply, int(acked)

@@ -1,11 +1,25 @@
-"""Turning a Redis URL and its options into what ``redis.Redis.from_url`` needs.
+"""Turning a Redis URL and its options into what the clients need (a :class:`Target`).
+
+The URL forms (``valkey`` may stand for ``redis`` in every scheme, ``valkeys`` for ``rediss``)::
+
+    redis://[user:password@]host[:port][/db]            one server; rediss:// over TLS
+    unix://[user:password@]/path/redis.sock[?db=N]      one server on a Unix socket
+    redis+cluster://[user:password@]h1[:p1],h2[:p2][/]  a Redis Cluster, from any of its nodes
+    redis+sentinel://[user:password@]s1[:p1],s2[:p2]/SERVICE[/db]
+                                                        the primary the Sentinels name SERVICE
+
+A cluster's default port is 6379, a Sentinel's 26379. Credentials in the URL are the data
+nodes'; a Sentinel's are options of their own (``sentinel_password``, ``sentinel_username``).
 
 Query parameters and keyword arguments are merged, keywords winning (as ``open_storage`` does;
 ``RedisStorage(url, ...)`` behaves the same). redis-py would let the URL win instead, and passes a query parameter it does not
 know straight to the connection, where it fails only at the first command. So the query is
 taken off the URL here, every option is checked by name against what redis-py's connection
-classes accept (an unknown one is a :class:`~sessionkit.ConfigError` naming it, at open time),
-text values are typed with redis-py's own URL parsers, and the result goes in as keywords.
+classes accept (for a cluster, what both its sync and its asyncio cluster clients accept; for
+Sentinel, the data connections' options as they are and the Sentinels' own with a
+``sentinel_`` prefix), an unknown one is a :class:`~sessionkit.ConfigError` naming it (and the
+nearest known name) at open time, text values are typed with redis-py's own URL parsers, and
+the result goes in as keywords.
 
 Values are checked too, for the options whose bad values redis-py takes silently and fails
 on only at the first command (or never): timeouts, the database number (the URL's path
@@ -17,32 +31,61 @@ default) cannot be known without asking the server, so it fails at the first com
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 import re
 import ssl
 from collections.abc import Callable, Mapping
-from typing import Any, TypeGuard, cast
+from typing import Any, Literal, TypeGuard, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import redis.asyncio.cluster
+import redis.cluster
 import redis.connection
 
 from sessionkit import ConfigError
 
 __all__ = [
+    "CLUSTER_NO_WAIT",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_PREFIX",
     "MAX_SECONDS",
     "OWN_OPTIONS",
+    "SENTINEL_TIMEOUT_DEFAULTS",
     "TIMEOUT_DEFAULTS",
+    "WAIT_TIMEOUT_DEFAULT",
+    "Target",
     "check_prefix",
-    "connection_options",
+    "parse_url",
+    "wait_options",
 ]
 
 DEFAULT_PREFIX = "sessionkit:"
 
-#: The storage's own options, which may come in the URL's query but are not redis-py's.
-OWN_OPTIONS = frozenset({"prefix"})
+#: The storage's own options, which may come in the URL's query but are not redis-py's:
+#: the key prefix, and the replicas every write waits for (``WAIT``) and how long.
+OWN_OPTIONS = frozenset({"prefix", "wait_replicas", "wait_timeout"})
+
+#: Seconds a write waits for ``wait_replicas`` replicas to acknowledge it, by default.
+WAIT_TIMEOUT_DEFAULT = 1.0
+CLUSTER_NO_WAIT = (
+    "not available with Redis Cluster: WAIT must follow each write on the connection that "
+    "made it, which redis-py's cluster clients do not promise across redirections"
+)
+_MAX_REPLICAS = 1000
+
+#: Seconds. A Sentinel answers from memory, so half a second is long; a Sentinel that does not
+#: answer is skipped for the next one, each costing at most its own timeouts.
+SENTINEL_TIMEOUT_DEFAULTS: Mapping[str, float] = {
+    "socket_connect_timeout": 0.5,
+    "socket_timeout": 0.5,
+}
+#: Seconds between two questions to the Sentinels about which server is the primary (see
+#: ``sentinel_check_interval``).
+SENTINEL_CHECK_DEFAULT = 1.0
+_SENTINEL_PORT = 26379
+_REDIS_PORT = 6379
 
 #: Seconds. redis-py waits forever by default, so an unreachable or stalled server would hang
 #: a request instead of failing it with a StorageError. Every storage call is bounded by the
@@ -75,7 +118,7 @@ _MAX_INT32 = 2**31 - 1
 # Options that would break a bytes-in, bytes-out storage.
 _REFUSED = {
     "decode_responses": "the storage keeps bytes; decoded responses would corrupt them",
-    "connection_class": "chosen by the URL scheme (redis://, rediss://, unix://)",
+    "connection_class": "chosen by the URL scheme (redis://, rediss://, unix://, ...)",
     "timeout": "ambiguous: give pool_timeout (the wait for a free connection) or socket_timeout",
     "connection_pool": "the storage makes its own pool; pass client= to bring yours",
 }
@@ -228,14 +271,85 @@ def _accepted(connection_class: type[Any]) -> frozenset[str]:
     return frozenset(names - {"self", *_REFUSED})
 
 
-def connection_options(
-    url: str, options: Mapping[str, Any]
-) -> tuple[str, dict[str, Any], dict[str, str]]:
-    """Return ``(url without its query, keywords for from_url, own options from the query)``.
+# -- the storage's own options and the Sentinels' ----------------------------------------------
 
-    ``options`` are keyword arguments for the driver; they override the URL's query. A ``db``
-    option beats the URL path, as it does in redis-py's own URLs.
-    """
+
+def _replicas(value: object) -> str | None:
+    if not _is_int(value) or not 0 <= value <= _MAX_REPLICAS:
+        return (
+            f"must be a number of replicas from 0 (do not wait) to {_MAX_REPLICAS}, got {value!r}"
+        )
+    return None
+
+
+def _count(value: object) -> str | None:
+    if not _is_int(value) or not 0 <= value <= _MAX_REPLICAS:
+        return f"must be a whole number from 0 to {_MAX_REPLICAS}, got {value!r}"
+    return None
+
+
+def _yes_no_value(value: object) -> str | None:
+    return None if isinstance(value, bool) else f"expected yes or no, got {value!r}"
+
+
+#: Options that are not a connection's: the storage's, and those of redis-py's ``Sentinel``.
+_OWN_PARSERS: Mapping[str, Callable[[str], Any]] = {
+    "wait_replicas": int,
+    "wait_timeout": float,
+    "sentinel_check_interval": float,
+    "min_other_sentinels": int,
+    "sentinel_ssl": redis.connection.to_bool,
+}
+_OWN_CHECKS: Mapping[str, Callable[[object], str | None]] = {
+    "wait_replicas": _replicas,
+    "wait_timeout": _positive_seconds,
+    "sentinel_check_interval": _interval,
+    "min_other_sentinels": _count,
+    "sentinel_ssl": _yes_no_value,
+}
+_SENTINEL_OWN = frozenset({"sentinel_check_interval", "min_other_sentinels", "sentinel_ssl"})
+#: Connection options that make no sense for a connection to a Sentinel.
+_NOT_FOR_SENTINELS = frozenset({"db", "max_connections", "pool_timeout", "protocol"})
+
+
+# -- URLs ----------------------------------------------------------------------------------------
+
+Kind = Literal["single", "cluster", "sentinel"]
+
+#: Base schemes and whether they mean TLS.
+_TLS = {"redis": False, "valkey": False, "rediss": True, "valkeys": True}
+_EXPECTED = (
+    "expected redis://host:port/db, rediss://, valkey://, valkeys://, unix:///path.sock, "
+    "redis+cluster://h1:p1,h2:p2 or redis+sentinel://s1:p1,s2:p2/service/db"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """What a URL and its options ask for, checked: the kind of deployment and the keywords
+    of its clients."""
+
+    kind: Kind
+    tls: bool
+    #: One server: the URL redis-py's pool is built from (scheme, credentials, host; no query).
+    driver_url: str = dataclasses.field(default="", repr=False)
+    #: A cluster's startup nodes, or the Sentinels.
+    hosts: tuple[tuple[str, int], ...] = ()
+    #: The name the Sentinels know the primary by.
+    service: str = ""
+    #: Keywords of the data connections (the cluster client's, the ``master_for`` pool's).
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+    #: Keywords of the connections to the Sentinels.
+    sentinel_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+    min_other_sentinels: int = 0
+    sentinel_check_interval: float = SENTINEL_CHECK_DEFAULT
+    prefix: str | None = None
+    wait_replicas: int = 0
+    wait_timeout: float = WAIT_TIMEOUT_DEFAULT
+
+
+def _split(url: str) -> tuple[str, str, str, str, dict[str, Any]]:
+    """``(base scheme, mode, netloc, path, query)`` of a URL, the query as a dict."""
     try:
         parts = urlsplit(url)
     except ValueError:  # its message may quote the netloc, password and all
@@ -243,45 +357,284 @@ def connection_options(
             "storage", "not a usable redis URL: it cannot be parsed (an unclosed '[' ?)"
         ) from None
     if not url[len(parts.scheme) + 1 :].startswith("//"):
-        raise ConfigError(
-            "storage", "expected redis://host:port/db, rediss://host:port/db or unix:///path.sock"
-        )
+        raise ConfigError("storage", _EXPECTED)
+    base, _, mode = parts.scheme.lower().partition("+")
+    known = base in _TLS and mode in ("", "cluster", "sentinel")
+    if not known and not (base == "unix" and not mode):
+        raise ConfigError("storage", f"not a Redis URL: {parts.scheme}://; {_EXPECTED}")
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     names = [name for name, _ in pairs]
     for name in names:
         if names.count(name) > 1:  # as open_storage refuses it: which one was meant?
             raise ConfigError(name, "appears more than once in the storage URL; give it once")
-    query = dict(pairs)
-    own = {name: query.pop(name) for name in OWN_OPTIONS & set(query)}
-    connection_class = _CONNECTION_CLASSES.get(parts.scheme.lower())
-    if connection_class is None:
-        raise ConfigError("storage", f"not a redis://, rediss:// or unix:// URL: {parts.scheme}://")
+    return base, mode, parts.netloc, parts.path, dict(pairs)
+
+
+def _typed(name: str, value: Any, base: str | None = None) -> Any:
+    """``value`` parsed (from text) and checked for option ``name``, whose value is checked as
+    option ``base`` of a connection (``sentinel_socket_timeout`` as ``socket_timeout``)."""
+    base = name if base is None else base
+    parser = _OWN_PARSERS.get(name) or _PARSERS.get(base)
+    if parser is redis.connection.to_bool:
+        _check_yes_no(name, value)
+    if parser is not None and isinstance(value, str):
+        try:
+            value = parser(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(name, f"invalid value {value!r}") from exc
+    check = _OWN_CHECKS.get(name) or _VALUE_CHECKS.get(base)
+    problem = None if check is None else check(value)
+    if problem is not None:
+        raise ConfigError(name, problem)
+    return value
+
+
+def _unknown(name: str, accepted: frozenset[str], what: str) -> ConfigError:
+    close = difflib.get_close_matches(name, sorted(accepted), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigError(name, f"unknown option for {what}{hint}")
+
+
+def _checked(
+    given: Mapping[str, Any],
+    accepted: frozenset[str],
+    refused: Mapping[str, str],
+    what: str,
+) -> dict[str, Any]:
+    """Every option of ``given`` typed and checked, or a ConfigError naming the first bad one."""
+    checked: dict[str, Any] = {}
+    for name, value in given.items():
+        if name in refused:
+            raise ConfigError(name, refused[name])
+        if name not in accepted:
+            raise _unknown(name, accepted, what)
+        base = name.removeprefix("sentinel_") if name.startswith("sentinel_") else name
+        checked[name] = _typed(name, value, base)
+    return checked
+
+
+def _hosts(
+    netloc: str, default_port: int
+) -> tuple[str | None, str | None, tuple[tuple[str, int], ...]]:
+    """``(username, password, ((host, port), ...))`` of ``[user:password@]h1[:p1],h2[:p2]``.
+
+    Errors quote the host list only, never the credentials before it.
+    """
+    userinfo, at, hostlist = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    if not hostlist:
+        raise ConfigError("storage", "the URL names no host: give host:port[,host:port...]")
+    hosts = []
+    for entry in hostlist.split(","):
+        hosts.append(_host(entry, hostlist, default_port))
+    return username, password, tuple(hosts)
+
+
+def _host(entry: str, hostlist: str, default_port: int) -> tuple[str, int]:
+    if entry.startswith("["):  # [IPv6]:port
+        host, closed, rest = entry[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise ConfigError(
+                "storage", f"not host[:port] in the host list {hostlist!r}: {entry!r}"
+            )
+        port_text = rest[1:]
+    else:
+        host, _, port_text = entry.partition(":")
+    if not host or ":" in port_text:
+        raise ConfigError("storage", f"not host[:port] in the host list {hostlist!r}: {entry!r}")
+    if not port_text:
+        return unquote(host), default_port
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ConfigError("storage", f"not a port number in the host list {hostlist!r}: {entry!r}")
+    return unquote(host), int(port_text)
+
+
+def _split_own(given: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    """Take the options named ``names`` out of ``given``, typed and checked."""
+    return {name: _typed(name, given.pop(name)) for name in names & set(given)}
+
+
+def wait_options(given: dict[str, Any]) -> tuple[int, float]:
+    """Take ``wait_replicas`` and ``wait_timeout`` out of ``given`` (keywords beside clients
+    passed in): ``(replicas, seconds)``, checked."""
+    wait = _split_own(given, OWN_OPTIONS - {"prefix"})
+    return wait.get("wait_replicas", 0), wait.get("wait_timeout", WAIT_TIMEOUT_DEFAULT)
+
+
+def parse_url(url: str, options: Mapping[str, Any]) -> Target:
+    """Check ``url`` and ``options`` (keywords, which override the URL's query) and return
+    what they ask for. A ``db`` option beats the URL path, as it does in redis-py's URLs."""
+    base, mode, netloc, path, query = _split(url)
+    given = {**query, **options}
+    prefix = given.pop("prefix", None)
+    replicas, wait_timeout = wait_options(given)
+    if mode == "cluster":
+        target = _cluster(base, netloc, path, given)
+    elif mode == "sentinel":
+        target = _sentinel(base, netloc, path, given)
+    else:
+        target = _single(base, url, netloc, path, given)
+    socket_timeout = target.kwargs.get("socket_timeout", TIMEOUT_DEFAULTS["socket_timeout"])
+    if replicas and wait_timeout >= socket_timeout:
+        raise ConfigError(
+            "wait_timeout",
+            f"must be shorter than socket_timeout ({socket_timeout:g} s), which bounds the wait "
+            f"for WAIT's reply; got {wait_timeout:g}",
+        )
+    if replicas and target.kind == "cluster":
+        raise ConfigError("wait_replicas", CLUSTER_NO_WAIT)
+    return dataclasses.replace(
+        target, prefix=prefix, wait_replicas=replicas, wait_timeout=wait_timeout
+    )
+
+
+def _single(base: str, url: str, netloc: str, path: str, given: Mapping[str, Any]) -> Target:
+    """``redis://``, ``rediss://``, ``valkey://``, ``valkeys://`` and ``unix://``."""
+    connection_class = _CONNECTION_CLASSES["unix" if base == "unix" else _scheme(base)]
     accepted = _accepted(connection_class)
     kwargs: dict[str, Any] = {**TIMEOUT_DEFAULTS, "max_connections": DEFAULT_MAX_CONNECTIONS}
-    for name, value in {**query, **options}.items():
-        if name in _REFUSED:
-            raise ConfigError(name, _REFUSED[name])
-        if name not in accepted:
-            close = difflib.get_close_matches(name, sorted(accepted | OWN_OPTIONS), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(name, f"unknown option for the redis storage{hint}")
-        parser = _PARSERS.get(name)
-        if parser is redis.connection.to_bool:
-            _check_yes_no(name, value)
-        if parser is not None and isinstance(value, str):
-            try:
-                value = parser(value)
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(name, f"invalid value {value!r}") from exc
-        check = _VALUE_CHECKS.get(name)
-        problem = None if check is None else check(value)
-        if problem is not None:
-            raise ConfigError(name, problem)
-        kwargs[name] = value
-    driver_url = url.split("#", 1)[0].split("?", 1)[0]
-    if parts.scheme.lower() != "unix":
-        path_db = _path_db(parts.path)  # checked even when a db option overrides it
-        if path_db is not None:
-            kwargs.setdefault("db", path_db)
-        driver_url = f"{parts.scheme}://{parts.netloc}"  # redis-py would read the path again
-    return driver_url, kwargs, own
+    kwargs.update(_checked(given, accepted | OWN_OPTIONS, _REFUSED, "the redis storage"))
+    if base == "unix":
+        driver_url = url.split("#", 1)[0].split("?", 1)[0]
+        return Target("single", False, driver_url=driver_url, kwargs=kwargs)
+    path_db = _path_db(path)  # checked even when a db option overrides it
+    if path_db is not None:
+        kwargs.setdefault("db", path_db)
+    # redis-py would read the path again, and knows no valkey:// scheme.
+    driver_url = f"{_scheme(base)}://{netloc}"
+    return Target("single", _TLS[base], driver_url=driver_url, kwargs=kwargs)
+
+
+def _scheme(base: str) -> str:
+    """The redis-py scheme of a base scheme: ``valkey`` is ``redis``, ``valkeys`` ``rediss``."""
+    return "rediss" if _TLS[base] else "redis"
+
+
+def _credentials(username: str | None, password: str | None) -> dict[str, Any]:
+    found = {"username": username, "password": password}
+    return {name: value for name, value in found.items() if value is not None}
+
+
+# -- Redis Cluster -------------------------------------------------------------------------------
+
+_CLUSTER_REFUSED: Mapping[str, str] = {
+    **_REFUSED,
+    "read_from_replicas": "replicas lag behind their primary: a session read there may miss "
+    "the write its own previous request made",
+    "load_balancing_strategy": "it sends reads to replicas, which lag behind their primary",
+    "pool_timeout": "redis-py's cluster clients do not wait for a free connection: past "
+    "max_connections (per node) a call fails at once",
+    "startup_nodes": "the URL's host list names them",
+    "host": "the URL's host list names the nodes",
+    "port": "the URL's host list names the nodes",
+    "url": "give the nodes in the storage URL",
+    "path": "a Redis Cluster is reached over TCP",
+    "ssl": "chosen by the URL scheme (rediss+cluster:// for TLS)",
+}
+
+
+def _cluster_accepted(tls: bool) -> frozenset[str]:
+    """Options both redis-py cluster clients take (sync and asyncio: the storage makes both)."""
+    sync = _accepted(_CONNECTION_CLASSES["rediss" if tls else "redis"])
+    sync |= _params(redis.cluster.RedisCluster.__init__)
+    both = sync & (_params(redis.asyncio.cluster.RedisCluster.__init__) | {"max_connections"})
+    return frozenset(both - set(_CLUSTER_REFUSED))
+
+
+def _params(function: Callable[..., Any]) -> set[str]:
+    parameters = inspect.signature(function).parameters.values()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {param.name for param in parameters if param.kind in kinds} - {"self"}
+
+
+def _cluster(base: str, netloc: str, path: str, given: dict[str, Any]) -> Target:
+    """``redis+cluster://[user:password@]h1[:p1],h2[:p2][/]``: the nodes to start from."""
+    tls = _TLS[base]
+    username, password, hosts = _hosts(netloc, _REDIS_PORT)
+    path_db = _path_db(path)
+    db = _typed("db", given.pop("db")) if "db" in given else path_db
+    if db or path_db:
+        raise ConfigError(
+            "db", f"a Redis Cluster has only database 0; drop the path /{db or path_db} (or db=)"
+        )
+    accepted = _cluster_accepted(tls) | OWN_OPTIONS
+    kwargs: dict[str, Any] = {
+        "socket_connect_timeout": TIMEOUT_DEFAULTS["socket_connect_timeout"],
+        "socket_timeout": TIMEOUT_DEFAULTS["socket_timeout"],
+        "max_connections": DEFAULT_MAX_CONNECTIONS,
+        **_credentials(username, password),
+    }
+    kwargs.update(_checked(given, accepted, _CLUSTER_REFUSED, "a Redis Cluster URL"))
+    return Target("cluster", tls, hosts=hosts, kwargs=kwargs)
+
+
+# -- Sentinel ------------------------------------------------------------------------------------
+
+_SENTINEL_PATH = re.compile(r"/([^/]+)(?:/([^/]*))?/?")
+
+
+def _service_and_db(path: str) -> tuple[str, int | None]:
+    match = _SENTINEL_PATH.fullmatch(path)
+    if match is None:
+        raise ConfigError(
+            "service",
+            "a Sentinel URL names the service in its path: "
+            "redis+sentinel://host:26379/SERVICE or /SERVICE/DB",
+        )
+    service = unquote(match.group(1))
+    db = match.group(2)
+    if not db:
+        return service, None
+    return service, _path_db(f"/{db}")
+
+
+def _sentinel(base: str, netloc: str, path: str, given: dict[str, Any]) -> Target:
+    """``redis+sentinel://[user:password@]s1[:p1],s2[:p2]/SERVICE[/db]``.
+
+    The URL's credentials and options are the data connections'; the Sentinels' are options
+    starting ``sentinel_``. ``rediss+sentinel`` speaks TLS to both, unless
+    ``sentinel_ssl=false``; the Sentinels' TLS settings are the data connections' unless
+    given as ``sentinel_ssl_...`` options.
+    """
+    tls = _TLS[base]
+    username, password, hosts = _hosts(netloc, _SENTINEL_PORT)
+    service, path_db = _service_and_db(path)
+    own = _split_own(given, _SENTINEL_OWN)
+    sentinel_tls: bool = own.get("sentinel_ssl", tls)
+    data_accepted = _accepted(_CONNECTION_CLASSES["rediss" if tls else "redis"])
+    for_sentinels = _accepted(_CONNECTION_CLASSES["rediss" if sentinel_tls else "redis"])
+    sentinel_accepted = {f"sentinel_{name}" for name in for_sentinels - _NOT_FOR_SENTINELS}
+    accepted = data_accepted | frozenset(sentinel_accepted) | _SENTINEL_OWN | OWN_OPTIONS
+    checked = _checked(given, accepted, _REFUSED, "a Sentinel URL")
+    kwargs: dict[str, Any] = {
+        **TIMEOUT_DEFAULTS,
+        "max_connections": DEFAULT_MAX_CONNECTIONS,
+        **_credentials(username, password),
+        **{name: value for name, value in checked.items() if name not in sentinel_accepted},
+    }
+    if path_db is not None:
+        kwargs.setdefault("db", path_db)
+    if tls:
+        kwargs["ssl"] = True  # redis-py's SentinelConnectionPool picks its TLS connections
+    sentinel_kwargs: dict[str, Any] = dict(SENTINEL_TIMEOUT_DEFAULTS)
+    if sentinel_tls:
+        sentinel_kwargs["ssl"] = True
+        inherited = {name: value for name, value in kwargs.items() if name.startswith("ssl_")}
+        sentinel_kwargs.update(inherited)
+    for name, value in checked.items():
+        if name in sentinel_accepted:
+            sentinel_kwargs[name.removeprefix("sentinel_")] = value
+    return Target(
+        "sentinel",
+        tls,
+        hosts=hosts,
+        service=service,
+        kwargs=kwargs,
+        sentinel_kwargs=sentinel_kwargs,
+        min_other_sentinels=own.get("min_other_sentinels", 0),
+        sentinel_check_interval=own.get("sentinel_check_interval", SENTINEL_CHECK_DEFAULT),
+    )

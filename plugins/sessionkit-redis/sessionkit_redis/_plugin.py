@@ -7,14 +7,30 @@ from __future__ import annotations
 
 from sessionkit.storage import Backend, hookimpl
 
+#: One server (``redis``, ``rediss`` for TLS, ``unix``), Valkey's names for the same
+#: (``valkey``, ``valkeys``), then a Redis Cluster (``+cluster``) and the primary that
+#: Sentinels name (``+sentinel``) under each of the four network schemes.
+SCHEMES = (
+    "redis",
+    "rediss",
+    "unix",
+    "valkey",
+    "valkeys",
+    *(
+        f"{base}+{mode}"
+        for mode in ("cluster", "sentinel")
+        for base in ("redis", "rediss", "valkey", "valkeys")
+    ),
+)
+
 
 @hookimpl
 def sessionkit_backends() -> list[Backend]:
     return [
         Backend(
             name="redis",
-            schemes=("redis", "rediss", "unix"),
+            schemes=SCHEMES,
             storage="sessionkit_redis._storage:RedisStorage",
-            description="Redis or Valkey server; keys under a prefix, TTL kept by the server",
+            description="Redis or Valkey: one server, a Cluster or Sentinel; keys under a prefix",
         )
     ]

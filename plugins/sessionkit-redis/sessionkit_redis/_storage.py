@@ -43,8 +43,19 @@ connection busy waits up to ``pool_timeout`` for one rather than failing at once
 of an event loop that has been closed is released (its sockets closed) when another loop
 makes its client, so a loop per request leaks nothing (see ``sessionkit.PerLoop``). Its
 single-key commands skip the pool's per-command checkout, on connections it keeps (see
-``_lane``: about 25 µs less per command). Or pass clients you built, which the storage uses
-through their own ``execute_command`` and never closes::
+``_lane``: about 25 µs less per command). A ``redis+cluster://`` URL gets redis-py's cluster
+clients, a ``redis+sentinel://`` URL the primary its Sentinels name (see ``_topology``; the
+URL forms are in ``_options``).
+
+With ``wait_replicas=N`` every write is followed by ``WAIT N ms`` on its connection, in the
+same round trip, and one that fewer than ``N`` replicas acknowledged within ``wait_timeout``
+is a :class:`~sessionkit.StorageError` (a delete is logged instead: see :meth:`_erase`): Redis
+replicates asynchronously, and a write only the primary had is lost when a replica takes its
+place. ``WAIT`` must follow the write on its own connection, so it is refused for Redis
+Cluster, whose clients may send the two on different ones.
+
+Or pass clients you built, which the storage uses through their own ``execute_command`` and
+never closes::
 
     # Redis Cluster: every primary is scanned by reset(); UNLINK is split per hash slot.
     from redis.cluster import RedisCluster
@@ -68,18 +79,31 @@ responses (``decode_responses=False``, the default).
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
 import re
+import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 
 from sessionkit import ConfigError, PerLoop, StorageError, ttl_seconds
 
-from ._lane import Arg, AsyncClient, AsyncLane, SyncClient, SyncLane
-from ._options import DEFAULT_PREFIX, check_prefix, connection_options
+from ._lane import Arg, AsyncClient, AsyncLane, SyncClient, SyncLane, Wait
+from ._options import (
+    CLUSTER_NO_WAIT,
+    DEFAULT_PREFIX,
+    Target,
+    check_prefix,
+    parse_url,
+    wait_options,
+)
+from ._topology import async_lane, connections, sync_lane
 
 __all__ = ["AsyncClient", "RedisStorage", "SyncClient", "glob_escape"]
 
@@ -138,8 +162,20 @@ class _failures:  # lower case: it reads as a function, ``with _failures("GET"):
         return None
 
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, (redis.RedisError, OSError)):
+        if isinstance(exc, _DRIVER_ERRORS):
             raise StorageError(f"redis {self.operation} failed: {exc}") from exc
+
+
+#: What redis-py raises when a call fails (a cluster it cannot reach: not a RedisError).
+_DRIVER_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
+logger = logging.getLogger("sessionkit_redis")
+
+
+def _short(operation: str, acked: int, wait: Wait) -> str:
+    return (
+        f"redis {operation}: made on the primary, but {acked} of the {wait[1]} replicas asked "
+        f"for (wait_replicas) acknowledged it within {wait[2]} ms; a failover could lose it"
+    )
 
 
 def _expiry_args(ttl: timedelta | None) -> tuple[str, int] | tuple[str]:
@@ -183,13 +219,11 @@ def _release_dead_loop(lane: AsyncLane, loop: object) -> None:
     """Close the sockets of a lane whose event loop was closed (``PerLoop``'s ``release``).
 
     ``aclose()`` cannot run without the loop, and the transports close their sockets through
-    it, so each connection of the pool (idle, busy or kept by the lane) has the socket under
-    its transport closed directly, and is marked disconnected.
+    it, so each connection of its clients (the pool's idle and busy ones, the lane's, each
+    cluster node's, each Sentinel's) has the socket under its transport closed directly, and
+    is marked disconnected.
     """
-    pool: Any = getattr(lane.client, "connection_pool", None)
-    if pool is None:  # a cluster client, which the storage never makes per loop
-        return
-    conns = {*pool._available_connections, *pool._in_use_connections, *lane.connections()}
+    conns = connections(lane)
     lane.forget()
     for conn in conns:
         writer = getattr(conn, "_writer", None)
@@ -230,26 +264,24 @@ class RedisStorage:
         self._lane: SyncLane | None = None
         self._loop_lanes: PerLoop[AsyncLane] | None = None
         self._async_lane: AsyncLane | None = None
+        #: What the URL asked for (``None``: clients were passed in).
+        self._target: Target | None = None
+        self._making = threading.Lock()
+        #: ``WAIT replicas ms`` sent behind every write, or ``None`` (``wait_replicas=0``).
+        self._wait: Wait | None = None
         if url is not None:
             if client is not None or async_client is not None:
                 raise ConfigError("client", "give a URL or clients, not both")
-            driver_url, kwargs, own = connection_options(url, options)
-            self._set_prefix(own.get("prefix", DEFAULT_PREFIX) if prefix is None else prefix)
-            direct = kwargs.get("protocol") in (None, 2, "2")  # RESP3 pushes: the client's job
-            kwargs["timeout"] = kwargs.pop("pool_timeout")  # the blocking pool's name for it
-            try:
-                pool = redis.BlockingConnectionPool.from_url(driver_url, **kwargs)
-            except (TypeError, ValueError) as exc:  # a malformed URL (a port that is no number)
-                raise ConfigError("storage", f"not a usable redis URL: {exc}") from exc
-            self._lane = SyncLane(redis.Redis.from_pool(pool), direct=direct)
-
-            def per_loop() -> AsyncLane:
-                pool = redis.asyncio.BlockingConnectionPool.from_url(driver_url, **kwargs)
-                return AsyncLane(redis.asyncio.Redis.from_pool(pool), direct=direct)
-
-            self._loop_lanes = PerLoop(per_loop, _release_dead_loop)
+            target = self._target = parse_url(url, options)
+            own = target.prefix if target.prefix is not None else DEFAULT_PREFIX
+            self._set_prefix(own if prefix is None else prefix)
+            self._set_wait(target.wait_replicas, target.wait_timeout)
+            if target.kind != "cluster":  # a cluster's sync client connects when made
+                self._lane = sync_lane(target)
+            self._loop_lanes = PerLoop(lambda: async_lane(target), _release_dead_loop)
             return
         self._set_prefix(DEFAULT_PREFIX if prefix is None else prefix)
+        replicas, wait_timeout = wait_options(options)
         if options:
             raise ConfigError(
                 min(options), "connection options need a URL; set them on your client"
@@ -258,6 +290,10 @@ class RedisStorage:
             raise ConfigError("storage", "RedisStorage needs a URL, a client or an async_client")
         _check_raw(client, "client")
         _check_raw(async_client, "async_client")
+        clusters = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
+        if replicas and any(isinstance(c, clusters) for c in (client, async_client)):
+            raise ConfigError("wait_replicas", CLUSTER_NO_WAIT)
+        self._set_wait(replicas, wait_timeout)
         if client is not None:
             self._lane = SyncLane(client, direct=False)
         if async_client is not None:
@@ -271,6 +307,15 @@ class RedisStorage:
     def _set_prefix(self, prefix: object) -> None:
         self._prefix = check_prefix(prefix)
         self._pattern = glob_escape(self._prefix) + "*"
+
+    def _set_wait(self, replicas: int, timeout: float) -> None:
+        if replicas:
+            self._wait = ("WAIT", replicas, max(1, math.ceil(timeout * 1000)))
+
+    @property
+    def wait_replicas(self) -> int:
+        """How many replicas every write waits for (``WAIT``) before it counts as done."""
+        return 0 if self._wait is None else self._wait[1]
 
     @property
     def prefix(self) -> str:
@@ -286,9 +331,21 @@ class RedisStorage:
 
     def _sync_lane(self) -> SyncLane:
         self._check_open()
-        if self._lane is None:
-            raise ConfigError("client", "this storage has only an async_client; pass client= too")
-        return self._lane
+        lane = self._lane
+        if lane is not None:
+            return lane
+        if self._target is not None:  # a Redis Cluster URL: its sync client, made on first use
+            return self._make_sync_lane(self._target)
+        raise ConfigError("client", "this storage has only an async_client; pass client= too")
+
+    def _make_sync_lane(self, target: Target) -> SyncLane:
+        """Make the sync client of a cluster, which asks a node for the cluster's layout (a
+        failure is a StorageError, and the next call tries again)."""
+        with self._making:
+            if self._lane is None:
+                with _failures("connect"):
+                    self._lane = sync_lane(target)
+            return self._lane
 
     def _async_lane_here(self) -> AsyncLane:
         self._check_open()
@@ -311,6 +368,53 @@ class RedisStorage:
     async def _acall(self, *args: Arg) -> Any:
         return await self._async_lane_here().command(*args)
 
+    def _write(self, operation: str, *args: Arg) -> Any:
+        """A command that stores a session; with ``wait_replicas``, ``WAIT`` behind it, and a
+        StorageError when fewer replicas than that acknowledged it in time."""
+        wait = self._wait
+        if wait is None:
+            return self._sync_lane().command(*args)
+        reply, acked = self._sync_lane().command_waited(args, wait)
+        if acked < wait[1]:
+            raise StorageError(_short(operation, acked, wait))
+        return reply
+
+    async def _awrite(self, operation: str, *args: Arg) -> Any:
+        wait = self._wait
+        if wait is None:
+            return await self._async_lane_here().command(*args)
+        reply, acked = await self._async_lane_here().command_waited(args, wait)
+        if acked < wait[1]:
+            raise StorageError(_short(operation, acked, wait))
+        return reply
+
+    def _erase(self, operation: str, *args: Arg) -> Any:
+        """A command that deletes; with ``wait_replicas``, ``WAIT`` behind it, but a delete
+        that fewer replicas acknowledged is logged, not raised: it is done on the primary and
+        cannot be undone, and reporting it failed would make the caller act as if the record
+        were still there (a ``regenerate()`` would drop its new copy: a user logged out)."""
+        wait = self._wait
+        if wait is None:
+            return self._sync_lane().command(*args)
+        reply, acked = self._sync_lane().command_waited(args, wait)
+        if acked < wait[1]:
+            logger.warning("%s", _short(operation, acked, wait))
+        return reply
+
+    async def _aerase(self, operation: str, *args: Arg) -> Any:
+        wait = self._wait
+        if wait is None:
+            return await self._async_lane_here().command(*args)
+        reply, acked = await self._async_lane_here().command_waited(args, wait)
+        if acked < wait[1]:
+            logger.warning("%s", _short(operation, acked, wait))
+        return reply
+
+    def _check_acked(self, operation: str, acked: int) -> None:
+        wait = self._wait
+        if wait is not None and acked < wait[1]:
+            raise StorageError(_short(operation, acked, wait))
+
     # -- sync ----------------------------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
@@ -319,12 +423,12 @@ class RedisStorage:
 
     def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
         with _failures("SET"):
-            self._call(*_set_args(self._key(key), value, ttl))
+            self._write("SET", *_set_args(self._key(key), value, ttl))
 
     def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
         """Write ``key`` only if it exists and has not expired (``SET ... XX``)."""
         with _failures("SET XX"):
-            return bool(self._call(*_set_args(self._key(key), value, ttl), "XX"))
+            return bool(self._write("SET XX", *_set_args(self._key(key), value, ttl), "XX"))
 
     def create(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
         """Write ``key`` only if no live record holds it (``SET ... NX``); False otherwise.
@@ -334,28 +438,28 @@ class RedisStorage:
         another id, and the orphan expires with its TTL, so it errs the safe way.
         """
         with _failures("SET NX"):
-            return bool(self._call(*_set_args(self._key(key), value, ttl), "NX"))
+            return bool(self._write("SET NX", *_set_args(self._key(key), value, ttl), "NX"))
 
     def touch(self, key: str, ttl: timedelta | None) -> bool:
         ms = ttl_ms(ttl)
         with _failures("PEXPIRE"):
             if ms is None:
-                return self._call("GETEX", self._key(key), "PERSIST") is not None
-            return bool(self._call("PEXPIRE", self._key(key), ms))
+                return self._write("GETEX", "GETEX", self._key(key), "PERSIST") is not None
+            return bool(self._write("PEXPIRE", "PEXPIRE", self._key(key), ms))
 
     def get_and_touch(self, key: str, ttl: timedelta | None) -> bytes | None:
         """Read ``key`` and renew its TTL in one round trip (``GETEX``); ``None`` if absent."""
         with _failures("GETEX"):
-            return _as_bytes(self._call("GETEX", self._key(key), *_expiry_args(ttl)))
+            return _as_bytes(self._write("GETEX", "GETEX", self._key(key), *_expiry_args(ttl)))
 
     def delete(self, key: str) -> None:
         with _failures("DEL"):
-            self._call("DEL", self._key(key))
+            self._erase("DEL", "DEL", self._key(key))
 
     def take(self, key: str) -> bool:
         """Delete ``key``; return whether a live record was there (``DEL`` counted it)."""
         with _failures("DEL"):
-            return bool(self._call("DEL", self._key(key)))
+            return bool(self._erase("DEL", "DEL", self._key(key)))
 
     def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
         """Write ``key`` only if it lives and holds exactly ``expected`` (one Lua script, or a
@@ -366,9 +470,9 @@ class RedisStorage:
             if not self._no_scripts:
                 try:
                     try:
-                        return bool(self._call("EVALSHA", REPLACE_IF_SHA, *args))
+                        return bool(self._write("replace_if", "EVALSHA", REPLACE_IF_SHA, *args))
                     except redis.exceptions.NoScriptError:  # not cached there: send it whole
-                        return bool(self._call("EVAL", REPLACE_IF_SCRIPT, *args))
+                        return bool(self._write("replace_if", "EVAL", REPLACE_IF_SCRIPT, *args))
                 except redis.exceptions.ResponseError as exc:
                     if not _scripts_refused(exc):
                         raise
@@ -378,6 +482,8 @@ class RedisStorage:
                     pipe.watch(name)
                     if pipe.get(name) != expected:
                         return False
+                    if self._wait is not None:
+                        return self._exec_waited(pipe, _set_args(name, value, ttl))
                     pipe.multi()
                     pipe.execute_command(*_set_args(name, value, ttl))
                     pipe.execute()
@@ -385,12 +491,32 @@ class RedisStorage:
                     return False
             return True
 
+    def _exec_waited(self, pipe: Any, write: tuple[Arg, ...]) -> bool:
+        """``MULTI``, the write, ``EXEC`` then ``WAIT``, each at once on the connection the
+        pipeline holds since its ``WATCH`` (``WAIT`` must follow on that one). A connection
+        an error leaves inside ``MULTI`` is closed, never given back that way."""
+        try:
+            pipe.immediate_execute_command("MULTI")
+            pipe.immediate_execute_command(*write)
+            if pipe.immediate_execute_command("EXEC") is None:
+                return False  # written meanwhile: that write stands
+            acked = pipe.immediate_execute_command(*self._wait)  # type: ignore[misc]
+        except BaseException:
+            if pipe.connection is not None:
+                pipe.connection.disconnect()
+            raise
+        self._check_acked("replace_if", int(acked))
+        return True
+
     def reset(self) -> None:
         """Delete every key under this storage's prefix, and no other."""
         client = self._sync()
         with _failures("reset"):
             for names in self._pages(client):
-                client.unlink(*names)
+                if self._wait is None:
+                    client.unlink(*names)
+                else:
+                    self._erase("UNLINK", "UNLINK", *names)
 
     def _pages(self, client: SyncClient) -> Iterator[list[bytes]]:
         """The names under this storage's prefix, in lists of at most ``SCAN_COUNT``.
@@ -481,10 +607,11 @@ class RedisStorage:
         if self._closed:
             return
         self._closed = True
-        if self._loop_lanes is not None and self._lane is not None:
+        if self._loop_lanes is not None:  # the storage made its clients
             self._loop_lanes.clear()
             with _failures("close"):
-                self._lane.client.close()
+                if self._lane is not None:
+                    self._lane.close()
 
     # -- async ---------------------------------------------------------------------------------
 
@@ -494,34 +621,37 @@ class RedisStorage:
 
     async def aset(self, key: str, value: bytes, ttl: timedelta | None) -> None:
         with _failures("SET"):
-            await self._acall(*_set_args(self._key(key), value, ttl))
+            await self._awrite("SET", *_set_args(self._key(key), value, ttl))
 
     async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
         with _failures("SET XX"):
-            return bool(await self._acall(*_set_args(self._key(key), value, ttl), "XX"))
+            args = _set_args(self._key(key), value, ttl)
+            return bool(await self._awrite("SET XX", *args, "XX"))
 
     async def acreate(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
         with _failures("SET NX"):
-            return bool(await self._acall(*_set_args(self._key(key), value, ttl), "NX"))
+            args = _set_args(self._key(key), value, ttl)
+            return bool(await self._awrite("SET NX", *args, "NX"))
 
     async def atouch(self, key: str, ttl: timedelta | None) -> bool:
         ms = ttl_ms(ttl)
         with _failures("PEXPIRE"):
             if ms is None:
-                return await self._acall("GETEX", self._key(key), "PERSIST") is not None
-            return bool(await self._acall("PEXPIRE", self._key(key), ms))
+                return await self._awrite("GETEX", "GETEX", self._key(key), "PERSIST") is not None
+            return bool(await self._awrite("PEXPIRE", "PEXPIRE", self._key(key), ms))
 
     async def aget_and_touch(self, key: str, ttl: timedelta | None) -> bytes | None:
         with _failures("GETEX"):
-            return _as_bytes(await self._acall("GETEX", self._key(key), *_expiry_args(ttl)))
+            args = ("GETEX", self._key(key), *_expiry_args(ttl))
+            return _as_bytes(await self._awrite("GETEX", *args))
 
     async def adelete(self, key: str) -> None:
         with _failures("DEL"):
-            await self._acall("DEL", self._key(key))
+            await self._aerase("DEL", "DEL", self._key(key))
 
     async def atake(self, key: str) -> bool:
         with _failures("DEL"):
-            return bool(await self._acall("DEL", self._key(key)))
+            return bool(await self._aerase("DEL", "DEL", self._key(key)))
 
     async def areplace_if(
         self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
@@ -532,9 +662,13 @@ class RedisStorage:
             if not self._no_scripts:
                 try:
                     try:
-                        return bool(await self._acall("EVALSHA", REPLACE_IF_SHA, *args))
+                        return bool(
+                            await self._awrite("replace_if", "EVALSHA", REPLACE_IF_SHA, *args)
+                        )
                     except redis.exceptions.NoScriptError:
-                        return bool(await self._acall("EVAL", REPLACE_IF_SCRIPT, *args))
+                        return bool(
+                            await self._awrite("replace_if", "EVAL", REPLACE_IF_SCRIPT, *args)
+                        )
                 except redis.exceptions.ResponseError as exc:
                     if not _scripts_refused(exc):
                         raise
@@ -544,6 +678,8 @@ class RedisStorage:
                     await pipe.watch(name)
                     if await pipe.get(name) != expected:
                         return False
+                    if self._wait is not None:
+                        return await self._aexec_waited(pipe, _set_args(name, value, ttl))
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.execute_command(*_set_args(name, value, ttl))
                     await pipe.execute()
@@ -551,11 +687,31 @@ class RedisStorage:
                     return False
             return True
 
+    async def _aexec_waited(self, pipe: Any, write: tuple[Arg, ...]) -> bool:
+        """:meth:`_exec_waited` through an asyncio pipeline."""
+        try:
+            await pipe.immediate_execute_command("MULTI")
+            await pipe.immediate_execute_command(*write)
+            if await pipe.immediate_execute_command("EXEC") is None:
+                return False
+            acked = await pipe.immediate_execute_command(*self._wait)  # type: ignore[misc]
+        except BaseException:
+            if pipe.connection is not None:
+                await pipe.connection.disconnect()
+            raise
+        self._check_acked("replace_if", int(acked))
+        return True
+
     async def areset(self) -> None:
-        client = self._async()
+        lane = self._async_lane_here()
+        client = lane.client
         with _failures("reset"):
+            await lane.ready()
             async for names in self._apages(client):
-                await client.unlink(*names)
+                if self._wait is None:
+                    await client.unlink(*names)
+                else:
+                    await self._aerase("UNLINK", "UNLINK", *names)
 
     async def _apages(self, client: AsyncClient) -> AsyncIterator[list[bytes]]:
         """:meth:`_pages` through an asyncio client."""
@@ -573,10 +729,11 @@ class RedisStorage:
         if self._closed:
             return
         self._closed = True
-        if self._loop_lanes is not None and self._lane is not None:
+        if self._loop_lanes is not None:  # the storage made its clients
             lane = self._loop_lanes.pop_current()
             self._loop_lanes.clear()
             with _failures("close"):
                 if lane is not None:
-                    await lane.client.aclose()
-                self._lane.client.close()
+                    await lane.aclose()
+                if self._lane is not None:
+                    self._lane.close()
