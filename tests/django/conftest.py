@@ -151,8 +151,8 @@ def using(storage: object, **fields: object) -> Iterator[None]:
 
 
 def url_for(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> str:
-    """A URL of storage ``kind`` (``memory``, ``sqlite``, ``redis``, ``mongo``, ``example``)
-    with a namespace of its own."""
+    """A URL of storage ``kind`` (a backend of ``tests._backends``, or ``example``) with a
+    namespace of its own."""
     tag = os.urandom(6).hex()
     if kind == "memory":
         return "memory://"
@@ -166,6 +166,17 @@ def url_for(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> str:
         head, _, query = base.partition("?")
         query = "&".join(filter(None, [query, f"collection=django_{tag}"]))
         return f"{head.rstrip('/')}/sessionkit?{query}"
+    if kind == "postgres":
+        # In the run's own schema, dropped with its tables when the run ends.
+        base = request.getfixturevalue("postgres_url")
+        schema = request.getfixturevalue("postgres_schema")
+        return f"{base}{'&' if '?' in base else '?'}schema={schema}&table=django_{tag}"
+    if kind == "mysql":
+        from tests._server_mysql import _drop_tables
+
+        base = request.getfixturevalue("mysql_url")
+        request.addfinalizer(lambda: _drop_tables(base, {f"django_{tag}"}))
+        return f"{base}{'&' if '?' in base else '?'}table=django_{tag}"
     if kind == "example":
         return f"example://?prefix=django-{tag}:"
     raise ValueError(kind)
