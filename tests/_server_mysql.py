@@ -155,8 +155,13 @@ def start_mariadb(*extra: str) -> ServerProcess:
         datadir = workdir / "data"
         if not (datadir / "mysql").is_dir():
             _install(datadir)
+        # Its own tmpdir: a server starting up deletes the "#sql" temporary files it finds
+        # there, and in /tmp those may be the live temporary tables of another MariaDB (the
+        # machine's), whose statements then fail.
+        (workdir / "tmp").mkdir(exist_ok=True)
         return [
-            binary, "--no-defaults", f"--datadir={datadir}", f"--port={port}",
+            binary, "--no-defaults", f"--datadir={datadir}", f"--tmpdir={workdir / 'tmp'}",
+            f"--port={port}",
             f"--bind-address={HOST}", f"--socket={workdir / 'mysqld.sock'}",
             f"--pid-file={workdir / 'mysqld.pid'}", "--user=root", "--skip-log-bin",
             "--skip-name-resolve", "--performance-schema=OFF", "--max-connections=500",
