@@ -9,7 +9,6 @@ there, skipped: what follows is the server's expiry, which the topology does not
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Callable, Sequence
 from typing import ClassVar
@@ -18,19 +17,10 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from sessionkit import Storage
-from sessionkit.testing import Harness, StorageConformance
+from sessionkit.testing import Harness, StorageConformance, closed_port
 from sessionkit_redis import RedisStorage
 
 pytestmark = pytest.mark.redis
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 nothing listens on (it was free a moment ago): connections fail
-    at once with "connection refused", the way they do when the server is down."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class TestRedisStorage(StorageConformance):
