@@ -26,6 +26,20 @@ from ._envelope import Record, decode_record, encode_envelope
 from ._errors import ConfigError, SessionGone, SessionKitError, SessionTooLarge, StorageError
 from ._id_lookup import ASGI_KEY, WSGI_KEY, asgi_values, carrier_of, client_values, wsgi_values
 from ._session import Session
+from ._steps import (
+    CREATE,
+    DELETE,
+    GET,
+    REPLACE,
+    REPLACE_IF,
+    SET,
+    TAKE,
+    TOUCH,
+    Steps,
+    adrive,
+    drive,
+    storage_error,
+)
 from ._storage import AtomicStorage, ConditionalStorage, CreatingStorage, Storage
 from ._values import DecodeError, TypeRegistry
 
@@ -233,7 +247,7 @@ class Store:
         except SessionKitError:
             raise
         except Exception as exc:
-            raise _storage_error(exc) from exc
+            raise storage_error(exc) from exc
         return result
 
     def _from_payload(
@@ -431,45 +445,36 @@ class Store:
         session._retiring = None
         session._wrote = (plan.now, plan.lifetime)
 
+    # Each save is written once, as steps (see sessionkit._steps): the sync method drives them
+    # with the storage's sync calls, its async twin with the async ones.
+
     def _run_save(self, session: Session, plan: _Plan | None = None) -> None:
         """Save ``session`` (``plan``: already encoded, by a renewal)."""
-        if plan is None:
-            plan = self._plan_save(session)
-        if plan is None:
-            old = session._stored_id()
-            self._emptied(session, old, old is not None and self._take_key(old))
-            return
-        payload, ttl = plan.payload, plan.ttl
-        if not session._persisted:
-            new_id = self._create_record(session._id, payload, ttl)
-            if session._retiring is not None:
-                plan = self._retire(session, new_id, plan)
-            session._id = new_id
-            if plan is not None:
-                self._saved(session, True, plan)
-            return
-        self._saved(session, self._replace_live(session._id, payload, ttl), plan)
+        drive(self.storage, self._save_steps(session, plan))
 
     async def _arun_save(self, session: Session, plan: _Plan | None = None) -> None:
-        """Async twin of :meth:`_run_save` (one coroutine deep: it runs on every write)."""
+        """Async twin of :meth:`_run_save`."""
+        await adrive(self.storage, self._save_steps(session, plan))
+
+    def _save_steps(self, session: Session, plan: _Plan | None) -> Steps[None]:
         if plan is None:
             plan = self._plan_save(session)
         if plan is None:
             old = session._stored_id()
-            self._emptied(session, old, old is not None and await self._atake_key(old))
+            self._emptied(session, old, old is not None and (yield from self._take_steps(old)))
             return
         payload, ttl = plan.payload, plan.ttl
         if not session._persisted:
-            new_id = await self._acreate_record(session._id, payload, ttl)
+            new_id = yield from self._create_record_steps(session._id, payload, ttl)
             if session._retiring is not None:
-                plan = await self._aretire(session, new_id, plan)
+                plan = yield from self._retire_steps(session, new_id, plan)
             session._id = new_id
             if plan is not None:
                 self._saved(session, True, plan)
             return
-        self._saved(session, await self._areplace_live(session._id, payload, ttl), plan)
+        self._saved(session, (yield from self._replace_steps(session._id, payload, ttl)), plan)
 
-    def _retire(self, session: Session, new_id: str, plan: _Plan) -> _Plan | None:
+    def _retire_steps(self, session: Session, new_id: str, plan: _Plan) -> Steps[_Plan | None]:
         """The second step of a ``regenerate()``'s save, once ``plan`` is stored under
         ``new_id``: take the old record. Return the plan that now stands under ``new_id``
         (``None``: nothing does, and the session is empty).
@@ -480,56 +485,39 @@ class Store:
         """
         retiring = session._retiring
         assert retiring is not None
+        new_key = self.storage_key(new_id)
         try:
-            taken = self._take_key(retiring)
+            taken = yield from self._take_steps(retiring)
         except StorageError:
-            _suppressed(self._delete_key, new_id)
+            try:
+                yield DELETE, (new_key,)
+            except StorageError as exc:
+                _cleanup_failed(exc)
             raise
         if taken:
             return plan
         kept = self._lost(session, retiring)
         if kept is None:
-            self._delete_key(new_id)
+            yield DELETE, (new_key,)
         else:  # our own copy, under an id no one else has: a plain write replaces it
-            _guard(self.storage.set, self.storage_key(new_id), kept.payload, kept.ttl)
-        return kept
-
-    async def _aretire(self, session: Session, new_id: str, plan: _Plan) -> _Plan | None:
-        """Async twin of :meth:`_retire`."""
-        retiring = session._retiring
-        assert retiring is not None
-        try:
-            taken = await self._atake_key(retiring)
-        except StorageError:
-            await _asuppressed(self._adelete_key(new_id))
-            raise
-        if taken:
-            return plan
-        kept = self._lost(session, retiring)
-        if kept is None:
-            await self._adelete_key(new_id)
-        else:
-            key = self.storage_key(new_id)
-            await _aguard(self.storage.aset(key, kept.payload, kept.ttl))
+            yield SET, (new_key, kept.payload, kept.ttl)
         return kept
 
     def _create_record(self, session_id: str, payload: bytes, ttl: timedelta) -> str:
-        """Store a new record create-only; return the id it went under.
-
-        A new record never overwrites a live one: an id that names a live record (a collision,
-        a weak custom ``key_generator``) is replaced by a fresh one and the write tried again,
-        a few times at most.
-        """
-        for _ in range(_CREATE_TRIES):
-            if self._create_once(session_id, payload, ttl):
-                return session_id
-            session_id = self._collided(session_id)
-        raise _collisions()
+        """Store a new record create-only; return the id it went under (see
+        :meth:`_create_record_steps`)."""
+        return drive(self.storage, self._create_record_steps(session_id, payload, ttl))
 
     async def _acreate_record(self, session_id: str, payload: bytes, ttl: timedelta) -> str:
         """Async twin of :meth:`_create_record`."""
+        return await adrive(self.storage, self._create_record_steps(session_id, payload, ttl))
+
+    def _create_record_steps(self, session_id: str, payload: bytes, ttl: timedelta) -> Steps[str]:
+        """A new record never overwrites a live one: an id that names a live record (a
+        collision, a weak custom ``key_generator``) is replaced by a fresh one and the write
+        tried again, a few times at most."""
         for _ in range(_CREATE_TRIES):
-            if await self._acreate_once(session_id, payload, ttl):
+            if (yield from self._create_once_steps(session_id, payload, ttl)):
                 return session_id
             session_id = self._collided(session_id)
         raise _collisions()
@@ -539,70 +527,41 @@ class Store:
 
     def _create_once(self, session_id: str, payload: bytes, ttl: timedelta) -> bool:
         """Write a record under ``session_id`` only if no live one is there; whether it was
-        written. Storages without ``create`` get a read, then a write."""
-        storage: Any = self.storage
-        key = self.storage_key(session_id)
-        try:
-            if self._creating:
-                return bool(storage.create(key, payload, ttl))
-            if storage.get(key) is not None:
-                return False
-            storage.set(key, payload, ttl)
-            return True
-        except SessionKitError:
-            raise
-        except Exception as exc:
-            raise _storage_error(exc) from exc
+        written."""
+        return drive(self.storage, self._create_once_steps(session_id, payload, ttl))
 
     async def _acreate_once(self, session_id: str, payload: bytes, ttl: timedelta) -> bool:
         """Async twin of :meth:`_create_once`."""
-        storage: Any = self.storage
+        return await adrive(self.storage, self._create_once_steps(session_id, payload, ttl))
+
+    def _create_once_steps(self, session_id: str, payload: bytes, ttl: timedelta) -> Steps[bool]:
+        """Storages without ``create`` get a read, then a write."""
         key = self.storage_key(session_id)
-        try:
-            if self._creating:
-                return bool(await storage.acreate(key, payload, ttl))
-            if await storage.aget(key) is not None:
-                return False
-            await storage.aset(key, payload, ttl)
-            return True
-        except SessionKitError:
-            raise
-        except Exception as exc:
-            raise _storage_error(exc) from exc
+        if self._creating:
+            return bool((yield CREATE, (key, payload, ttl)))
+        if (yield GET, (key,)) is not None:
+            return False
+        yield SET, (key, payload, ttl)
+        return True
 
     def _replace_live(self, session_id: str, payload: bytes, ttl: timedelta) -> bool:
         """Replace the record under ``session_id`` only if it is still live; whether it was
-        (a session destroyed meanwhile by another request stays destroyed). Storages without
-        ``replace`` get a touch, then a write."""
-        storage: Any = self.storage
-        key = self.storage_key(session_id)
-        try:
-            if self._conditional:
-                return bool(storage.replace(key, payload, ttl))
-            if not storage.touch(key, ttl):
-                return False
-            storage.set(key, payload, ttl)
-            return True
-        except SessionKitError:
-            raise
-        except Exception as exc:
-            raise _storage_error(exc) from exc
+        (a session destroyed meanwhile by another request stays destroyed)."""
+        return drive(self.storage, self._replace_steps(session_id, payload, ttl))
 
     async def _areplace_live(self, session_id: str, payload: bytes, ttl: timedelta) -> bool:
         """Async twin of :meth:`_replace_live`."""
-        storage: Any = self.storage
+        return await adrive(self.storage, self._replace_steps(session_id, payload, ttl))
+
+    def _replace_steps(self, session_id: str, payload: bytes, ttl: timedelta) -> Steps[bool]:
+        """Storages without ``replace`` get a touch, then a write."""
         key = self.storage_key(session_id)
-        try:
-            if self._conditional:
-                return bool(await storage.areplace(key, payload, ttl))
-            if not await storage.atouch(key, ttl):
-                return False
-            await storage.aset(key, payload, ttl)
-            return True
-        except SessionKitError:
-            raise
-        except Exception as exc:
-            raise _storage_error(exc) from exc
+        if self._conditional:
+            return bool((yield REPLACE, (key, payload, ttl)))
+        if not (yield TOUCH, (key, ttl)):
+            return False
+        yield SET, (key, payload, ttl)
+        return True
 
     def _collided(self, session_id: str) -> str:
         logger.warning(
@@ -633,32 +592,24 @@ class Store:
         loaded from: if another request saved it meanwhile (a log-out removing a key), that
         save stands, and this request skips its renewal; the other write renewed it anyway.
         """
-        raw = session._raw
-        plan = self._renewal_plan(session)
-        if raw is None or plan is None:
-            return
-        if not self._atomic:
-            # No replace_if: compare, then write; this narrows the race to the gap between.
-            if self._read(session._id) == raw:
-                self._run_save(session, plan)
-            return
-        key = self.storage_key(session._id)
-        if _guard(self.storage.replace_if, key, raw, plan.payload, plan.ttl):  # type: ignore[attr-defined]
-            self._saved(session, True, plan)
+        drive(self.storage, self._renew_steps(session))
 
     async def _arenew(self, session: Session) -> None:
         """Async twin of :meth:`_renew`."""
+        await adrive(self.storage, self._renew_steps(session))
+
+    def _renew_steps(self, session: Session) -> Steps[None]:
         raw = session._raw
         plan = self._renewal_plan(session)
         if raw is None or plan is None:
             return
-        if not self._atomic:
-            if await self._aread(session._id) == raw:
-                await self._arun_save(session, plan)
-            return
         key = self.storage_key(session._id)
-        storage: Any = self.storage
-        if await _aguard(storage.areplace_if(key, raw, plan.payload, plan.ttl)):
+        if not self._atomic:
+            # No replace_if: compare, then write; this narrows the race to the gap between.
+            if (yield GET, (key,)) == raw:
+                yield from self._save_steps(session, plan)
+            return
+        if (yield REPLACE_IF, (key, raw, plan.payload, plan.ttl)):
             self._saved(session, True, plan)
 
     def _renewal_plan(self, session: Session) -> _Plan | None:
@@ -693,21 +644,19 @@ class Store:
 
     def _take_key(self, session_id: str) -> bool:
         """Delete the record of ``session_id``; return whether a live one was there."""
-        key, storage = self.storage_key(session_id), self.storage
-        if self._atomic:
-            return bool(_guard(storage.take, key))  # type: ignore[attr-defined]
-        # No take(): read, then delete; this narrows the race to the gap between.
-        existed = _guard(storage.get, key) is not None
-        _guard(storage.delete, key)
-        return existed
+        return drive(self.storage, self._take_steps(session_id))
 
     async def _atake_key(self, session_id: str) -> bool:
         """Async twin of :meth:`_take_key`."""
-        key, storage = self.storage_key(session_id), self.storage
+        return await adrive(self.storage, self._take_steps(session_id))
+
+    def _take_steps(self, session_id: str) -> Steps[bool]:
+        key = self.storage_key(session_id)
         if self._atomic:
-            return bool(await _aguard(storage.atake(key)))  # type: ignore[attr-defined]
-        existed = await _aguard(storage.aget(key)) is not None
-        await _aguard(storage.adelete(key))
+            return bool((yield TAKE, (key,)))
+        # No take(): read, then delete; this narrows the race to the gap between.
+        existed = (yield GET, (key,)) is not None
+        yield DELETE, (key,)
         return existed
 
     def _lost(self, session: Session, old_id: str) -> _Plan | None:
@@ -786,12 +735,6 @@ def _hashed_key(secret: bytes, session_id: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def _storage_error(exc: Exception) -> StorageError:
-    """What a driver's exception from a storage call becomes (raise it ``from exc``); the
-    library's own errors (a plugin's ``StorageError``) pass through unchanged."""
-    return StorageError(f"storage call failed: {exc!r}")
-
-
 def _collisions() -> SessionKitError:
     return SessionKitError(
         f"key_generator made {_CREATE_TRIES} ids in a row that name live sessions; nothing was "
@@ -829,7 +772,7 @@ def _guard(fn: Callable[..., Any], *args: Any) -> Any:
     except SessionKitError:
         raise
     except Exception as exc:
-        raise _storage_error(exc) from exc
+        raise storage_error(exc) from exc
 
 
 async def _aguard(awaitable: Any) -> Any:
@@ -838,4 +781,4 @@ async def _aguard(awaitable: Any) -> Any:
     except SessionKitError:
         raise
     except Exception as exc:
-        raise _storage_error(exc) from exc
+        raise storage_error(exc) from exc
