@@ -21,9 +21,10 @@ import attrs
 import pluggy
 
 from ._errors import ConfigError, SessionKitError, StorageNotFound
-from ._hookspec import PROJECT_NAME, Backend, HookSpecs
+from ._hookspec import PROJECT_NAME, Backend, HookSpecs, load_named
 from ._install import install_hint
 from ._storage import Storage
+from ._url_options import parse_options
 
 __all__ = [
     "FIRST_PARTY_EXTRAS",
@@ -154,6 +155,10 @@ class PluginRegistry:
         pairs = parse_qsl(query, keep_blank_values=True)
         _refuse_repeats(pairs, entry.backend.repeatable)
         merged: dict[str, Any] = {**dict(pairs), **options}
+        declared = entry.backend.options
+        if declared is not None:
+            schema: type = load_named(declared)
+            merged = parse_options(schema, merged, backend=entry.backend.name)
         return entry.backend.open(url, merged)
 
     def _not_found_message(self, scheme: str) -> str:

@@ -50,15 +50,21 @@ class OpensFromURL(Protocol):
 StorageClass = str | Callable[[], OpensFromURL]
 
 
-def load_storage_class(spec: StorageClass) -> OpensFromURL:
-    """Import the class ``spec`` names (``"module:Class"``) or call the loader it is."""
+def load_named(spec: str | Callable[[], Any]) -> Any:
+    """Import the object ``spec`` names (``"module:Class"``) or call the loader it is."""
     if callable(spec):
         return spec()
     module, _, name = spec.partition(":")
     target: Any = importlib.import_module(module)
     for part in name.split("."):
         target = getattr(target, part)
-    return target  # type: ignore[no-any-return]
+    return target
+
+
+def load_storage_class(spec: StorageClass) -> OpensFromURL:
+    """The storage class ``spec`` names."""
+    storage_class: OpensFromURL = load_named(spec)
+    return storage_class
 
 
 def _check_storage(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -89,6 +95,12 @@ class Backend:
     storage itself, is the older form and still accepted in place of ``storage``; given
     ``storage``, ``open`` is made from it.
 
+    ``options`` names, as lazily, the attrs class declaring the storage's URL options (see
+    :func:`sessionkit.storage.parse_options`): the core then reads the query and keyword
+    options against it before the storage class is imported, refusing an unknown one with the
+    nearest known name, and ``from_url`` gets them typed and checked. Without it, ``from_url``
+    gets the options as given (query values as text) and must check them itself.
+
     ``repeatable`` names the query parameters that may legitimately appear more than once
     (MongoDB's ``readPreferenceTags``), matched without regard to case; the opener then reads
     them from the URL itself, since ``options`` holds only the last value. Any other name
@@ -103,6 +115,9 @@ class Backend:
     description: str = ""
     repeatable: frozenset[str] = attrs.field(default=frozenset(), converter=_lower_names)
     storage: StorageClass | None = attrs.field(default=None, kw_only=True, validator=_check_storage)
+    options: str | Callable[[], type] | None = attrs.field(
+        default=None, kw_only=True, validator=_check_storage
+    )
 
     def __attrs_post_init__(self) -> None:
         if (self.open is None) == (self.storage is None):

@@ -8,7 +8,9 @@ narrow with reads; :class:`CountableStorage`, :class:`ScannableStorage` and
 :class:`PurgeableStorage` serve the operator's command line. A storage written with a
 synchronous driver subclasses :class:`SyncStorage` and gets its async twins derived; one with
 an asyncio driver makes one client per event loop with :class:`PerLoop`. Every TTL passes
-through :func:`ttl_seconds`. The conformance suite stays in :mod:`sessionkit.testing`.
+through :func:`ttl_seconds`. The storage's URL options are declared as an attrs class
+(``Backend(options=...)``, validators :func:`in_range` and :func:`matches`), which the core
+reads once with :func:`parse_options`. The conformance suite stays in :mod:`sessionkit.testing`.
 
 The same names are importable from :mod:`sessionkit`, where they were first published (all but
 the ones added with this module: :class:`SyncStorage`, :class:`WouldBlock`,
@@ -30,6 +32,7 @@ from ._storage import (
     ttl_seconds,
 )
 from ._syncstorage import AsyncCall, SyncStorage, WouldBlock, current_async_call
+from ._url_options import in_range, matches, option_names, parse_options
 
 __all__ = [
     "AsyncCall",
@@ -49,5 +52,9 @@ __all__ = [
     "WouldBlock",
     "current_async_call",
     "hookimpl",
+    "in_range",
+    "matches",
+    "option_names",
+    "parse_options",
     "ttl_seconds",
 ]

@@ -136,7 +136,7 @@ def test_storage_errors_fail_with_the_driver_error(
     ("url", "message"),
     [
         ("nosuch://x", "no storage backend for scheme 'nosuch'"),
-        ("memory://?colour=blue", "unknown memory storage option(s) ['colour']"),
+        ("memory://?colour=blue", "unknown memory storage option 'colour'"),
     ],
 )
 def test_a_url_nothing_can_open_is_a_usage_error(

@@ -90,6 +90,7 @@ def test_layout(generated: Path) -> None:
         "README.md",
         "pyproject.toml",
         f"{PACKAGE}/__init__.py",
+        f"{PACKAGE}/_options.py",
         f"{PACKAGE}/_plugin.py",
         f"{PACKAGE}/_storage.py",
         f"{PACKAGE}/py.typed",
@@ -174,7 +175,7 @@ def test_the_core_requirement_cannot_be_met_by_the_unrelated_sessionkit(generate
     ``sessionkit`` on the public index (0.3.x) cannot satisfy that."""
     pyproject = (generated / "pyproject.toml").read_text()
     version = sessionkit.__version__
-    assert f'dependencies = ["sessionkit>={version}"]' in pyproject
+    assert f'dependencies = ["sessionkit>={version}", ' in pyproject
     requirement = SpecifierSet(f">={version}")
     assert version in requirement
     assert not any(v in requirement for v in ("0.3.1", "0.3.9", "0.9.9"))

@@ -12,6 +12,7 @@ def sessionkit_backends() -> list[Backend]:
             name="memory",
             schemes=("memory",),
             storage="sessionkit_memory._storage:MemoryStorage",
+            options="sessionkit_memory._options:MemoryOptions",
             description="in-process dictionary; sessions vanish with the process",
         )
     ]

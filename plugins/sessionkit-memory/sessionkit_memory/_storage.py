@@ -65,32 +65,9 @@ class MemoryStorage(SyncStorage):
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> MemoryStorage:
-        """Build from ``memory://?max_entries=N&purge_batch=N``.
-
-        Query values are text: digits, or for ``max_entries`` an empty value or ``none`` (no
-        cap, the default). Keyword values are checked as the constructor checks them.
-        """
-        known = {"max_entries", "purge_batch"}
-        unknown = set(options) - known
-        if unknown:
-            raise ConfigError(
-                "storage",
-                f"unknown memory storage option(s) {sorted(unknown)}; known: {sorted(known)}",
-            )
-        kwargs: dict[str, Any] = {}
-        for name in known & set(options):
-            value = options[name]
-            if isinstance(value, str):
-                text = value.strip()
-                if name == "max_entries" and text.lower() in ("", "none"):
-                    value = None
-                elif text.isascii() and text.isdigit():  # not int()'s "1_000" or "+5"
-                    value = int(text)
-                else:
-                    wanted = "a positive integer" + (" or none" if name == "max_entries" else "")
-                    raise ConfigError(name, f"expected {wanted}, got {options[name]!r}")
-            kwargs[name] = value
-        return cls(**kwargs)
+        """Build from ``memory://?max_entries=N&purge_batch=N``: ``options`` come typed and
+        checked by the core against :class:`~sessionkit_memory._options.MemoryOptions`."""
+        return cls(**options)
 
     def __len__(self) -> int:
         """Number of entries held, expired ones not yet purged included."""

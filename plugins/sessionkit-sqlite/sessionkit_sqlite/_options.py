@@ -7,7 +7,6 @@ start-up with a :class:`~sessionkit.ConfigError` naming the field. This module d
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,22 +15,12 @@ from urllib.parse import unquote, urlsplit
 import attrs
 
 from sessionkit import ConfigError
+from sessionkit.storage import in_range, matches
 
-__all__ = ["MAX_BUSY_TIMEOUT", "MAX_PURGE_BATCH", "MEMORY", "SQLiteOptions"]
+__all__ = ["MAX_BUSY_TIMEOUT", "MAX_PURGE_BATCH", "MEMORY", "SQLiteOptions", "path_of"]
 
 #: The path that makes sqlite3 open a private in-memory database.
 MEMORY = ":memory:"
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-
-
-def _identifier(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    # The table name is the only text ever formatted into SQL, so it is held to a strict shape.
-    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
-        raise ConfigError(
-            attribute.name, f"must match [A-Za-z_][A-Za-z0-9_]{{0,62}}, got {value!r}"
-        )
-
 
 #: The largest ``purge_batch``. One purge statement holds the database's write lock while it
 #: runs (every other writer of the file waits), so a batch must stay well inside a writer's
@@ -44,26 +33,6 @@ MAX_PURGE_BATCH = 100_000
 #: milliseconds (at most 2 147 483 647 ms, about 24.8 days); a bigger value overflows when the
 #: connection is configured, long after the storage was opened.
 MAX_BUSY_TIMEOUT = 2_147_483.0
-
-
-def _positive_int(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PURGE_BATCH:
-        raise ConfigError(
-            attribute.name, f"must be an int from 1 to {MAX_PURGE_BATCH}, got {value!r}"
-        )
-
-
-def _seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    # Chained comparison: NaN fails it, so do infinity and anything past SQLite's limit.
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not 0 <= value <= MAX_BUSY_TIMEOUT
-    ):
-        raise ConfigError(
-            attribute.name,
-            f"must be a number of seconds from 0 to {MAX_BUSY_TIMEOUT:.0f}, got {value!r}",
-        )
 
 
 def _callable(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -85,10 +54,19 @@ class SQLiteOptions:
     same thing to the next process, after a restart, so a monotonic clock would be wrong here.
     """
 
-    path: str
-    table: str = attrs.field(default="sessions", validator=_identifier)
-    purge_batch: int = attrs.field(default=256, validator=_positive_int)
-    busy_timeout: float = attrs.field(default=5.0, validator=_seconds)
+    #: Read from the URL's body, not its query.
+    path: str = attrs.field(metadata={"option": False})
+    # The table name is the only text ever formatted into SQL: it is held to a strict shape.
+    table: str = attrs.field(
+        default="sessions",
+        validator=matches(r"[A-Za-z_][A-Za-z0-9_]{0,62}", "[A-Za-z_][A-Za-z0-9_]{0,62}"),
+    )
+    purge_batch: int = attrs.field(
+        default=256, validator=in_range(1, MAX_PURGE_BATCH, integer=True)
+    )
+    busy_timeout: float = attrs.field(
+        default=5.0, validator=in_range(0, MAX_BUSY_TIMEOUT, unit="seconds")
+    )
     clock: Callable[[], float] = attrs.field(default=time.time, validator=_callable)
 
     @property
@@ -100,20 +78,14 @@ class SQLiteOptions:
         """Read ``sqlite:///relative.db``, ``sqlite:////abs.db`` or ``sqlite://:memory:``.
 
         The slashes follow SQLAlchemy: three before a relative path (from the current
-        directory), four before an absolute one. ``options`` holds the URL's query parameters
-        and keyword arguments, as strings or as values.
+        directory), four before an absolute one. ``options`` holds the query's options,
+        typed and checked by the core against this class (``Backend(options=...)``).
         """
-        unknown = set(options) - _CONVERTERS.keys()
-        if unknown:
-            raise ConfigError(
-                "storage",
-                f"unknown sqlite storage option(s) {sorted(unknown)}; known: {sorted(_CONVERTERS)}",
-            )
-        kwargs: dict[str, Any] = {n: _CONVERTERS[n](n, value) for n, value in options.items()}
-        return cls(_path_of(url), **kwargs)
+        return cls(path_of(url), **options)
 
 
-def _path_of(url: str) -> str:
+def path_of(url: str) -> str:
+    """The database file a ``sqlite:`` URL names, or :data:`MEMORY`."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -136,30 +108,3 @@ def _path_of(url: str) -> str:
             "sqlite:////absolute.db), or use sqlite://:memory: for a private in-memory database",
         )
     return path
-
-
-def _parsed(parse: Callable[[str], object], expected: str) -> Callable[[str, object], object]:
-    """A converter that parses query-string text with ``parse`` and passes values through."""
-
-    def convert(name: str, value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        try:
-            return parse(value)
-        except ValueError:
-            raise ConfigError(name, f"expected {expected}, got {value!r}") from None
-
-    return convert
-
-
-def _as_is(_: str, value: object) -> object:
-    return value
-
-
-# Query parameters arrive as strings; keyword arguments as values. The validators check both.
-_CONVERTERS: dict[str, Callable[[str, object], object]] = {
-    "table": _as_is,
-    "purge_batch": _parsed(int, "an integer"),
-    "busy_timeout": _parsed(float, "a number of seconds"),
-    "clock": _as_is,
-}

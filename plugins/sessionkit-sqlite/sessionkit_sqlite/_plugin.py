@@ -15,6 +15,7 @@ def sessionkit_backends() -> list[Backend]:
             name="sqlite",
             schemes=("sqlite",),
             storage="sessionkit_sqlite._storage:SQLiteStorage",
+            options="sessionkit_sqlite._options:SQLiteOptions",
             description="SQLite file (or :memory:) through the standard library's sqlite3",
         )
     ]
