@@ -15,7 +15,15 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
-from sessionkit.storage import ConfigError, StorageError, SyncStorage, ttl_seconds
+from sessionkit.storage import (
+    ConfigError,
+    StorageError,
+    SyncStorage,
+    parse_options,
+    ttl_seconds,
+)
+
+from ._options import MemoryOptions
 
 __all__ = ["MemoryStorage"]
 
@@ -65,9 +73,13 @@ class MemoryStorage(SyncStorage):
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> MemoryStorage:
-        """Build from ``memory://?max_entries=N&purge_batch=N``: ``options`` come typed and
-        checked by the core against :class:`~sessionkit_memory._options.MemoryOptions`."""
-        return cls(**options)
+        """Build from ``memory://?max_entries=N&purge_batch=N``.
+
+        Opened by URL, ``options`` come typed and checked by the core against
+        :class:`~sessionkit_memory._options.MemoryOptions`; reading them again here (it leaves
+        typed values as they are) serves a caller that hands this method query text itself.
+        """
+        return cls(**parse_options(MemoryOptions, options, backend="memory"))
 
     def __len__(self) -> int:
         """Number of entries held, expired ones not yet purged included."""

@@ -222,6 +222,7 @@ def test_a_write_and_its_wait_go_in_one_round_trip(
 
     try:
         storage.set("warm", b"v", HOUR)  # connected, handshake done
+        storage.replace_if("warm", b"v", b"v", HOUR)  # and the script loaded (no NOSCRIPT retry)
         monkeypatch.setattr(redis.Connection, "send_packed_command", counting)
         storage.set("k", b"v", HOUR)
         assert storage.replace_if("k", b"v", b"w", HOUR) is True

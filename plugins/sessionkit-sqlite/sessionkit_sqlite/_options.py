@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 import attrs
 
 from sessionkit import ConfigError
-from sessionkit.storage import in_range, matches
+from sessionkit.storage import in_range, matches, parse_options
 
 __all__ = ["MAX_BUSY_TIMEOUT", "MAX_PURGE_BATCH", "MEMORY", "SQLiteOptions", "path_of"]
 
@@ -78,10 +78,11 @@ class SQLiteOptions:
         """Read ``sqlite:///relative.db``, ``sqlite:////abs.db`` or ``sqlite://:memory:``.
 
         The slashes follow SQLAlchemy: three before a relative path (from the current
-        directory), four before an absolute one. ``options`` holds the query's options,
-        typed and checked by the core against this class (``Backend(options=...)``).
+        directory), four before an absolute one. Opened by URL, ``options`` come typed and
+        checked by the core against this class (``Backend(options=...)``); reading them again
+        here (typed values stay as they are) serves a caller that passes query text itself.
         """
-        return cls(path_of(url), **options)
+        return cls(path_of(url), **parse_options(cls, options, backend="sqlite"))
 
 
 def path_of(url: str) -> str:
