@@ -109,22 +109,30 @@ def nested(depth: int, wrap: Any = list) -> Any:
 # -- 1. register_type refuses what cannot be loaded back ----------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("cls", "field"),
-    [(Loose, "'x'"), (LooseDC, "'tags'"), (HoldsLoose, "'items'"), (HoldsPlain, "'thing'")],
-)
-def test_register_type_refuses_a_class_that_cannot_be_loaded_back(cls: type, field: str) -> None:
+def test_register_type_refuses_a_class_that_cannot_be_loaded_back() -> None:
     store = Store()
-    with pytest.raises(TypeError, match=rf"register_type\({cls.__qualname__}\): field {field}"):
-        store.register_type(cls)
+    with pytest.raises(TypeError, match=r"register_type\(HoldsPlain\): field 'thing'"):
+        store.register_type(HoldsPlain)
     with pytest.raises(TypeError, match="register_type"):  # so still refused at set()
-        store.load(None).set("v", cls.__new__(cls))
+        store.load(None).set("v", HoldsPlain.__new__(HoldsPlain))
 
 
 def test_register_type_error_says_what_to_do() -> None:
-    with pytest.raises(TypeError, match=r"int \| str.*one concrete type") as info:
-        Store().register_type(Loose)
+    with pytest.raises(TypeError, match=r"NotAttrs.*a type cattrs can rebuild") as info:
+        Store().register_type(HoldsPlain)
     assert "X | None" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [Loose(1), Loose("1"), LooseDC([1, "x", 2]), HoldsLoose([Loose(2), Loose("two")])],
+)
+def test_unions_of_builtins_register_and_round_trip_type_exact(value: Any) -> None:
+    # Before issue 22, register_type refused them: cattrs cannot tell int from str on loading.
+    # The tagged codec can: such a position is carried like a top-level value.
+    back = round_trip(store_with(Loose, LooseDC, HoldsLoose), value)
+    assert back == value
+    assert repr(back) == repr(value)  # 1 and "1" differ in repr: the type came back too
 
 
 def test_register_type_refuses_an_unresolvable_forward_reference() -> None:
@@ -178,9 +186,9 @@ def test_a_field_holding_what_its_annotation_refuses_fails_at_set() -> None:
     # attrs does not check annotations: int("many") would fail at the next load.
     store = store_with(Inner, Node)
     session = store.load(None)
-    with pytest.raises(TypeError, match=r"Inner.*would not load back"):
+    with pytest.raises(TypeError, match=r"str where int is declared.*\(at Inner\.a\)"):
         session.set("v", Inner("many"))  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="Node"):
+    with pytest.raises(TypeError, match=r"str where Node is declared.*\(at \[0\]\.next\)"):
         session.set("w", [Node(1, "not a node")])  # type: ignore[arg-type]
     assert not session.modified
 
