@@ -273,25 +273,35 @@ class SyncLane:
     def command_waited(self, args: tuple[Arg, ...], wait: Wait) -> tuple[Any, int]:
         """Send a write and ``WAIT`` behind it on one connection: ``(its reply, replicas that
         acknowledged it)``. An error reply to the write raises once both replies are read."""
+        return _pair(self.commands((args, wait), short_of=wait[1]))
+
+    def commands(self, commands: tuple[tuple[Arg, ...], ...], *, short_of: int = 0) -> list[Any]:
+        """Send ``commands`` together on one connection (one round trip) and return their
+        replies in order, an error reply as the ``ResponseError`` in its place: every reply
+        is read, so the connection stays in step.
+
+        ``short_of``: the last command is a ``WAIT`` for that many replicas, and a connection
+        whose ``WAIT`` counted fewer is closed (its server may have been replaced:
+        reconnecting asks the Sentinels again)."""
         if self._check_every is not None and time.monotonic() >= self._next_check:
             self.check_primary()
         if self._checkout is None:
-            return _pipelined(self.client, args, wait)
+            return _pipelined(self.client, commands)
         conn, reused = self._acquire()
         try:
             if self._sentinel_pool is not None:
                 self._follow(conn)
             try:
-                reply, acked = _exchange_pair(conn, args, wait)
+                replies = _exchange_many(conn, commands)
             except redis.ConnectionError:
                 if not reused:
                     raise
                 if self._sentinel_pool is not None:
                     self._follow(conn)
-                reply, acked = _exchange_pair(conn, args, wait)  # idempotent, as above
-            if acked < wait[1]:
-                conn.disconnect()  # its server may have been replaced: reconnecting asks again
-            return reply, acked
+                replies = _exchange_many(conn, commands)  # idempotent, as above
+            if short_of and _short_of(replies, short_of):
+                conn.disconnect()
+            return replies
         finally:
             self._release(conn)
 
@@ -322,33 +332,48 @@ def _exchange(conn: Any, args: tuple[Arg, ...]) -> Any:
     return conn.retry.call_with_retry(once, lambda _error: conn.disconnect())
 
 
-def _exchange_pair(conn: Any, args: tuple[Arg, ...], wait: Wait) -> tuple[Any, int]:
-    """:func:`_exchange` of a write and the ``WAIT`` behind it, sent together."""
+def _exchange_many(conn: Any, commands: tuple[tuple[Arg, ...], ...]) -> list[Any]:
+    """:func:`_exchange` of several commands sent together; an error reply is returned in its
+    place (the replies after it still follow, and are read)."""
 
-    def once() -> tuple[Any, Any]:
-        conn.send_packed_command(conn.pack_commands((args, wait)))
-        try:
-            reply = conn.read_response(disconnect_on_error=True)
-        except redis.ResponseError as exc:  # an error reply: WAIT's reply still follows
-            reply = exc
-        return reply, conn.read_response(disconnect_on_error=True)
+    def once() -> list[Any]:
+        conn.send_packed_command(conn.pack_commands(commands))
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response(disconnect_on_error=True))
+            except redis.ResponseError as exc:
+                replies.append(exc)
+        return replies
 
-    reply, acked = conn.retry.call_with_retry(once, lambda _error: conn.disconnect())
-    if isinstance(reply, Exception):
-        raise reply
-    return reply, int(acked)
+    replies: list[Any] = conn.retry.call_with_retry(once, lambda _error: conn.disconnect())
+    return replies
 
 
-def _pipelined(client: Any, args: tuple[Arg, ...], wait: Wait) -> tuple[Any, int]:
-    """A write and ``WAIT`` through a client's pipeline (one connection, one round trip)."""
-    with client.pipeline(transaction=False) as pipe:
-        pipe.execute_command(*args)
-        pipe.execute_command(*wait)
-        reply, acked = pipe.execute(raise_on_error=False)
+def _pair(replies: list[Any]) -> tuple[Any, int]:
+    """``(a write's reply, replicas that acknowledged it)`` from the replies to the write and
+    its ``WAIT``; an error reply to either raises."""
+    reply, acked = replies
     for result in (reply, acked):
         if isinstance(result, Exception):
             raise result
     return reply, int(acked)
+
+
+def _short_of(replies: list[Any], replicas: int) -> bool:
+    """Whether the last reply, ``WAIT``'s, counts fewer than ``replicas``."""
+    acked = replies[-1]
+    return not isinstance(acked, Exception) and int(acked) < replicas
+
+
+def _pipelined(client: Any, commands: tuple[tuple[Arg, ...], ...]) -> list[Any]:
+    """Commands through a client's pipeline (one connection, one round trip); an error reply
+    is returned in its place."""
+    with client.pipeline(transaction=False) as pipe:
+        for args in commands:
+            pipe.execute_command(*args)
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+    return replies
 
 
 class AsyncLane:
@@ -514,27 +539,33 @@ class AsyncLane:
 
     async def command_waited(self, args: tuple[Arg, ...], wait: Wait) -> tuple[Any, int]:
         """:meth:`SyncLane.command_waited`."""
+        return _pair(await self.commands((args, wait), short_of=wait[1]))
+
+    async def commands(
+        self, commands: tuple[tuple[Arg, ...], ...], *, short_of: int = 0
+    ) -> list[Any]:
+        """:meth:`SyncLane.commands`."""
         if self._check_every is not None and time.monotonic() >= self._next_check:
             await self.check_primary()
         if self._checkout is None:
             if self._init is not None:
                 await self.ready()
-            return await _apipelined(self.client, args, wait)
+            return await _apipelined(self.client, commands)
         conn, reused = await self._acquire()
         try:
             if self._sentinel_pool is not None:
                 await self._follow(conn)
             try:
-                reply, acked = await _aexchange_pair(conn, args, wait)
+                replies = await _aexchange_many(conn, commands)
             except redis.ConnectionError:
                 if not reused:
                     raise
                 if self._sentinel_pool is not None:
                     await self._follow(conn)
-                reply, acked = await _aexchange_pair(conn, args, wait)
-            if acked < wait[1]:
+                replies = await _aexchange_many(conn, commands)
+            if short_of and _short_of(replies, short_of):
                 await conn.disconnect()
-            return reply, acked
+            return replies
         finally:
             self._release(conn)
 
@@ -560,27 +591,27 @@ async def _aexchange(conn: Any, args: tuple[Arg, ...]) -> Any:
     return await conn.retry.call_with_retry(once, lambda _error: conn.disconnect())
 
 
-async def _aexchange_pair(conn: Any, args: tuple[Arg, ...], wait: Wait) -> tuple[Any, int]:
-    async def once() -> tuple[Any, Any]:
-        await conn.send_packed_command(conn.pack_commands((args, wait)))
-        try:
-            reply = await conn.read_response(disconnect_on_error=True)
-        except redis.ResponseError as exc:
-            reply = exc
-        return reply, await conn.read_response(disconnect_on_error=True)
+async def _aexchange_many(conn: Any, commands: tuple[tuple[Arg, ...], ...]) -> list[Any]:
+    """:func:`_exchange_many` on an asyncio connection."""
 
-    reply, acked = await conn.retry.call_with_retry(once, lambda _error: conn.disconnect())
-    if isinstance(reply, Exception):
-        raise reply
-    return reply, int(acked)
+    async def once() -> list[Any]:
+        await conn.send_packed_command(conn.pack_commands(commands))
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(await conn.read_response(disconnect_on_error=True))
+            except redis.ResponseError as exc:
+                replies.append(exc)
+        return replies
+
+    replies: list[Any] = await conn.retry.call_with_retry(once, lambda _error: conn.disconnect())
+    return replies
 
 
-async def _apipelined(client: Any, args: tuple[Arg, ...], wait: Wait) -> tuple[Any, int]:
+async def _apipelined(client: Any, commands: tuple[tuple[Arg, ...], ...]) -> list[Any]:
+    """:func:`_pipelined` through an asyncio client."""
     async with client.pipeline(transaction=False) as pipe:
-        pipe.execute_command(*args)
-        pipe.execute_command(*wait)
-        reply, acked = await pipe.execute(raise_on_error=False)
-    for result in (reply, acked):
-        if isinstance(result, Exception):
-            raise result
-    return reply, int(acked)
+        for args in commands:
+            pipe.execute_command(*args)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+    return replies

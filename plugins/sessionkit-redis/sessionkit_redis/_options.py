@@ -55,7 +55,9 @@ __all__ = [
     "SENTINEL_TIMEOUT_DEFAULTS",
     "TIMEOUT_DEFAULTS",
     "WAIT_TIMEOUT_DEFAULT",
+    "CacheSettings",
     "Target",
+    "cache_options",
     "check_prefix",
     "parse_url",
     "wait_options",
@@ -64,8 +66,33 @@ __all__ = [
 DEFAULT_PREFIX = "sessionkit:"
 
 #: The storage's own options, which may come in the URL's query but are not redis-py's:
-#: the key prefix, and the replicas every write waits for (``WAIT``) and how long.
-OWN_OPTIONS = frozenset({"prefix", "wait_replicas", "wait_timeout"})
+#: the key prefix, the replicas every write waits for (``WAIT``) and how long, and the
+#: client-side cache (see ``_cache``) with its bounds.
+_WAIT_OPTIONS = frozenset({"wait_replicas", "wait_timeout"})
+_CACHE_OPTIONS = frozenset({"client_cache", "client_cache_max_entries", "client_cache_max_bytes"})
+OWN_OPTIONS = frozenset({"prefix"}) | _WAIT_OPTIONS | _CACHE_OPTIONS
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheSettings:
+    """The bounds of a storage's client-side cache (``client_cache=true``).
+
+    Why these defaults: 10,000 sessions are the active users of a busy worker for minutes,
+    and 32 MiB caps it whatever their size (a session may be up to ``max_size``, 64 KiB),
+    well under a worker's own footprint. Past either bound the least recently read goes.
+    """
+
+    max_entries: int = 10_000
+    max_bytes: int = 32 * 2**20
+
+
+CACHE_ONE_SERVER = (
+    "available for one server (redis://, rediss://, unix://) only: on a Redis Cluster "
+    "each node tracks its own keys, and behind Sentinel a failover would leave the cache "
+    "listening to the demoted primary"
+)
+_MAX_CACHE_ENTRIES = 10_000_000
+_MAX_CACHE_BYTES = 2**40
 
 #: Seconds a write waits for ``wait_replicas`` replicas to acknowledge it, by default.
 WAIT_TIMEOUT_DEFAULT = 1.0
@@ -292,6 +319,18 @@ def _yes_no_value(value: object) -> str | None:
     return None if isinstance(value, bool) else f"expected yes or no, got {value!r}"
 
 
+def _cache_entries(value: object) -> str | None:
+    if not _is_int(value) or not 1 <= value <= _MAX_CACHE_ENTRIES:
+        return f"must be a number of entries from 1 to {_MAX_CACHE_ENTRIES}, got {value!r}"
+    return None
+
+
+def _cache_bytes(value: object) -> str | None:
+    if not _is_int(value) or not 1 <= value <= _MAX_CACHE_BYTES:
+        return f"must be a number of bytes from 1 to {_MAX_CACHE_BYTES} (1 TiB), got {value!r}"
+    return None
+
+
 #: Options that are not a connection's: the storage's, and those of redis-py's ``Sentinel``.
 _OWN_PARSERS: Mapping[str, Callable[[str], Any]] = {
     "wait_replicas": int,
@@ -299,8 +338,14 @@ _OWN_PARSERS: Mapping[str, Callable[[str], Any]] = {
     "sentinel_check_interval": float,
     "min_other_sentinels": int,
     "sentinel_ssl": redis.connection.to_bool,
+    "client_cache": redis.connection.to_bool,
+    "client_cache_max_entries": int,
+    "client_cache_max_bytes": int,
 }
 _OWN_CHECKS: Mapping[str, Callable[[object], str | None]] = {
+    "client_cache": _yes_no_value,
+    "client_cache_max_entries": _cache_entries,
+    "client_cache_max_bytes": _cache_bytes,
     "wait_replicas": _replicas,
     "wait_timeout": _positive_seconds,
     "sentinel_check_interval": _interval,
@@ -346,6 +391,8 @@ class Target:
     prefix: str | None = None
     wait_replicas: int = 0
     wait_timeout: float = WAIT_TIMEOUT_DEFAULT
+    #: The client-side cache's bounds, or ``None``: no cache (``client_cache`` off).
+    cache: CacheSettings | None = None
 
 
 def _split(url: str) -> tuple[str, str, str, str, dict[str, Any]]:
@@ -461,8 +508,24 @@ def _split_own(given: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
 def wait_options(given: dict[str, Any]) -> tuple[int, float]:
     """Take ``wait_replicas`` and ``wait_timeout`` out of ``given`` (keywords beside clients
     passed in): ``(replicas, seconds)``, checked."""
-    wait = _split_own(given, OWN_OPTIONS - {"prefix"})
+    wait = _split_own(given, _WAIT_OPTIONS)
     return wait.get("wait_replicas", 0), wait.get("wait_timeout", WAIT_TIMEOUT_DEFAULT)
+
+
+def cache_options(given: dict[str, Any]) -> CacheSettings | None:
+    """Take the ``client_cache`` options out of ``given``: the cache's bounds, or ``None`` when
+    it is off. A bound given without ``client_cache=true`` is refused, since it would be
+    taken for a cache that is not there."""
+    cache = _split_own(given, _CACHE_OPTIONS)
+    if not cache.pop("client_cache", False):
+        if cache:
+            raise ConfigError(min(cache), "sets a bound of the cache: give client_cache=true too")
+        return None
+    default = CacheSettings()
+    return CacheSettings(
+        max_entries=cache.get("client_cache_max_entries", default.max_entries),
+        max_bytes=cache.get("client_cache_max_bytes", default.max_bytes),
+    )
 
 
 def parse_url(url: str, options: Mapping[str, Any]) -> Target:
@@ -472,6 +535,7 @@ def parse_url(url: str, options: Mapping[str, Any]) -> Target:
     given = {**query, **options}
     prefix = given.pop("prefix", None)
     replicas, wait_timeout = wait_options(given)
+    cache = cache_options(given)
     if mode == "cluster":
         target = _cluster(base, netloc, path, given)
     elif mode == "sentinel":
@@ -487,8 +551,10 @@ def parse_url(url: str, options: Mapping[str, Any]) -> Target:
         )
     if replicas and target.kind == "cluster":
         raise ConfigError("wait_replicas", CLUSTER_NO_WAIT)
+    if cache is not None and target.kind != "single":
+        raise ConfigError("client_cache", CACHE_ONE_SERVER)
     return dataclasses.replace(
-        target, prefix=prefix, wait_replicas=replicas, wait_timeout=wait_timeout
+        target, prefix=prefix, wait_replicas=replicas, wait_timeout=wait_timeout, cache=cache
     )
 
 

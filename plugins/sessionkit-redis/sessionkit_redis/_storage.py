@@ -47,6 +47,11 @@ single-key commands skip the pool's per-command checkout, on connections it keep
 clients, a ``redis+sentinel://`` URL the primary its Sentinels name (see ``_topology``; the
 URL forms are in ``_options``).
 
+With ``client_cache=true`` (one server only), reads go through a client-side cache that the
+server invalidates (see ``_cache``): a read of a session unchanged since this process last read
+it makes no round trip, a miss sends ``GET`` and ``PTTL`` together, and every write here drops
+its key from the cache as it returns.
+
 With ``wait_replicas=N`` every write is followed by ``WAIT N ms`` on its connection, in the
 same round trip, and one that fewer than ``N`` replicas acknowledged within ``wait_timeout``
 is a :class:`~sessionkit.StorageError` (a delete is logged instead: see :meth:`_erase`): Redis
@@ -83,6 +88,7 @@ import logging
 import math
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
@@ -94,6 +100,7 @@ import redis.cluster
 
 from sessionkit import ConfigError, PerLoop, StorageError, ttl_seconds
 
+from ._cache import ClientCache
 from ._lane import Arg, AsyncClient, AsyncLane, SyncClient, SyncLane, Wait
 from ._options import (
     CLUSTER_NO_WAIT,
@@ -151,17 +158,28 @@ class _failures:  # lower case: it reads as a function, ``with _failures("GET"):
 
     A class rather than a ``contextlib`` generator: it wraps every command, and costs a
     fifth as much this way (0.3 µs, not 1.5).
+
+    Given a client-side cache, the block is a write of ``name`` (``None``: of every key), and
+    the cache forgets it on the way out, whether the write succeeded or failed (a failed one
+    may have been made): a read that starts after the write returns never sees the old value
+    here, even before the server's message about it arrives.
     """
 
-    __slots__ = ("operation",)
+    __slots__ = ("cache", "name", "operation")
 
-    def __init__(self, operation: str) -> None:
+    def __init__(
+        self, operation: str, cache: ClientCache | None = None, name: str | None = None
+    ) -> None:
         self.operation = operation
+        self.cache = cache
+        self.name = name
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if self.cache is not None:
+            self.cache.invalidate(self.name)
         if isinstance(exc, _DRIVER_ERRORS):
             raise StorageError(f"redis {self.operation} failed: {exc}") from exc
 
@@ -232,6 +250,20 @@ def _release_dead_loop(lane: AsyncLane, loop: object) -> None:
             conn._reader = conn._writer = None
 
 
+def _filled(
+    cache: ClientCache, name: str, ticket: int, sent: float, replies: list[Any]
+) -> bytes | None:
+    """The value a cache miss read (``GET`` and ``PTTL`` of ``name``), kept in ``cache`` if
+    its ticket still holds; an error reply to the ``GET`` raises (and keeps nothing)."""
+    value, pttl = replies
+    if isinstance(value, Exception):
+        cache.abandon(name, ticket)
+        raise value
+    data = _as_bytes(value)
+    cache.fill(name, ticket, sent, data, pttl)
+    return data
+
+
 def _check_raw(client: SyncClient | AsyncClient | None, name: str) -> None:
     kwargs: Mapping[str, Any] = client.get_connection_kwargs() if client is not None else {}
     if kwargs.get("decode_responses"):
@@ -269,6 +301,8 @@ class RedisStorage:
         self._making = threading.Lock()
         #: ``WAIT replicas ms`` sent behind every write, or ``None`` (``wait_replicas=0``).
         self._wait: Wait | None = None
+        #: The client-side cache (``client_cache=true``; see ``_cache``), or ``None``.
+        self._cache: ClientCache | None = None
         if url is not None:
             if client is not None or async_client is not None:
                 raise ConfigError("client", "give a URL or clients, not both")
@@ -278,6 +312,9 @@ class RedisStorage:
             self._set_wait(target.wait_replicas, target.wait_timeout)
             if target.kind != "cluster":  # a cluster's sync client connects when made
                 self._lane = sync_lane(target)
+            if target.cache is not None:  # one server only (parse_url refuses the others)
+                pool = getattr(self._lane and self._lane.client, "connection_pool", None)
+                self._cache = ClientCache(pool, self._prefix, target.cache)
             self._loop_lanes = PerLoop(lambda: async_lane(target), _release_dead_loop)
             return
         self._set_prefix(DEFAULT_PREFIX if prefix is None else prefix)
@@ -418,17 +455,36 @@ class RedisStorage:
     # -- sync ----------------------------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
+        name = self._key(key)
+        cache = self._cache
+        if cache is None:
+            with _failures("GET"):
+                return _as_bytes(self._call("GET", name))
+        value = cache.get(name)
+        if value is not None:
+            return value
         with _failures("GET"):
-            return _as_bytes(self._call("GET", self._key(key)))
+            ticket = cache.begin(name)
+            if ticket is None:  # the cache cannot keep what is read now
+                return _as_bytes(self._call("GET", name))
+            sent = time.monotonic()
+            try:
+                replies = self._sync_lane().commands((("GET", name), ("PTTL", name)))
+            except BaseException:
+                cache.abandon(name, ticket)
+                raise
+            return _filled(cache, name, ticket, sent, replies)
 
     def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
-        with _failures("SET"):
-            self._write("SET", *_set_args(self._key(key), value, ttl))
+        name = self._key(key)
+        with _failures("SET", self._cache, name):
+            self._write("SET", *_set_args(name, value, ttl))
 
     def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
         """Write ``key`` only if it exists and has not expired (``SET ... XX``)."""
-        with _failures("SET XX"):
-            return bool(self._write("SET XX", *_set_args(self._key(key), value, ttl), "XX"))
+        name = self._key(key)
+        with _failures("SET XX", self._cache, name):
+            return bool(self._write("SET XX", *_set_args(name, value, ttl), "XX"))
 
     def create(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
         """Write ``key`` only if no live record holds it (``SET ... NX``); False otherwise.
@@ -437,36 +493,41 @@ class RedisStorage:
         lost reply, it finds its own first write and answers False: the core then draws
         another id, and the orphan expires with its TTL, so it errs the safe way.
         """
-        with _failures("SET NX"):
-            return bool(self._write("SET NX", *_set_args(self._key(key), value, ttl), "NX"))
+        name = self._key(key)
+        with _failures("SET NX", self._cache, name):
+            return bool(self._write("SET NX", *_set_args(name, value, ttl), "NX"))
 
     def touch(self, key: str, ttl: timedelta | None) -> bool:
         ms = ttl_ms(ttl)
-        with _failures("PEXPIRE"):
+        name = self._key(key)
+        with _failures("PEXPIRE", self._cache, name):
             if ms is None:
-                return self._write("GETEX", "GETEX", self._key(key), "PERSIST") is not None
-            return bool(self._write("PEXPIRE", "PEXPIRE", self._key(key), ms))
+                return self._write("GETEX", "GETEX", name, "PERSIST") is not None
+            return bool(self._write("PEXPIRE", "PEXPIRE", name, ms))
 
     def get_and_touch(self, key: str, ttl: timedelta | None) -> bytes | None:
         """Read ``key`` and renew its TTL in one round trip (``GETEX``); ``None`` if absent."""
-        with _failures("GETEX"):
-            return _as_bytes(self._write("GETEX", "GETEX", self._key(key), *_expiry_args(ttl)))
+        name = self._key(key)
+        with _failures("GETEX", self._cache, name):
+            return _as_bytes(self._write("GETEX", "GETEX", name, *_expiry_args(ttl)))
 
     def delete(self, key: str) -> None:
-        with _failures("DEL"):
-            self._erase("DEL", "DEL", self._key(key))
+        name = self._key(key)
+        with _failures("DEL", self._cache, name):
+            self._erase("DEL", "DEL", name)
 
     def take(self, key: str) -> bool:
         """Delete ``key``; return whether a live record was there (``DEL`` counted it)."""
-        with _failures("DEL"):
-            return bool(self._erase("DEL", "DEL", self._key(key)))
+        name = self._key(key)
+        with _failures("DEL", self._cache, name):
+            return bool(self._erase("DEL", "DEL", name))
 
     def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
         """Write ``key`` only if it lives and holds exactly ``expected`` (one Lua script, or a
         ``WATCH`` transaction where the server refuses scripts)."""
         name = self._key(key)
         args = _replace_if_args(name, expected, value, ttl)
-        with _failures("replace_if"):
+        with _failures("replace_if", self._cache, name):
             if not self._no_scripts:
                 try:
                     try:
@@ -511,7 +572,7 @@ class RedisStorage:
     def reset(self) -> None:
         """Delete every key under this storage's prefix, and no other."""
         client = self._sync()
-        with _failures("reset"):
+        with _failures("reset", self._cache):
             for names in self._pages(client):
                 if self._wait is None:
                     client.unlink(*names)
@@ -607,6 +668,8 @@ class RedisStorage:
         if self._closed:
             return
         self._closed = True
+        if self._cache is not None:
+            self._cache.close()
         if self._loop_lanes is not None:  # the storage made its clients
             self._loop_lanes.clear()
             with _failures("close"):
@@ -616,49 +679,71 @@ class RedisStorage:
     # -- async ---------------------------------------------------------------------------------
 
     async def aget(self, key: str) -> bytes | None:
+        name = self._key(key)
+        cache = self._cache
+        if cache is None:
+            with _failures("GET"):
+                return _as_bytes(await self._acall("GET", name))
+        value = cache.get(name)
+        if value is not None:
+            return value
         with _failures("GET"):
-            return _as_bytes(await self._acall("GET", self._key(key)))
+            ticket = cache.begin(name)
+            if ticket is None:
+                return _as_bytes(await self._acall("GET", name))
+            sent = time.monotonic()
+            try:
+                lane = self._async_lane_here()
+                replies = await lane.commands((("GET", name), ("PTTL", name)))
+            except BaseException:  # a cancelled task too
+                cache.abandon(name, ticket)
+                raise
+            return _filled(cache, name, ticket, sent, replies)
 
     async def aset(self, key: str, value: bytes, ttl: timedelta | None) -> None:
-        with _failures("SET"):
-            await self._awrite("SET", *_set_args(self._key(key), value, ttl))
+        name = self._key(key)
+        with _failures("SET", self._cache, name):
+            await self._awrite("SET", *_set_args(name, value, ttl))
 
     async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        with _failures("SET XX"):
-            args = _set_args(self._key(key), value, ttl)
-            return bool(await self._awrite("SET XX", *args, "XX"))
+        name = self._key(key)
+        with _failures("SET XX", self._cache, name):
+            return bool(await self._awrite("SET XX", *_set_args(name, value, ttl), "XX"))
 
     async def acreate(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        with _failures("SET NX"):
-            args = _set_args(self._key(key), value, ttl)
-            return bool(await self._awrite("SET NX", *args, "NX"))
+        name = self._key(key)
+        with _failures("SET NX", self._cache, name):
+            return bool(await self._awrite("SET NX", *_set_args(name, value, ttl), "NX"))
 
     async def atouch(self, key: str, ttl: timedelta | None) -> bool:
         ms = ttl_ms(ttl)
-        with _failures("PEXPIRE"):
+        name = self._key(key)
+        with _failures("PEXPIRE", self._cache, name):
             if ms is None:
-                return await self._awrite("GETEX", "GETEX", self._key(key), "PERSIST") is not None
-            return bool(await self._awrite("PEXPIRE", "PEXPIRE", self._key(key), ms))
+                return await self._awrite("GETEX", "GETEX", name, "PERSIST") is not None
+            return bool(await self._awrite("PEXPIRE", "PEXPIRE", name, ms))
 
     async def aget_and_touch(self, key: str, ttl: timedelta | None) -> bytes | None:
-        with _failures("GETEX"):
-            args = ("GETEX", self._key(key), *_expiry_args(ttl))
-            return _as_bytes(await self._awrite("GETEX", *args))
+        name = self._key(key)
+        with _failures("GETEX", self._cache, name):
+            return _as_bytes(await self._awrite("GETEX", "GETEX", name, *_expiry_args(ttl)))
 
     async def adelete(self, key: str) -> None:
-        with _failures("DEL"):
-            await self._aerase("DEL", "DEL", self._key(key))
+        name = self._key(key)
+        with _failures("DEL", self._cache, name):
+            await self._aerase("DEL", "DEL", name)
 
     async def atake(self, key: str) -> bool:
-        with _failures("DEL"):
-            return bool(await self._aerase("DEL", "DEL", self._key(key)))
+        name = self._key(key)
+        with _failures("DEL", self._cache, name):
+            return bool(await self._aerase("DEL", "DEL", name))
 
     async def areplace_if(
         self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
     ) -> bool:
         name = self._key(key)
         args = _replace_if_args(name, expected, value, ttl)
-        with _failures("replace_if"):
+        with _failures("replace_if", self._cache, name):
             if not self._no_scripts:
                 try:
                     try:
@@ -705,7 +790,7 @@ class RedisStorage:
     async def areset(self) -> None:
         lane = self._async_lane_here()
         client = lane.client
-        with _failures("reset"):
+        with _failures("reset", self._cache):
             await lane.ready()
             async for names in self._apages(client):
                 if self._wait is None:
@@ -729,6 +814,8 @@ class RedisStorage:
         if self._closed:
             return
         self._closed = True
+        if self._cache is not None:
+            self._cache.close()
         if self._loop_lanes is not None:  # the storage made its clients
             lane = self._loop_lanes.pop_current()
             self._loop_lanes.clear()
