@@ -4,6 +4,11 @@ An operator runs this against a production URL to learn whether the storage answ
 the contract, and how fast. So it must never touch real data: it writes random scratch keys,
 deletes them whatever happens, and checks ``reset`` only when asked to and only on a scratch
 namespace (a ``reset`` of the real namespace would log every user out).
+
+Nor may it leave anything behind. ``reset`` empties a namespace, but on a backend whose
+namespace is a thing of its own (a PostgreSQL or MySQL table) the scratch namespace itself
+would stay, one ``skcheck_<hex>`` table per run, so the scratch storage is dropped afterwards
+when it can be: a storage with a ``drop()`` method (the SQL plugins') drops its namespace.
 """
 
 from __future__ import annotations
@@ -165,7 +170,7 @@ class _Check:
         return Step("async", True, ms, "aset + aget + adelete")
 
     def reset(self) -> Step:
-        scratch, option = self._open_scratch()
+        scratch, option, name = self._open_scratch()
         if scratch is None:
             return Step(
                 "reset",
@@ -182,23 +187,45 @@ class _Check:
                 "get of another namespace's key after reset", self.storage.get(self.key), self.value
             )
         finally:
-            self.storage.delete(self.key)
-            scratch.close()
+            try:
+                self.storage.delete(self.key)
+            finally:
+                _discard(scratch, f"{option}={name}")
         return Step("reset", True, ms, f"on a scratch namespace ({option}=...)")
 
-    def _open_scratch(self) -> tuple[Storage | None, str]:
+    def _open_scratch(self) -> tuple[Storage | None, str, str]:
         name = f"skcheck_{secrets.token_hex(4)}"
         for option in NAMESPACE_OPTIONS:
             try:
-                return self.opener(**{option: name}), option
+                return self.opener(**{option: name}), option, name
             except ConfigError:
                 continue
-        return None, ""
+        return None, "", name
 
     def cleanup(self) -> None:
         for key in (self.key, self.short_key):
             with contextlib.suppress(Exception):  # best effort: the scratch keys expire anyway
                 self.storage.delete(key)
+
+
+def _discard(scratch: Storage, where: str) -> None:
+    """Drop the scratch namespace where the storage can (``drop()``), then close it.
+
+    A drop that fails fails the step, naming what is left to drop by hand: an operator must
+    learn that the check left something on the server.
+    """
+    try:
+        drop = getattr(scratch, "drop", None)
+        if callable(drop):
+            try:
+                drop()
+            except Exception as exc:
+                raise CheckFailed(
+                    f"the scratch namespace {where} could not be dropped, drop it by hand: "
+                    f"{describe(exc)}"
+                ) from exc
+    finally:
+        scratch.close()
 
 
 def run_check(

@@ -6,6 +6,8 @@ operator (or an attacker holding a dump) would see it:
 * memory and SQLite through their own ``scan()`` (``sessionkit.ScannableStorage``);
 * Redis straight from the server: every key under the storage's prefix, by ``SCAN`` on a
   separate connection (expired keys are already gone there: Redis expires on its own clock);
+  on a Redis Cluster every primary is scanned, behind Sentinel the primary they name
+  (``tests._backends.raw_redis``);
 * MongoDB straight from the server: every document of the storage's collection, expired ones
   included (the TTL sweeper runs on real time, far behind the tests' records).
 
@@ -49,13 +51,12 @@ def raw_storage(storage: Any) -> Storage:
 
 
 def _redis_records(inner: Any, request: pytest.FixtureRequest) -> list[tuple[str, bytes]]:
-    import redis
+    from tests._backends import backend_of, raw_redis
 
     prefix: str = inner.prefix
     pattern = re.sub(r"([\\*?\[\]])", r"\\\1", prefix) + "*"
-    url: str = request.getfixturevalue("redis_url")
     out: list[tuple[str, bytes]] = []
-    with redis.Redis.from_url(url) as client:
+    with raw_redis(request, backend_of(request)) as client:
         for name in client.scan_iter(match=pattern, count=500):
             key = name.decode()
             assert key.startswith(prefix), key

@@ -47,7 +47,10 @@ from tests.web._support import (
     wsgi_app,
 )
 
-FIRST_PARTY = ("memory", "sqlite", "redis", "mongo", "mysql", "postgres")
+#: The first-party plugins, and the Redis plugin on a Cluster and behind Sentinel.
+FIRST_PARTY = (
+    "memory", "sqlite", "redis", "mongo", "mysql", "postgres", "redis-cluster", "redis-sentinel",
+)  # fmt: skip
 #: The lifecycle calls that delete the record a concurrent request still holds.
 REMOVALS = ("destroy", "regenerate", "reset")
 

@@ -3,9 +3,15 @@
 ``tests/web/test_failures.py`` proves the middleware's contract with a storage that raises on
 demand. Here the same contract meets the real thing, through both middlewares:
 
-* **down**: a private Redis or SecantusDB (MongoDB protocol) is killed with SIGKILL mid-run;
-* **slow**: the storage's port accepts connections and never answers;
-* **refusing**: a Redis demoted to a replica (``READONLY``), a SQLite file the kernel will not
+* **down**: a private Redis, SecantusDB (MongoDB protocol), PostgreSQL or MariaDB is killed
+  with SIGKILL mid-run (PostgreSQL: every process of it, as a crash or the OOM killer would);
+* **slow**: the storage's port accepts connections and never answers; and a PostgreSQL or
+  MariaDB frozen (SIGSTOP) while the storage holds open connections to it, so the statement
+  already sent is the one that hangs;
+* **refusing**: a Redis demoted to a replica (``READONLY``), a PostgreSQL whose transactions
+  became read-only (``default_transaction_read_only``, set for the whole server and reloaded,
+  which reaches the connections already open), a MariaDB switched to ``read_only`` under an
+  application user without the privilege to ignore it, a SQLite file the kernel will not
   write, a SQLite file whose write lock another connection holds.
 
 Every time: a request that needs the session answers 503 with no ``Set-Cookie`` (nobody is
@@ -14,31 +20,42 @@ exception as ``__cause__`` and is logged; requests that don't touch the session 
 record is changed by a failed write; and once the fault is gone, the sessions written before it
 are there again, without restarting the application.
 
-The servers persist their data (see ``_faults.start_durable_redis`` / ``start_durable_mongo``):
+The servers persist their data (see ``_faults.start_durable_redis`` / ``start_durable_mongo``;
+PostgreSQL with ``synchronous_commit`` on, MariaDB writing its log at each commit):
 ``start_redis()`` and ``start_mongo()`` keep everything in memory, so after a restart they would
-be empty whatever the library did.
+be empty whatever the library did. Every fault is on a private server: the machine's shared
+ones are never stopped nor made read-only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import attrs
+import psycopg
+import psycopg.errors
 import pymongo.errors
+import pymysql  # type: ignore[import-untyped, unused-ignore]
 import pytest
 import redis
 
 from sessionkit import Storage, StorageError, Store
 from sessionkit.testing import FakeClock
 from sessionkit_mongo import MongoStorage
+from sessionkit_mysql import MySQLStorage
+from sessionkit_postgres import PostgresStorage
 from sessionkit_redis import RedisStorage
 from sessionkit_sqlite import SQLiteStorage
 from tests._backends import BACKENDS
+from tests._server_mysql import _connect, run_sql, start_mariadb
+from tests._server_postgres import PostgresProcess, start_postgres
 from tests._servers import HOST, ServerProcess
 from tests.security._faults import (
     StalledServer,
@@ -56,21 +73,48 @@ TIMEOUT = 0.5
 #: The longest a failing request may take: a few timeouts (connect, then read, or a server
 #: selection), never a retry loop or a hang.
 LIMIT = 6 * TIMEOUT
+#: MariaDB's answer to a write under ``read_only``: "The MariaDB server is running with the
+#: --read-only option so it cannot execute this statement".
+ER_OPTION_PREVENTS_STATEMENT = 1290
+#: PostgreSQL's documented bound on any call: ``pool_timeout + statement_timeout`` and half a
+#: second of grace (``sessionkit_postgres``' notes), both timeouts being ``TIMEOUT`` here.
+POSTGRES_BOUND = 2 * TIMEOUT + 0.5
 
 #: The server kinds under test, narrowed like every backend test by SESSIONKIT_TEST_BACKENDS.
 SERVERS = [
     pytest.param(kind, marks=getattr(pytest.mark, kind), id=kind)
-    for kind in ("redis", "mongo")
+    for kind in ("redis", "mongo", "postgres", "mysql")
     if kind in BACKENDS
 ]
+#: The SQL servers, which also get frozen mid-conversation (see the module's notes).
+SQL_SERVERS = [param for param in SERVERS if param.values[0] in ("postgres", "mysql")]
 only_with = {
     kind: pytest.mark.skipif(kind not in BACKENDS, reason="SESSIONKIT_TEST_BACKENDS leaves it out")
-    for kind in ("redis", "sqlite")
+    for kind in ("redis", "sqlite", "postgres", "mysql")
 }
 
 
 def _open(kind: str, url: str) -> Storage:
     tag = uuid.uuid4().hex[:10]
+    if kind == "postgres":
+        # connect_timeout: libpq's least that is not "forever" is 2 s; pool_timeout bounds the
+        # wait for a connection, connecting included, so a call still ends in TIMEOUT.
+        return PostgresStorage(
+            url,
+            table=f"fault_{tag}",
+            pool_timeout=TIMEOUT,
+            statement_timeout=TIMEOUT,
+            connect_timeout=2,
+        )
+    if kind == "mysql":
+        return MySQLStorage(
+            url,
+            table=f"fault_{tag}",
+            connect_timeout=TIMEOUT,
+            read_timeout=TIMEOUT,
+            write_timeout=TIMEOUT,
+            pool_timeout=TIMEOUT,
+        )
     if kind == "redis":
         return RedisStorage(
             url,
@@ -88,9 +132,20 @@ def _open(kind: str, url: str) -> Storage:
     )
 
 
-DRIVER_ERRORS: dict[str, type[Exception]] = {
+DRIVER_ERRORS: dict[str, type[Exception] | tuple[type[Exception], ...]] = {
     "redis": redis.RedisError,
     "mongo": pymongo.errors.PyMongoError,
+    "postgres": psycopg.Error,
+    # aiomysql raises PyMySQL's exceptions; a wait it gives up on is asyncio's TimeoutError.
+    "mysql": (pymysql.err.MySQLError, TimeoutError),
+}
+
+#: A URL of each kind on ``port`` of this host (a stalled socket's).
+URL_AT = {
+    "redis": lambda port: f"redis://{HOST}:{port}/0",
+    "mongo": lambda port: f"mongodb://{HOST}:{port}/?retryWrites=false",
+    "postgres": lambda port: f"postgresql://postgres@{HOST}:{port}/postgres",
+    "mysql": lambda port: f"mysql://root@{HOST}:{port}/test",
 }
 
 
@@ -114,6 +169,23 @@ def mongo_server() -> Iterator[ServerProcess]:
     server.close()
 
 
+@pytest.fixture(scope="module")
+def postgres_server() -> Iterator[PostgresProcess]:
+    """A private PostgreSQL that acknowledges a commit once its WAL is written: what a client
+    saw committed survives ``kill()``."""
+    server = start_postgres(durable=True)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def mysql_server() -> Iterator[ServerProcess]:
+    """A private MariaDB (its log reaches the OS at each commit: survives ``kill()``)."""
+    server = start_mariadb()
+    yield server
+    server.close()
+
+
 @attrs.define
 class Outage:
     """A private, persistent server of one kind and a storage on it with short timeouts."""
@@ -123,13 +195,14 @@ class Outage:
     storage: Storage
 
     @property
-    def driver_error(self) -> type[Exception]:
+    def driver_error(self) -> type[Exception] | tuple[type[Exception], ...]:
         return DRIVER_ERRORS[self.kind]
 
 
 @pytest.fixture(params=SERVERS)
 async def outage(request: pytest.FixtureRequest) -> AsyncIterator[Outage]:
     server: ServerProcess = request.getfixturevalue(f"{request.param}_server")
+    server.resume()  # a previous test failed with it frozen
     if not server.running:  # a previous test failed before bringing it back
         server.start()
     storage = _open(request.param, server.url)
@@ -147,10 +220,16 @@ async def _timed(request: Awaitable[Reply]) -> tuple[Reply, float]:
     return reply, time.monotonic() - started
 
 
-async def _assert_unavailable_fast(request: Awaitable[Reply]) -> None:
+async def _assert_unavailable_fast(request: Awaitable[Reply], limit: float = LIMIT) -> None:
     reply, elapsed = await _timed(request)
     assert_unavailable(reply)
-    assert elapsed < LIMIT, f"a request during the outage took {elapsed:.1f}s"
+    assert elapsed < limit, f"a request during the outage took {elapsed:.1f}s"
+
+
+def _bound(kind: str) -> float:
+    """The longest a failing request may take on ``kind``: the plugin's documented bound where
+    it documents one (PostgreSQL), else :data:`LIMIT`."""
+    return POSTGRES_BOUND if kind == "postgres" else LIMIT
 
 
 async def _assert_served(client: Client, cookie: str | None) -> None:
@@ -184,10 +263,11 @@ async def test_killed_server_answers_503_and_sessions_survive_its_restart(
     assert before is not None
 
     outage.server.kill()
-    await _assert_unavailable_fast(browser.get("/get?k=user"))  # reading it needs the storage
+    bound = _bound(outage.kind)
+    await _assert_unavailable_fast(browser.get("/get?k=user"), bound)  # needs the storage
     assert_logged_with_cause(caplog, outage.driver_error)
-    await _assert_unavailable_fast(browser.get("/set?user=mallory&role=admin"))
-    await _assert_unavailable_fast(client.get("/count"))  # a new visitor's first write
+    await _assert_unavailable_fast(browser.get("/set?user=mallory&role=admin"), bound)
+    await _assert_unavailable_fast(client.get("/count"), bound)  # a new visitor's first write
     await _assert_served(client, cookie)
     await _assert_served(client, None)
     with pytest.raises(StorageError) as caught:
@@ -212,11 +292,7 @@ async def test_stalled_server_answers_503_within_the_timeout(
     make_client: MakeClient, kind: str, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     with StalledServer() as stalled:
-        urls = {
-            "redis": f"redis://{HOST}:{stalled.port}/0",
-            "mongo": f"mongodb://{HOST}:{stalled.port}/?retryWrites=false",
-        }
-        storage = _open(kind, urls[kind])
+        storage = _open(kind, URL_AT[kind](stalled.port))
         try:
             store = Store(storage=storage, clock=clock)
             client = make_client(store)
@@ -224,12 +300,197 @@ async def test_stalled_server_answers_503_within_the_timeout(
             reply, elapsed = await _timed(client.get("/get?k=user", cookie=cookie))
             assert_unavailable(reply)
             # It did wait for the server (the timeout expired), and no longer than a few times.
-            assert TIMEOUT * 0.8 <= elapsed < LIMIT, f"{elapsed:.2f}s"
+            assert TIMEOUT * 0.8 <= elapsed < _bound(kind), f"{elapsed:.2f}s"
             assert_logged_with_cause(caplog, DRIVER_ERRORS[kind])
-            await _assert_unavailable_fast(client.get("/count"))
+            await _assert_unavailable_fast(client.get("/count"), _bound(kind))
             await _assert_served(client, None)
         finally:
             await storage.aclose()
+
+
+# -- slow: a SQL server frozen while the storage holds connections to it ----------------------
+
+
+@pytest.mark.parametrize("kind", SQL_SERVERS)
+async def test_frozen_sql_server_answers_503_within_the_timeout_and_recovers(
+    make_client: MakeClient,
+    kind: str,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The server stops mid-conversation (SIGSTOP: a stalled VM, a stuck disk): the storage's
+    pooled connections are open, so the statement is sent and its answer never comes. Only
+    reads and a new visitor's first write are tried during the freeze: a write already sent
+    when a server freezes may still be carried out when it thaws (the server has it), which no
+    client can rule out, so this test does not send one."""
+    server: ServerProcess = request.getfixturevalue(f"{kind}_server")
+    server.resume()
+    if not server.running:
+        server.start()
+    storage = _open(kind, server.url)
+    try:
+        store = Store(storage=storage, clock=clock)
+        client = make_client(store)
+        browser = await _logged_in(client)  # the pool now holds a connection, the table exists
+        assert browser.value is not None
+        sid, key = browser.value, store.storage_key(browser.value)
+        before = storage.get(key)
+        assert before is not None
+        with server.frozen():
+            reply, elapsed = await _timed(browser.get("/get?k=user"))
+            assert_unavailable(reply)
+            assert TIMEOUT * 0.8 <= elapsed < _bound(kind), f"{elapsed:.2f}s"
+            assert_logged_with_cause(caplog, DRIVER_ERRORS[kind])
+            await _assert_unavailable_fast(browser.get("/get?k=user"), _bound(kind))
+            await _assert_unavailable_fast(client.get("/count"), _bound(kind))
+            await _assert_served(client, f"session_id={sid}")
+            assert browser.value == sid  # nobody was logged out
+        reply = await eventually(lambda: browser.get("/get?k=user"), lambda r: r.status == 200)
+        assert (reply.status, reply.text) == (200, '"ada"'), "the session did not survive"
+        assert storage.get(key) == before
+        assert (await browser.get("/set?user=grace")).status == 200
+        assert (await browser.get("/get?k=user")).text == '"grace"'
+        assert browser.value == sid
+    finally:
+        server.resume()
+        await storage.aclose()
+
+
+# -- refusing: a SQL server that takes no writes -------------------------------------------------
+
+
+async def _refuses_writes_keeps_reads(
+    make_client: MakeClient,
+    storage: Storage,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    refusing: Callable[[], AbstractContextManager[None]],
+    cause: type[Exception],
+) -> None:
+    """While ``refusing()``: every write answers 503 without ``Set-Cookie`` and changes
+    nothing, caused by ``cause``; logged-in users go on reading; afterwards writes work."""
+    store = Store(storage=storage, clock=clock)
+    client = make_client(store)
+    browser = await _logged_in(client)  # made the table and a session, before the refusal
+    assert browser.value is not None
+    sid, key = browser.value, store.storage_key(browser.value)
+    before = storage.get(key)
+    with refusing():
+        await _assert_unavailable_fast(browser.get("/set?user=mallory&role=admin"))
+        assert_logged_with_cause(caplog, cause)
+        reply = await browser.get("/get?k=user")
+        assert (reply.status, reply.text) == (200, '"ada"')  # reads go on
+        assert reply.header("set-cookie") == []
+        await _assert_unavailable_fast(client.get("/count"))  # nobody new gets a session
+        await _assert_served(client, None)
+        with pytest.raises(StorageError) as caught:
+            storage.set("probe", b"x", None)
+        assert isinstance(caught.value.__cause__, cause), repr(caught.value.__cause__)
+        assert storage.get(key) == before
+        assert browser.value == sid
+    assert (await browser.get("/set?user=grace")).status == 200
+    assert (await browser.get("/get?k=user")).text == '"grace"'
+
+
+@pytest.mark.postgres
+@only_with["postgres"]
+async def test_postgres_read_only_answers_503_on_writes_and_keeps_serving_reads(
+    make_client: MakeClient,
+    postgres_server: PostgresProcess,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``default_transaction_read_only`` for the whole server, by ``ALTER SYSTEM`` and a
+    reload: every session takes it at its next statement, the storage's open connections
+    included (as a database or role setting would reach only new ones). Writes fail with
+    ``ReadOnlySqlTransaction``; reads go on."""
+    server = postgres_server
+    server.resume()
+    if not server.running:
+        server.start()
+    storage = _open("postgres", server.url)
+    admin = psycopg.connect(server.url, autocommit=True)
+    admin.execute("SET default_transaction_read_only = off")  # this session stays writable
+
+    def read_only(on: bool) -> None:
+        if on:
+            admin.execute("ALTER SYSTEM SET default_transaction_read_only = on")
+        else:
+            admin.execute("ALTER SYSTEM RESET default_transaction_read_only")
+        admin.execute("SELECT pg_catalog.pg_reload_conf()")
+        # A new session sees the reloaded setting once the postmaster has reloaded, which it
+        # does before it signals the sessions already running.
+        deadline = time.monotonic() + 10
+        wanted = "on" if on else "off"
+        while True:
+            with psycopg.connect(server.url) as probe:
+                row = probe.execute("SHOW default_transaction_read_only").fetchone()
+            if row is not None and row[0] == wanted:
+                return
+            assert time.monotonic() < deadline, "the reload did not take"
+            time.sleep(0.02)
+
+    @contextlib.contextmanager
+    def refusing() -> Iterator[None]:
+        read_only(True)
+        try:
+            yield
+        finally:
+            read_only(False)
+
+    try:
+        await _refuses_writes_keeps_reads(
+            make_client, storage, clock, caplog, refusing, psycopg.errors.ReadOnlySqlTransaction
+        )
+    finally:
+        admin.close()
+        await storage.aclose()
+
+
+@pytest.mark.mysql
+@only_with["mysql"]
+async def test_mariadb_read_only_answers_503_on_writes_and_keeps_serving_reads(
+    make_client: MakeClient,
+    mysql_server: ServerProcess,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``SET GLOBAL read_only`` (a primary demoted to a replica) under an application user
+    with every right on its database and none to ignore ``read_only`` (root has that
+    privilege, ``READ_ONLY ADMIN``, and would write on): writes fail with error 1290, reads
+    go on."""
+    server = mysql_server
+    server.resume()
+    if not server.running:
+        server.start()
+    admin = _connect(server.url)
+    user = f"skapp_{uuid.uuid4().hex[:8]}"
+    run_sql(admin, f"CREATE USER '{user}'@'{HOST}' IDENTIFIED BY 'app-secret'")
+    run_sql(admin, f"GRANT ALL PRIVILEGES ON `test`.* TO '{user}'@'{HOST}'")
+    storage = _open("mysql", f"mysql://{user}:app-secret@{HOST}:{server.port}/test")
+
+    @contextlib.contextmanager
+    def refusing() -> Iterator[None]:
+        run_sql(admin, "SET GLOBAL read_only = ON")
+        try:
+            yield
+        finally:
+            run_sql(admin, "SET GLOBAL read_only = OFF")
+
+    try:
+        await _refuses_writes_keeps_reads(
+            make_client, storage, clock, caplog, refusing, pymysql.err.MySQLError
+        )
+        # And that was the server's read_only, not some other refusal.
+        with refusing(), pytest.raises(StorageError) as caught:
+            storage.set("probe", b"x", None)
+        assert caught.value.__cause__ is not None
+        assert caught.value.__cause__.args[0] == ER_OPTION_PREVENTS_STATEMENT
+    finally:
+        await storage.aclose()
+        run_sql(admin, f"DROP USER '{user}'@'{HOST}'")
+        admin.close()
 
 
 # -- refusing: Redis demoted to a read-only replica ---------------------------------------------

@@ -123,6 +123,10 @@ class Statements:
         )
 
     @property
+    def drop_table(self) -> str:
+        return f"DROP TABLE IF EXISTS {self.quoted}"
+
+    @property
     def show_columns(self) -> str:
         return f"SHOW COLUMNS FROM {self.quoted}"
 

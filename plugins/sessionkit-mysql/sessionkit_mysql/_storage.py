@@ -406,8 +406,11 @@ class MySQLStorage:
 
     # -- running a statement: sync ----------------------------------------------------------
 
-    def _execute(self, op: str, sql: str, *, rows: bool = False, write: bool = False) -> Any:
-        """Run ``sql`` on a connection of the pool: its rows, or its affected-row count."""
+    def _execute(
+        self, op: str, sql: str, *, rows: bool = False, write: bool = False, ensure: bool = True
+    ) -> Any:
+        """Run ``sql`` on a connection of the pool: its rows, or its affected-row count;
+        ``ensure=False`` runs it without first making the table."""
         if self._closed:
             raise StorageError(f"{self!r} is closed")
         try:
@@ -416,7 +419,7 @@ class MySQLStorage:
             raise self._failed(op, exc) from exc
         broken = True
         try:
-            result = self._run(conn, sql, rows)
+            result = self._run(conn, sql, rows) if ensure else _statement(conn, sql, rows)
             if write:
                 self._after_write(conn)
             broken = not conn.open
@@ -625,6 +628,18 @@ class MySQLStorage:
         batch = self.reset_batch
         while self._execute("reset", self._sql.reset(batch)) >= batch:
             pass
+
+    def drop(self) -> None:
+        """Drop this storage's table, its rows with it (``reset`` empties the table and keeps
+        it, as a namespace in use needs).
+
+        For a tool that made a table of its own and must not leave it behind: ``sessionkit
+        check --reset-scratch`` drops its ``skcheck_...`` table with it. Nothing on the request
+        path calls it. A table that does not exist is no error, and the storage's next write
+        makes the table again.
+        """
+        self._execute("drop", self._sql.drop_table, ensure=False)
+        self._ready = False
 
     def close(self) -> None:
         """Close the connections; closing again does nothing, any other call then raises.

@@ -92,6 +92,27 @@ def test_keys_that_differ_in_case_spaces_or_accents_are_distinct(
     assert sorted(key for key, _ in storage.scan()) == sorted(set(LOOK_ALIKES) - {"a "})
 
 
+def test_drop_removes_the_table_and_a_later_write_makes_it_again(
+    mysql_url: str, new_table: Callable[[], str], raw: Any
+) -> None:
+    """What ``sessionkit check --reset-scratch`` cleans up with: ``reset`` keeps the table."""
+    table = new_table()
+    storage = MySQLStorage(mysql_url, table=table)
+    try:
+        storage.drop()  # never made: nothing to drop, no error, and nothing made
+        assert sql(raw, f"SHOW TABLES LIKE '{table}'") == ()
+        storage.set("k", b"v", timedelta(hours=1))
+        storage.reset()
+        assert sql(raw, f"SHOW TABLES LIKE '{table}'") == ((table,),)
+        storage.drop()
+        assert sql(raw, f"SHOW TABLES LIKE '{table}'") == ()
+        assert storage.get("k") is None  # the table is made again
+        storage.set("k", b"w", timedelta(hours=1))
+        assert storage.get("k") == b"w"
+    finally:
+        storage.close()
+
+
 def test_values_are_compared_byte_for_byte(storage: MySQLStorage) -> None:
     storage.set("k", b"v", HOUR)
     assert storage.replace_if("k", b"v ", b"x", HOUR) is False  # no padding

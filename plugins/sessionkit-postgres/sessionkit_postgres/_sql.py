@@ -118,6 +118,8 @@ _TEMPLATES: dict[str, str] = {
     # One creator at a time, across processes: concurrent CREATE TABLE IF NOT EXISTS can fail
     # with a unique violation in pg_type (both pass the "not exists" check, one commits first).
     "lock": "SELECT pg_catalog.pg_advisory_xact_lock(%(lock)s)",
+    # drop(): the table, with its index, for a tool that made a table of its own.
+    "drop_table": "DROP TABLE IF EXISTS {table}",
     # count() may walk a large table: it gets a longer server-side limit than a request.
     "count_timeout": "SELECT pg_catalog.set_config('statement_timeout', %(ms)s, true)",
 }
@@ -184,6 +186,7 @@ class Statements:
     relkind: str
     lock: str
     count_timeout: str
+    drop_table: str
     #: The quoted, qualified name (``"schema"."table"``), as ``to_regclass`` reads it.
     qualified: str
 

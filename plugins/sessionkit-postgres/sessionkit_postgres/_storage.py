@@ -358,8 +358,9 @@ class PostgresStorage:
 
     # -- running a call: sync ------------------------------------------------------------------
 
-    def _run(self, op: str, work: Work[T], *, limit: float | None = None) -> T:
-        """Run ``work(connection, statements)`` on a pooled connection, within the bound."""
+    def _run(self, op: str, work: Work[T], *, limit: float | None = None, ensure: bool = True) -> T:
+        """Run ``work(connection, statements)`` on a pooled connection, within the bound;
+        ``ensure=False`` runs it without first making the table."""
         self._check_open()
         pool = self._sync_pool()
         limit = self._limit if limit is None else limit
@@ -370,6 +371,8 @@ class PostgresStorage:
             try:
                 watch = WATCHER.watch(conn.pgconn.socket, min(limit, deadline - time.monotonic()))
                 try:
+                    if not ensure:
+                        return work(conn, self._rendered(conn))
                     return self._work(conn, work)
                 finally:
                     fired = WATCHER.finish(watch)
@@ -404,10 +407,15 @@ class PostgresStorage:
             self._ready = False
             return work(conn, self._ensure(conn))
 
-    def _ensure(self, conn: SyncConnection) -> Statements:
-        """Render the statements and make the table if it does not exist (see the notes)."""
+    def _rendered(self, conn: SyncConnection | AsyncConnection) -> Statements:
+        """The statements, rendered on the first connection (its quoting rules)."""
         statements = self._statements or Statements.render(self._names, conn)
         self._statements = statements
+        return statements
+
+    def _ensure(self, conn: SyncConnection) -> Statements:
+        """Render the statements and make the table if it does not exist (see the notes)."""
+        statements = self._rendered(conn)
         row = conn.execute(statements.relkind, {"name": statements.qualified}).fetchone()
         if row is None:
             with conn.transaction():
@@ -541,6 +549,22 @@ class PostgresStorage:
     def reset(self) -> None:
         """Delete every row of this storage's table (and nothing else), a batch at a time."""
         self._batches("reset", "reset")
+
+    def drop(self) -> None:
+        """Drop this storage's table, its rows and index with it (``reset`` empties the table
+        and keeps it, as a namespace in use needs).
+
+        For a tool that made a table of its own and must not leave it behind: ``sessionkit
+        check --reset-scratch`` drops its ``skcheck_...`` table with it. Nothing on the request
+        path calls it. A table that does not exist is no error, and the storage's next write
+        makes the table again.
+        """
+
+        def work(conn: SyncConnection, statements: Statements) -> None:
+            conn.execute(statements.drop_table)
+
+        self._run("drop", work, ensure=False)
+        self._ready = False
 
     def close(self) -> None:
         """Close the sync pool; closing again does nothing, any other call raises.

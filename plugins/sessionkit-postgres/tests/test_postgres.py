@@ -152,6 +152,27 @@ def test_a_table_dropped_while_in_use_is_made_again(raw: Raw, storage: PostgresS
     assert asyncio.run(again()) is None
 
 
+def test_drop_removes_the_table_and_its_index_and_a_later_write_makes_it_again(
+    raw: Raw, postgres_url: str, postgres_schema: str, table: str
+) -> None:
+    """What ``sessionkit check --reset-scratch`` cleans up with: ``reset`` keeps the table."""
+    storage = PostgresStorage(postgres_url, schema=postgres_schema, table=table)
+    try:
+        storage.drop()  # never made: nothing to drop, no error, and nothing made
+        assert table not in relations(raw, postgres_schema)
+        storage.set("k", b"v", HOUR)
+        storage.reset()
+        assert {table, f"{table}_expires_at"} <= relations(raw, postgres_schema)
+        storage.drop()
+        assert not {table, f"{table}_expires_at"} & relations(raw, postgres_schema)
+        assert storage.get("k") is None  # the table is made again
+        storage.set("k", b"w", HOUR)
+        assert storage.get("k") == b"w"
+    finally:
+        storage.drop()
+        storage.close()
+
+
 def test_a_name_that_is_no_table_is_refused_clearly(
     raw: Raw, postgres_url: str, postgres_schema: str, table: str
 ) -> None:

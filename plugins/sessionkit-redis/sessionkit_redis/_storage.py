@@ -248,6 +248,10 @@ def _release_dead_loop(lane: AsyncLane, loop: object) -> None:
         if writer is not None:
             PerLoop.close_transport(writer.transport)
             conn._reader = conn._writer = None
+    if isinstance(lane.client, redis.asyncio.cluster.RedisCluster):
+        # What its aclose() sets: closed. Left unset, the client, once collected, reports
+        # itself "Unclosed" at ERROR through whatever event loop is running then.
+        lane.client._initialize = True
 
 
 def _filled(
