@@ -10,7 +10,10 @@ on the real servers of ``tests._servers``; it is reset and closed when the test 
 Redis would use: ``redis+cluster://`` on a real three-primary cluster (every key routed to its
 slot's primary, ``reset`` walking every primary), and ``redis+sentinel://...?wait_replicas=1``
 on a real Sentinel set (the primary found through the Sentinels, each write acknowledged only
-once a replica has it, so it survives a failover). They are ``TOPOLOGIES``, not plugins:
+once a replica has it, so it survives a failover). ``redis-cached`` is one server read through
+the opt-in client-side cache, which must keep every promise the plain storage keeps (a read
+served from the cache never resurrects, never shows another request's removed data). They are
+``TOPOLOGIES``, not plugins:
 ``ALL_BACKENDS`` names the first-party plugins, which other guards compare with what is
 installed. ``SESSIONKIT_TEST_BACKENDS`` takes their names as well.
 
@@ -48,8 +51,9 @@ __all__ = ["BACKENDS", "TOPOLOGIES", "backend", "backend_of", "open_backend", "r
 
 #: The first-party storage plugins (``sessionkit-<name>``).
 ALL_BACKENDS = ("memory", "sqlite", "redis", "mongo", "mysql", "postgres")
-#: The Redis plugin on a Redis Cluster and on a Sentinel set, by URL (see the module's notes).
-ALL_TOPOLOGIES = ("redis-cluster", "redis-sentinel")
+#: The Redis plugin on a Redis Cluster and on a Sentinel set, by URL, and on one server with
+#: its client-side cache on (``client_cache=true``): see the module's notes.
+ALL_TOPOLOGIES = ("redis-cluster", "redis-sentinel", "redis-cached")
 #: Web modules the topologies run in (by file name); the security suite runs whole on them.
 TOPOLOGY_WEB_MODULES = frozenset(
     {"test_storage_calls.py", "test_failures.py", "test_outage_logging.py"}
@@ -81,6 +85,7 @@ _MARKS = {
     "redis": pytest.mark.redis,
     "redis-cluster": pytest.mark.redis,
     "redis-sentinel": pytest.mark.redis,
+    "redis-cached": pytest.mark.redis,
     "mongo": pytest.mark.mongo,
     "mysql": pytest.mark.mysql,
     "postgres": pytest.mark.postgres,
@@ -145,6 +150,11 @@ def open_backend(
 
         url: str = request.getfixturevalue("redis_url")
         storage = RedisStorage(url, prefix=f"sessionkit-test:{tag}:")
+    elif name == "redis-cached":
+        from sessionkit_redis import RedisStorage
+
+        url = request.getfixturevalue("redis_url")
+        storage = RedisStorage(url, prefix=f"sessionkit-test:{tag}:", client_cache=True)
     elif name == "redis-cluster":
         from sessionkit_redis import RedisStorage
 
@@ -211,7 +221,7 @@ def raw_redis(request: pytest.FixtureRequest, name: str = "redis") -> Any:
         service, _, db = parts.path.strip("/").partition("/")
         sentinel = redis.Sentinel([(host, int(port)) for host, _, port in hosts])
         return sentinel.master_for(service, db=int(db or 0))
-    if name == "redis":
+    if name in ("redis", "redis-cached"):
         return redis.Redis.from_url(request.getfixturevalue("redis_url"))
     raise ValueError(f"backend {name!r} is not a Redis")
 

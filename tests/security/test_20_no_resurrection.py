@@ -47,9 +47,10 @@ from tests.web._support import (
     wsgi_app,
 )
 
-#: The first-party plugins, and the Redis plugin on a Cluster and behind Sentinel.
+#: The first-party plugins, and the Redis plugin on a Cluster, behind Sentinel and cached.
 FIRST_PARTY = (
-    "memory", "sqlite", "redis", "mongo", "mysql", "postgres", "redis-cluster", "redis-sentinel",
+    "memory", "sqlite", "redis", "mongo", "mysql", "postgres",
+    "redis-cluster", "redis-sentinel", "redis-cached",
 )  # fmt: skip
 #: The lifecycle calls that delete the record a concurrent request still holds.
 REMOVALS = ("destroy", "regenerate", "reset")
