@@ -383,6 +383,19 @@ class MongoStorage:
         with self._failures("delete_many"):
             self._sync().delete_many({})
 
+    def drop(self) -> None:
+        """Drop this storage's collection, its TTL index with it (``reset`` empties it and
+        keeps it, as a namespace in use needs).
+
+        For a tool that made a collection of its own and must not leave it behind:
+        ``sessionkit check --reset-scratch`` drops its ``skcheck_...`` collection with it.
+        Nothing on the request path calls it. The storage's next write makes the collection
+        and its index again.
+        """
+        with self._failures("drop"):
+            self._sync().drop()
+        self._index_ready = False
+
     # -- optional abilities for operators (see sessionkit._abilities) ----------------------------
 
     def count(self) -> int:
