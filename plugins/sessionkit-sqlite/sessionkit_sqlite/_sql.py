@@ -60,6 +60,7 @@ _TEMPLATES = {
     ),
     "delete": "DELETE FROM {table} WHERE key = :key",
     "reset": "DELETE FROM {table}",
+    "drop_table": "DROP TABLE IF EXISTS {table}",
     "purge": (
         "DELETE FROM {table} WHERE rowid IN "
         "(SELECT rowid FROM {table} WHERE expires_at <= :now LIMIT :limit)"
@@ -89,6 +90,7 @@ class Statements:
     take_live: str
     delete: str
     reset: str
+    drop_table: str
     purge: str
     count: str
     scan: str

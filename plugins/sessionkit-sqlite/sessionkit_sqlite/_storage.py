@@ -541,6 +541,20 @@ class SQLiteStorage(SyncStorage):
         """Delete every row of this storage's table (and nothing else in the file)."""
         self._sync(self._reset, write=True)
 
+    def drop(self) -> None:
+        """Drop this storage's table, its index with it, and close the storage (``reset``
+        empties the table and keeps it, as a namespace in use needs).
+
+        For a tool that made a table of its own and must not leave it behind in the user's
+        database file: ``sessionkit check --reset-scratch`` drops its ``skcheck_...`` table
+        with it. Nothing on the request path calls it. The storage is closed with it: its
+        connections made the table when they opened, and would not make it again.
+        """
+        try:
+            self._sync(lambda conn: conn.execute(self._sql.drop_table), write=True)
+        finally:
+            self.close()
+
     def close(self) -> None:
         """Close the connections; closing again does nothing, any other call raises.
 
