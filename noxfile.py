@@ -145,6 +145,17 @@ def bench(session: nox.Session) -> None:
     session.run(str(VENV_PYTHON), str(ROOT / "benchmarks" / "run.py"), *session.posargs)
 
 
+@nox.session(name="bench-load")
+def bench_load(session: nox.Session) -> None:
+    """sessionkit, the peers, the floors and the bare apps through real uvicorn and gunicorn
+    servers under load (not part of the test run); writes benchmarks/load/results.md (and
+    .json). About 20 minutes; arguments go to benchmarks/load/compare.py, e.g.
+    ``-- --rounds 1 --seconds 2 --frameworks starlette``."""
+    sync(session, ROOT / "benchmarks" / "requirements.txt")
+    compare = ROOT / "benchmarks" / "load" / "compare.py"
+    session.run(str(VENV_PYTHON), str(compare), *session.posargs)
+
+
 @nox.session
 def build(session: nox.Session) -> None:
     """Build every distribution's wheel into ``dist/`` (see docs/install.md)."""

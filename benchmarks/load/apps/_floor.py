@@ -1,0 +1,356 @@
+"""The floor: a session's round trips made by the handler itself through the raw driver.
+
+No session library, no envelope, no expiry of its own, no ``Vary``: a cookie ``sid`` carrying
+a random token, a JSON record ``{"user": ..., "n": ...}`` under that token, and the storage
+commands a server-side session needs, each one statement or command:
+
+=========  ==========================================  ==========================================
+route      Redis                                       PostgreSQL / MySQL
+=========  ==========================================  ==========================================
+``read``   ``GET``                                     ``SELECT value WHERE key AND <live>``
+``write``  ``GET``, ``SET … EX … XX``                  the ``SELECT``, ``UPDATE … WHERE key AND <live>``
+``login``  ``SET … EX`` of a new token                 ``INSERT`` of a new token
+=========  ==========================================  ==========================================
+
+which are the round trips sessionkit makes for the same requests (its ``replace_if`` compares
+the stored bytes as well), on the statements of sessionkit's SQL plugins (expiry on the server's
+clock). A request takes a connection from a list of idle ones (a new one when the list is
+empty and fewer than sessionkit's default pool size are open, else it waits for one) and puts
+it back: a pool with no other bookkeeping. No session layer built on these drivers makes fewer
+round trips or less work per request, so this is the lowest a request can cost there.
+
+Configured by the environment of the app module: ``LOAD_BACKEND`` (``redis``, ``postgres``,
+``mysql``), ``LOAD_URL`` (the server, e.g. ``redis://127.0.0.1:6379/15``,
+``postgresql://postgres@127.0.0.1:5432/test``, ``mysql://root@127.0.0.1:3306/db``) and
+``LOAD_NS`` (the key prefix, or the table, made beforehand by ``compare.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import threading
+from collections import deque
+from typing import Any
+from urllib.parse import urlsplit
+
+TTL = 86400
+COOKIE = "sid"
+#: Connections at most, per process (per event loop): sessionkit's defaults for each backend
+#: (Redis ``max_connections``, PostgreSQL ``pool_max_size``, MySQL ``max_connections``).
+POOL_MAX = {"redis": 64, "postgres": 10, "mysql": 16}
+#: ``LOAD_TIMEOUT=3``: a Redis floor whose connections bound each call as sessionkit's do by
+#: default (``socket_timeout`` 3 s, ``socket_connect_timeout`` 2 s); unset, redis-py's default:
+#: no bound at all, and none of the cost of one.
+TIMEOUT = float(os.environ.get("LOAD_TIMEOUT") or 0) or None
+CONNECT_TIMEOUT = 2.0 if TIMEOUT else None
+
+PG_LIVE = "(expires_at IS NULL OR expires_at > now())"
+PG_EXPIRES = f"now() + interval '{TTL} seconds'"
+MY_LIVE = "(`expires_at` IS NULL OR `expires_at` > UTC_TIMESTAMP(6))"
+MY_EXPIRES = f"UTC_TIMESTAMP(6) + INTERVAL {TTL} SECOND"
+
+
+def set_cookie(token: str) -> str:
+    return f"{COOKIE}={token}; Max-Age={TTL}; Path=/; HttpOnly; SameSite=Lax"
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    return json.dumps(record).encode()
+
+
+def decode(raw: bytes | None) -> dict[str, Any] | None:
+    return None if raw is None else json.loads(raw)
+
+
+def sql_statements(backend: str, table: str) -> dict[str, str]:
+    """The floor's statements (psycopg and PyMySQL both take ``%s`` placeholders)."""
+    if backend == "postgres":
+        return {
+            "get": f"SELECT value FROM {table} WHERE key = %s AND {PG_LIVE}",
+            "update": (
+                f"UPDATE {table} SET value = %s, expires_at = {PG_EXPIRES} "
+                f"WHERE key = %s AND {PG_LIVE}"
+            ),
+            "insert": f"INSERT INTO {table} (key, value, expires_at) VALUES (%s, %s, {PG_EXPIRES})",
+        }
+    # MySQL's take their values as hexadecimal literals, as sessionkit-mysql writes them
+    # (aiomysql 0.3 cannot escape bytes with PyMySQL 1.2): ``mysql_sql`` fills them in.
+    return {
+        "get": f"SELECT `v` FROM `{table}` WHERE `k` = {{}} AND {MY_LIVE}",
+        "update": (
+            f"UPDATE `{table}` SET `v` = {{}}, `expires_at` = {MY_EXPIRES} "
+            f"WHERE `k` = {{}} AND {MY_LIVE}"
+        ),
+        "insert": f"INSERT INTO `{table}` (`k`, `v`, `expires_at`) VALUES ({{}}, {{}}, {MY_EXPIRES})",
+    }
+
+
+def mysql_sql(template: str, params: tuple[bytes, ...]) -> str:
+    return template.format(*(f"X'{p.hex()}'" for p in params))
+
+
+def create_table_sql(backend: str, table: str) -> str:
+    if backend == "postgres":
+        return (
+            f"CREATE TABLE IF NOT EXISTS {table} "
+            "(key bytea PRIMARY KEY, value bytea NOT NULL, expires_at timestamptz)"
+        )
+    return (
+        f"CREATE TABLE IF NOT EXISTS `{table}` (`k` VARBINARY(255) NOT NULL PRIMARY KEY, "
+        "`v` LONGBLOB NOT NULL, `expires_at` DATETIME(6) NULL) ENGINE=InnoDB"
+    )
+
+
+def _mysql_args(url: str) -> dict[str, Any]:
+    parts = urlsplit(url)
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 3306,
+        "user": parts.username or "root",
+        "password": parts.password or "",
+        "autocommit": True,
+        "charset": "utf8mb4",
+    } | {"db": parts.path.lstrip("/")}
+
+
+# -- async (Starlette, Litestar) -----------------------------------------------------------------
+
+
+class AsyncFloor:
+    """``read(token)``, ``write(token)``, ``login(user)`` on one storage, for an event loop."""
+
+    def __init__(self, backend: str, url: str, namespace: str) -> None:
+        self.backend = backend
+        self.url = url
+        self.ns = namespace
+        self.idle: list[Any] = []
+        self.open = 0
+        self.max = POOL_MAX[backend]
+        self.waiters: deque[asyncio.Future[Any]] = deque()
+        if backend != "redis":
+            self.sql = sql_statements(backend, namespace)
+
+    async def _take(self) -> Any:
+        if self.idle:
+            return self.idle.pop()
+        if self.open >= self.max:
+            waiter = asyncio.get_running_loop().create_future()
+            self.waiters.append(waiter)
+            conn = await waiter
+            if conn is not None:
+                return conn
+        self.open += 1  # a slot of its own, or one a broken connection left (None)
+        try:
+            return await self._connect()
+        except BaseException:
+            self._give(None)
+            raise
+
+    def _give(self, conn: Any) -> None:
+        """Hand ``conn`` to the next waiter, or keep it idle; ``None``: a slot freed."""
+        if conn is None:
+            self.open -= 1
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():  # given None, the waiter connects in the freed slot
+                waiter.set_result(conn)
+                return
+        if conn is not None:
+            self.idle.append(conn)
+
+    async def _connect(self) -> Any:
+        if self.backend == "redis":
+            import redis.asyncio as aredis
+
+            parts = urlsplit(self.url)
+            conn = aredis.Connection(
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or 6379,
+                db=int(parts.path.lstrip("/") or 0),
+                socket_timeout=TIMEOUT,
+                socket_connect_timeout=CONNECT_TIMEOUT,
+            )
+            await conn.connect()
+            return conn
+        if self.backend == "postgres":
+            import psycopg
+
+            return await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+        import aiomysql
+
+        args = _mysql_args(self.url)
+        return await aiomysql.connect(**args)
+
+    async def _run(self, op: str, *params: Any) -> Any:
+        """One command or statement on an idle connection; the value read, if any."""
+        conn = await self._take()
+        try:
+            if self.backend == "redis":
+                await conn.send_command(*params)
+                result = await conn.read_response()
+            elif self.backend == "postgres":
+                cursor = await conn.execute(self.sql[op], params, binary=True)
+                result = (await cursor.fetchone()) if op == "get" else None
+                result = None if result is None else bytes(result[0])
+            else:
+                async with conn.cursor() as cursor:
+                    await cursor.execute(mysql_sql(self.sql[op], params))
+                    row = (await cursor.fetchone()) if op == "get" else None
+                result = None if row is None else row[0]
+        except BaseException:
+            await _aclose(conn)
+            self._give(None)
+            raise
+        self._give(conn)
+        return result
+
+    async def _get(self, token: str) -> dict[str, Any] | None:
+        if self.backend == "redis":
+            return decode(await self._run("get", "GET", self.ns + token))
+        return decode(await self._run("get", token.encode()))
+
+    async def read(self, token: str | None) -> tuple[str, int]:
+        record = None if not token else await self._get(token)
+        return ("-", 0) if record is None else (record["user"], record["n"])
+
+    async def write(self, token: str | None) -> tuple[str, int]:
+        record = None if not token else await self._get(token)
+        if record is None or token is None:
+            return ("-", 0)
+        record["n"] += 1
+        data = encode(record)
+        if self.backend == "redis":
+            await self._run("set", "SET", self.ns + token, data, "EX", TTL, "XX")
+        else:
+            await self._run("update", data, token.encode())
+        return record["user"], record["n"]
+
+    async def login(self, user: str) -> str:
+        """A new session for ``user``; its token."""
+        token = new_token()
+        data = encode({"user": user, "n": 0})
+        if self.backend == "redis":
+            await self._run("set", "SET", self.ns + token, data, "EX", TTL)
+        else:
+            await self._run("insert", token.encode(), data)
+        return token
+
+
+async def _aclose(conn: Any) -> None:
+    with contextlib.suppress(Exception):  # a broken connection is dropped either way
+        result = conn.close()
+        if hasattr(result, "__await__"):
+            await result
+
+
+# -- sync (Flask under gunicorn's threads) -------------------------------------------------------
+
+
+class SyncFloor:
+    """The same, for WSGI's threads."""
+
+    def __init__(self, backend: str, url: str, namespace: str) -> None:
+        self.backend = backend
+        self.url = url
+        self.ns = namespace
+        self.idle: list[Any] = []  # list.pop and list.append are atomic
+        self.slots = threading.BoundedSemaphore(POOL_MAX[backend])
+        if backend != "redis":
+            self.sql = sql_statements(backend, namespace)
+
+    def _take(self) -> Any:
+        self.slots.acquire()
+        try:
+            return self.idle.pop()
+        except IndexError:
+            pass
+        try:
+            return self._connect()
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def _connect(self) -> Any:
+        if self.backend == "redis":
+            import redis
+
+            parts = urlsplit(self.url)
+            conn = redis.Connection(
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or 6379,
+                db=int(parts.path.lstrip("/") or 0),
+                socket_timeout=TIMEOUT,
+                socket_connect_timeout=CONNECT_TIMEOUT,
+            )
+            conn.connect()
+        elif self.backend == "postgres":
+            import psycopg
+
+            conn = psycopg.connect(self.url, autocommit=True)
+        else:
+            import pymysql
+
+            conn = pymysql.connect(**_mysql_args(self.url))
+        return conn
+
+    def _run(self, op: str, *params: Any) -> Any:
+        conn = self._take()
+        try:
+            if self.backend == "redis":
+                conn.send_command(*params)
+                result = conn.read_response()
+            elif self.backend == "postgres":
+                cursor = conn.execute(self.sql[op], params, binary=True)
+                row = cursor.fetchone() if op == "get" else None
+                result = None if row is None else bytes(row[0])
+            else:
+                with conn.cursor() as cursor:
+                    cursor.execute(mysql_sql(self.sql[op], params))
+                    row = cursor.fetchone() if op == "get" else None
+                result = None if row is None else row[0]
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.close()
+            self.slots.release()
+            raise
+        self.idle.append(conn)
+        self.slots.release()
+        return result
+
+    def _get(self, token: str) -> dict[str, Any] | None:
+        if self.backend == "redis":
+            return decode(self._run("get", "GET", self.ns + token))
+        return decode(self._run("get", token.encode()))
+
+    def read(self, token: str | None) -> tuple[str, int]:
+        record = None if not token else self._get(token)
+        return ("-", 0) if record is None else (record["user"], record["n"])
+
+    def write(self, token: str | None) -> tuple[str, int]:
+        record = None if not token else self._get(token)
+        if record is None or token is None:
+            return ("-", 0)
+        record["n"] += 1
+        data = encode(record)
+        if self.backend == "redis":
+            self._run("set", "SET", self.ns + token, data, "EX", TTL, "XX")
+        else:
+            self._run("update", data, token.encode())
+        return record["user"], record["n"]
+
+    def login(self, user: str) -> str:
+        token = new_token()
+        data = encode({"user": user, "n": 0})
+        if self.backend == "redis":
+            self._run("set", "SET", self.ns + token, data, "EX", TTL)
+        else:
+            self._run("insert", token.encode(), data)
+        return token

@@ -1,0 +1,144 @@
+"""Starlette under uvicorn: bare, sessionkit, starsessions (memory, Redis) or the floor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from benchmarks.load.apps import BACKEND, LAYER, NS, URL, profiled
+
+
+def _text(user: object, n: object, headers: dict[str, str] | None = None) -> PlainTextResponse:
+    return PlainTextResponse(f"{user} {n}", headers=headers)
+
+
+async def health(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+async def read(request: Request) -> PlainTextResponse:
+    session = request.session
+    return _text(session.get("user", "-"), session.get("n", 0))
+
+
+async def write(request: Request) -> PlainTextResponse:
+    session = request.session
+    n = session.get("n", 0) + 1
+    session["n"] = n
+    return _text(session.get("user", "-"), n)
+
+
+async def sk_login(request: Request) -> PlainTextResponse:
+    user = request.query_params["user"]
+    session = request.session
+    await session.aregenerate()
+    session["user"] = user
+    return _text(user, session.get("n", 0))
+
+
+async def sk_logout(request: Request) -> PlainTextResponse:
+    await request.session.adestroy()
+    return _text("-", 0)
+
+
+async def star_login(request: Request) -> PlainTextResponse:
+    from starsessions import regenerate_session_id
+
+    user = request.query_params["user"]
+    regenerate_session_id(request)
+    request.session["user"] = user
+    return _text(user, request.session.get("n", 0))
+
+
+async def star_logout(request: Request) -> PlainTextResponse:
+    request.session.clear()
+    return _text("-", 0)
+
+
+async def bare(request: Request) -> PlainTextResponse:
+    return _text("-", 0)
+
+
+def _floor_routes() -> list[Route]:
+    from benchmarks.load.apps._floor import COOKIE, AsyncFloor, set_cookie
+
+    floor = AsyncFloor(BACKEND, URL, NS)
+
+    async def f_read(request: Request) -> PlainTextResponse:
+        return _text(*await floor.read(request.cookies.get(COOKIE)))
+
+    async def f_write(request: Request) -> PlainTextResponse:
+        return _text(*await floor.write(request.cookies.get(COOKIE)))
+
+    async def f_login(request: Request) -> PlainTextResponse:
+        user = request.query_params["user"]
+        token = await floor.login(user)
+        return _text(user, 0, {"set-cookie": set_cookie(token)})
+
+    return [
+        Route("/health", health),
+        Route("/read", f_read),
+        Route("/write", f_write),
+        Route("/login", f_login),
+    ]
+
+
+def _starsessions() -> list[Middleware]:
+    from starsessions import InMemoryStore, SessionAutoloadMiddleware, SessionMiddleware
+
+    store: Any
+    if BACKEND == "redis":
+        from starsessions.stores.redis import RedisStore
+
+        store = RedisStore(url=URL, prefix=NS)
+    elif BACKEND == "memory":
+        store = InMemoryStore()
+    else:
+        raise ValueError(f"starsessions on {BACKEND!r}")
+    return [
+        Middleware(SessionMiddleware, store=store, lifetime=86400, cookie_https_only=False),
+        Middleware(SessionAutoloadMiddleware),
+    ]
+
+
+def build() -> Starlette:
+    if LAYER == "bare":
+        return Starlette(
+            routes=[
+                Route("/health", health),
+                *(Route(p, bare) for p in ("/read", "/write", "/login")),
+            ]
+        )
+    if LAYER == "floor":
+        return Starlette(routes=_floor_routes())
+    if LAYER == "peer":
+        routes = [
+            Route("/health", health),
+            Route("/read", read),
+            Route("/write", write),
+            Route("/login", star_login),
+            Route("/logout", star_logout),
+        ]
+        return Starlette(routes=routes, middleware=_starsessions())
+    if LAYER != "sessionkit":
+        raise ValueError(f"LOAD_LAYER={LAYER!r}")
+    from sessionkit import Store
+    from sessionkit.asgi import SessionMiddleware
+
+    store = Store(storage=URL)
+    routes = [
+        Route("/health", health),
+        Route("/read", read),
+        Route("/write", write),
+        Route("/login", sk_login),
+        Route("/logout", sk_logout),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(SessionMiddleware, store=store)])
+
+
+app = profiled(build(), "asgi")
