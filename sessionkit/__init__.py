@@ -26,6 +26,8 @@ from ._errors import (
     StorageError,
     StorageNotFound,
 )
+from ._finish import ErrorResponse
+from ._flash import flash, get_flashed_messages
 from ._hookspec import Backend, hookimpl, hookspec
 from ._loops import PerLoop
 from ._session import Session
@@ -49,6 +51,7 @@ __all__ = [
     "ConfigError",
     "CountableStorage",
     "CreatingStorage",
+    "ErrorResponse",
     "InstalledBackend",
     "KeyLookup",
     "PerLoop",
@@ -67,6 +70,8 @@ __all__ = [
     "__version__",
     "available_backends",
     "default_key_generator",
+    "flash",
+    "get_flashed_messages",
     "hookimpl",
     "hookspec",
     "open_storage",

@@ -16,16 +16,17 @@ import random
 import re
 import secrets
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
 import attrs
 
+from ._crypto import aead_class, parse_keys
 from ._errors import ConfigError
 from ._storage import Storage
 
-__all__ = ["MAX_LIFETIME", "Config", "KeyLookup", "default_key_generator"]
+__all__ = ["MAX_LIFETIME", "Config", "KeyLookup", "default_key_generator", "parse_lookups"]
 
 # RFC 7230 token: what a cookie name or a header name may be made of.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
@@ -308,6 +309,25 @@ class KeyLookup:
         return cls(source, name)  # type: ignore[arg-type]
 
 
+def parse_lookups(value: str) -> tuple[KeyLookup, ...]:
+    """``key_lookup`` as its sources: one, or a comma-separated chain (Fiber v3's chained
+    extractors), ``"cookie:session_id,header:X-Session-Id"``, whose first source present in
+    a request is used.
+
+    A chain names each source once, and at most one cookie: a response can hand the id back
+    through one cookie only.
+    """
+    lookups = tuple(KeyLookup.parse(part.strip()) for part in value.split(","))
+    seen = [(lookup.source, lookup.name.lower()) for lookup in lookups]
+    if len(set(seen)) != len(seen):
+        raise ConfigError("key_lookup", f"{value!r} names a source twice")
+    if sum(lookup.source == "cookie" for lookup in lookups) > 1:
+        raise ConfigError(
+            "key_lookup", f"{value!r} names two cookies: a response can set only one of them"
+        )
+    return lookups
+
+
 def _lifetime(field: str, value: timedelta) -> None:
     """A positive ``timedelta`` of at most :data:`MAX_LIFETIME`.
 
@@ -479,7 +499,7 @@ def _absolute_timeout(config: Config, _: attrs.Attribute[Any], value: timedelta 
 def _key_lookup(field: str, value: object) -> None:
     if not isinstance(value, str):
         raise ConfigError(field, f"expected a str, got {type(value).__name__}")
-    KeyLookup.parse(value)
+    parse_lookups(value)
 
 
 def _cookie_path(field: str, value: object) -> None:
@@ -510,13 +530,43 @@ def _max_size(field: str, value: object) -> None:
 
 
 def _storage_key_secret(field: str, value: object) -> None:
+    """One secret, or a sequence of them while rotating: the first names records, the
+    others are still looked under (see ``Store._read``)."""
     if value is None:
         return
-    if (
-        not isinstance(value, (bytes, str))
-        or len(value.encode() if isinstance(value, str) else value) < 32
+    secrets_ = (value,) if isinstance(value, (bytes, str)) else value
+    if not isinstance(secrets_, tuple) or not secrets_:
+        raise ConfigError(field, "must be bytes or str of at least 32 bytes, or a list of them")
+    for secret in secrets_:
+        if (
+            not isinstance(secret, (bytes, str))
+            or len(secret.encode() if isinstance(secret, str) else secret) < 32
+        ):
+            raise ConfigError(field, "must be bytes or str of at least 32 bytes, or a list of them")
+    if len({s.encode() if isinstance(s, str) else s for s in secrets_}) != len(secrets_):
+        raise ConfigError(field, "a secret is listed twice")
+
+
+def _as_tuple(value: Any) -> Any:
+    """A list or other non-text sequence as a tuple (a frozen config must hash, and must not
+    change under the store when the caller's list does); anything else as it is."""
+    if isinstance(value, (list, tuple, range)) or (
+        isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray))
     ):
-        raise ConfigError(field, "must be bytes or str of at least 32 bytes")
+        return tuple(value)
+    return value
+
+
+def _encryption_keys(field: str, value: object) -> None:
+    if value is not None:
+        parse_keys(field, value)
+        aead_class()  # the library is there: fail at start-up, not at the first save
+
+
+def _encryption_required(config: Config, _: attrs.Attribute[Any], value: object) -> None:
+    _bool("encryption_required", value)
+    if value and config.encryption_keys is None:
+        raise ConfigError("encryption_required", "requires encryption_keys")
 
 
 @attrs.frozen(kw_only=True)
@@ -535,7 +585,8 @@ class Config:
     absolute_timeout: timedelta | None = attrs.field(default=None, validator=_absolute_timeout)
     #: A URL for :func:`~sessionkit.open_storage`, or a storage object.
     storage: str | Storage = attrs.field(default="memory", validator=_checked(_storage))
-    #: ``"cookie:NAME"``, ``"header:NAME"`` or ``"query:NAME"``.
+    #: ``"cookie:NAME"``, ``"header:NAME"`` or ``"query:NAME"``, or a comma-separated chain of
+    #: them whose first source present in a request is used (see :func:`parse_lookups`).
     key_lookup: str = attrs.field(default="cookie:session_id", validator=_checked(_key_lookup))
     cookie_domain: str = attrs.field(default="", validator=_checked(_cookie_domain))
     cookie_path: str = attrs.field(default="/", validator=_checked(_cookie_path))
@@ -551,16 +602,30 @@ class Config:
     )
     #: Largest encoded session, in bytes.
     max_size: int = attrs.field(default=65536, validator=_checked(_max_size))
+    #: Renew every session a request uses (rewritten, its cookie's ``Max-Age`` refreshed),
+    #: not only once it is past half its lifetime: starsessions' ``rolling``, Flask's
+    #: ``SESSION_REFRESH_EACH_REQUEST``. One write per request that reads its session.
+    rolling: bool = attrs.field(default=False, validator=_checked(_bool))
     #: When set (32+ bytes), the storage holds an HMAC of each id instead of the id itself,
     #: so a leaked database or Redis dump holds no live session ids. Changing it logs everyone out.
-    storage_key_secret: bytes | str | None = attrs.field(
-        default=None, repr=False, validator=_checked(_storage_key_secret)
+    #: A sequence of them rotates the secret: records are named with the first, and still
+    #: found under the others (an extra read on a miss), moved to the first on their next write.
+    storage_key_secret: bytes | str | Sequence[bytes | str] | None = attrs.field(
+        default=None, repr=False, converter=_as_tuple, validator=_checked(_storage_key_secret)
     )
+    #: Keys (32 random bytes, or their base64url text) that encrypt stored records: the first
+    #: seals every write, any of them opens a record. ``None``: records are stored in the clear.
+    encryption_keys: Sequence[bytes | str] | None = attrs.field(
+        default=None, repr=False, converter=_as_tuple, validator=_checked(_encryption_keys)
+    )
+    #: With ``encryption_keys``: refuse a record stored in the clear (a lost session) instead
+    #: of reading it; turn on once ``sessionkit rekey`` has sealed every record.
+    encryption_required: bool = attrs.field(default=False, validator=_encryption_required)
 
     def __attrs_post_init__(self) -> None:
-        lookup = self.lookup
-        if lookup.source == "cookie":
-            self._check_cookie_prefix(lookup.name)
+        for lookup in self.lookups:
+            if lookup.source == "cookie":
+                self._check_cookie_prefix(lookup.name)
 
     def _check_cookie_prefix(self, name: str) -> None:
         # Browsers match the prefixes whatever their case (RFC 6265bis), and drop a cookie that
@@ -578,8 +643,13 @@ class Config:
 
     @property
     def lookup(self) -> KeyLookup:
-        """``key_lookup`` parsed into its source and name."""
-        return KeyLookup.parse(self.key_lookup)
+        """``key_lookup`` parsed into its source and name (a chain's first source)."""
+        return self.lookups[0]
+
+    @property
+    def lookups(self) -> tuple[KeyLookup, ...]:
+        """``key_lookup`` parsed: its one source, or each source of a chain, in order."""
+        return parse_lookups(self.key_lookup)
 
     @property
     def id_length(self) -> int:

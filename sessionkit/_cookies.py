@@ -49,8 +49,10 @@ class CookieRenderer:
 
     __slots__ = ("_date", "_prefix", "_session_only", "_suffix", "expire")
 
-    def __init__(self, config: Config) -> None:
-        name = checked("cookie name", config.lookup.name)
+    def __init__(self, config: Config, name: str | None = None) -> None:
+        """``name``: the cookie's (a chain's cookie source); the config's ``key_lookup`` by
+        default."""
+        name = checked("cookie name", config.lookup.name if name is None else name)
         parts = [f"Path={checked('cookie path', config.cookie_path)}"]
         if config.cookie_domain:
             parts.append(f"Domain={checked('cookie domain', config.cookie_domain)}")
@@ -75,15 +77,16 @@ class CookieRenderer:
             self._date = (at, text)
         return text
 
-    def set(self, session_id: str, max_age: float, now: float) -> str:
-        """The line that stores ``session_id`` for ``max_age`` seconds from ``now``.
+    def set(self, session_id: str, max_age: float, now: float, browser: bool = False) -> str:
+        """The line that stores ``session_id`` for ``max_age`` seconds from ``now``, or until
+        the browser closes (``browser``: a session given ``set_expiry(timedelta(0))``).
 
         ``session_id`` is not checked again here: every id a session holds was checked where
         it came in (a client's against the store's id pattern, a server-made one by
         :meth:`Store.new_id <sessionkit.Store.new_id>`).
         """
         value = self._prefix + session_id
-        if self._session_only:
+        if self._session_only or browser:
             return value + self._suffix
         seconds = max(1, int(max_age))
         return (

@@ -8,6 +8,7 @@ requests.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import attrs
@@ -15,7 +16,15 @@ import attrs
 from ._config import MAX_LIFETIME
 from ._values import DecodeError, TypeRegistry
 
-__all__ = ["VERSION", "Record", "decode_record", "encode_envelope", "encode_record"]
+__all__ = [
+    "VERSION",
+    "Record",
+    "Times",
+    "decode_record",
+    "encode_envelope",
+    "encode_record",
+    "envelope_times",
+]
 
 VERSION = 1
 
@@ -28,11 +37,17 @@ class Record:
     created: float
     saved: float
     lifetime: float | None
+    #: ``set_expiry(timedelta(0))`` / Flask's ``permanent = False``: a cookie without
+    #: ``Max-Age``, the server still ending the session after the config's ``expiration``.
+    #: Stored as ``"b": true``, only when set, so other records keep their bytes.
+    browser: bool = False
 
 
 def encode_record(registry: TypeRegistry, record: Record) -> bytes:
     """Encode ``record`` to bytes (one JSON pass over the data)."""
-    return encode_envelope(registry, record.data, record.created, record.saved, record.lifetime)
+    return encode_envelope(
+        registry, record.data, record.created, record.saved, record.lifetime, record.browser
+    )
 
 
 def encode_envelope(
@@ -41,6 +56,7 @@ def encode_envelope(
     created: float,
     saved: float,
     lifetime: float | None,
+    browser: bool = False,
 ) -> bytes:
     """:func:`encode_record` without building a :class:`Record` first (the save path).
 
@@ -49,14 +65,18 @@ def encode_envelope(
     writes a float), and a fifth less of the time a small session takes to encode.
     """
     life = "null" if lifetime is None else _float(float(lifetime))
+    flag = _BROWSER if browser else ""
     return (
         f'{{"v":{VERSION},"c":{_float(float(created))},"t":{_float(float(saved))},'
-        f'"l":{life},"d":{registry.dumps_text(registry.encode_data(data))}}}'
+        f'"l":{life},{flag}"d":{registry.dumps_text(registry.encode_data(data))}}}'
     ).encode()
 
 
 _float = float.__repr__
 _ENVELOPE_KEYS = frozenset({"v", "c", "t", "l", "d"})
+#: The keys of a browser-session record (see :attr:`Record.browser`).
+_BROWSER_KEYS = _ENVELOPE_KEYS | {"b"}
+_BROWSER = '"b":true,'
 _INF = float("inf")
 # No lifetime can be stored above what Config and set_expiry accept: a larger one was not
 # written by sessionkit, and far above it a save's cookie date or storage TTL overflows.
@@ -88,10 +108,21 @@ def _number(value: Any) -> float:
 def decode_record(registry: TypeRegistry, payload: bytes) -> Record:
     """Decode bytes written by :func:`encode_record`; raise :class:`DecodeError` on any defect."""
     env = registry.loads(payload)
+    created, saved, lifetime = _checked_times(env)
+    browser = "b" in env
+    if browser and (env["b"] is not True or lifetime is not None):
+        raise DecodeError("malformed browser-session flag")
+    return Record(data=env["d"], created=created, saved=saved, lifetime=lifetime, browser=browser)
+
+
+def _checked_times(env: Any) -> tuple[float, float, float | None]:
+    """The times of a loaded envelope, once its shape is checked; :class:`DecodeError` on any
+    defect (the one check of an envelope, for the store and for the tools)."""
     # ``type(...) is int``: True == 1 and 1.0 == 1 in Python, and neither is version 1.
     if type(env) is not dict or type(env.get("v")) is not int or env["v"] != VERSION:
         raise DecodeError("not a sessionkit record of a known version")
-    if env.keys() != _ENVELOPE_KEYS or type(env["d"]) is not dict:
+    keys = env.keys()
+    if (keys != _ENVELOPE_KEYS and keys != _BROWSER_KEYS) or type(env["d"]) is not dict:
         raise DecodeError("malformed envelope")
     lifetime = env["l"]
     if lifetime is not None:
@@ -100,9 +131,25 @@ def decode_record(registry: TypeRegistry, payload: bytes) -> Record:
             raise DecodeError("envelope lifetime out of range")
         # Longer ones were accepted by set_expiry before the 400-day bound: kept, at the bound.
         lifetime = min(lifetime, _MAX_LIFETIME)
-    return Record(
-        data=env["d"],
-        created=_number(env["c"]),
-        saved=_number(env["t"]),
-        lifetime=lifetime,
-    )
+    return _number(env["c"]), _number(env["t"]), lifetime
+
+
+@attrs.frozen
+class Times:
+    """The envelope's clock fields alone: what a tool needs to judge a record's expiry."""
+
+    created: float
+    saved: float
+    lifetime: float | None
+
+
+def envelope_times(payload: bytes) -> Times:
+    """The times of a plaintext envelope, checked as :func:`decode_record` checks them, with
+    the data left undecoded: a tool such as ``sessionkit rekey`` has no value registry (it
+    cannot know the application's registered types), and needs none to carry a record over.
+    """
+    try:
+        env = json.loads(payload)
+    except (ValueError, RecursionError):
+        raise DecodeError("not JSON") from None
+    return Times(*_checked_times(env))

@@ -4,11 +4,15 @@ Frameworks parse cookies leniently (the last of two same-named cookies wins, quo
 stripped); an attacker who can plant a second cookie exploits exactly that. So the raw headers
 are read here, and an id is accepted only when it arrives exactly once and is well formed;
 anything else counts as no id at all and never reaches the storage.
+
+With a chain of sources (``key_lookup="cookie:sid,header:X-Session-Id"``), the first source the
+request carries at all is read, under the same rule; ``header:Authorization`` reads the token
+of ``Authorization: Bearer <id>``.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -17,6 +21,7 @@ from ._config import KeyLookup
 __all__ = [
     "ASGI_KEY",
     "OWNER_KEY",
+    "UNCARRIED_KEY",
     "WSGI_KEY",
     "asgi_values",
     "carrier_of",
@@ -34,6 +39,12 @@ WSGI_KEY = "sessionkit.session"
 #: ``store.get``/``aget`` before the middleware ran (an outer auth layer peeking at it) is no
 #: such mark: the middleware still finishes that one.
 OWNER_KEY = "sessionkit.owner"
+#: Set in a scope or an environ when a chain of sources (``key_lookup="cookie:sid,query:sid"``)
+#: took the id from a source that cannot carry it back (the query string, ``Authorization``):
+#: that id is then never written into a cookie or a header (see ``Finisher.finish``).
+UNCARRIED_KEY = "sessionkit.uncarried"
+
+Sources = KeyLookup | tuple[KeyLookup, ...]
 
 
 def carrier_of(request: Any) -> tuple[bool, MutableMapping[str, Any]]:
@@ -70,32 +81,79 @@ def _cookie_values(header: str, name: str) -> list[str]:
     return values
 
 
-def client_values(is_asgi: bool, carrier: MutableMapping[str, Any], lookup: KeyLookup) -> list[str]:
+def is_bearer(lookup: KeyLookup) -> bool:
+    """``header:Authorization``: the id is the token of ``Authorization: Bearer <id>``, and
+    no response carries it back (the client got it from the app, as a token)."""
+    return lookup.source == "header" and lookup.name.lower() == "authorization"
+
+
+def carries(lookup: KeyLookup) -> bool:
+    """Whether a response hands the id back through ``lookup``: a cookie or a header of the
+    app's own; never the query string, nor ``Authorization``."""
+    return lookup.source == "cookie" or (lookup.source == "header" and not is_bearer(lookup))
+
+
+def _bearer(values: list[str]) -> list[str]:
+    """The tokens of ``Bearer`` credentials; other schemes (``Basic``) are not an id at all,
+    so a chain goes on to its next source."""
+    tokens = []
+    for value in values:
+        scheme, sep, token = value.partition(" ")
+        if sep and scheme.lower() == "bearer":
+            tokens.append(token)
+    return tokens
+
+
+def client_values(is_asgi: bool, carrier: MutableMapping[str, Any], lookup: Sources) -> list[str]:
     """Return every value the client sent for the session id (usually none or one)."""
     return asgi_values(carrier, lookup) if is_asgi else wsgi_values(carrier, lookup)
 
 
-def asgi_values(scope: MutableMapping[str, Any], lookup: KeyLookup) -> list[str]:
+def _chain(
+    carrier: MutableMapping[str, Any],
+    lookups: tuple[KeyLookup, ...],
+    values_of: Callable[[MutableMapping[str, Any], KeyLookup], list[str]],
+) -> list[str]:
+    """The values of the first source of the chain the request carries at all (then held to
+    the one-well-formed-value rule like any single source: a malformed or repeated id there
+    is no id, and the sources after it are not consulted)."""
+    for lookup in lookups:
+        values = values_of(carrier, lookup)
+        if values:
+            if not carries(lookup):
+                carrier[UNCARRIED_KEY] = True
+            return values
+    return []
+
+
+def asgi_values(scope: MutableMapping[str, Any], lookup: Sources) -> list[str]:
     """:func:`client_values` of an ASGI scope."""
-    source, name = lookup.source, lookup.name
+    if type(lookup) is tuple:
+        return _chain(scope, lookup, asgi_values)
+    source, name = lookup.source, lookup.name  # type: ignore[union-attr]
     if source == "query":
         query = scope.get("query_string", b"").decode("latin-1")
         return [v for k, v in parse_qsl(query, keep_blank_values=True) if k == name]
     wanted = b"cookie" if source == "cookie" else name.lower().encode("latin-1")
     raw = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == wanted]
     if source == "header":
-        return raw
+        return _bearer(raw) if wanted == b"authorization" else raw
     return [v for header in raw for v in _cookie_values(header, name)]
 
 
-def wsgi_values(environ: MutableMapping[str, Any], lookup: KeyLookup) -> list[str]:
+def wsgi_values(environ: MutableMapping[str, Any], lookup: Sources) -> list[str]:
     """:func:`client_values` of a WSGI environ."""
-    source, name = lookup.source, lookup.name
+    if type(lookup) is tuple:
+        return _chain(environ, lookup, wsgi_values)
+    source, name = lookup.source, lookup.name  # type: ignore[union-attr]
     if source == "query":
         query = environ.get("QUERY_STRING", "")
         return [v for k, v in parse_qsl(query, keep_blank_values=True) if k == name]
     if source == "header":
-        value = environ.get("HTTP_" + name.upper().replace("-", "_"))
-        return [] if value is None else [value]
+        key = "HTTP_" + name.upper().replace("-", "_")
+        value = environ.get(key)
+        if value is None:
+            return []
+        return _bearer([value]) if key == "HTTP_AUTHORIZATION" else [value]
     cookie = environ.get("HTTP_COOKIE")
     return [] if not cookie else _cookie_values(cookie, name)

@@ -10,11 +10,14 @@ call (sync or async, done by the store), so ``save`` and ``asave`` cannot drift 
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from collections.abc import Iterator, MutableMapping
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._config import MAX_LIFETIME
+from ._csrf import CSRF_KEY
 from ._errors import StorageError
 from ._noting import FailureNoting
 
@@ -39,6 +42,7 @@ class Session(FailureNoting, MutableMapping[str, Any]):
     __slots__ = (
         "_accessed",
         "_broke",
+        "_browser",
         "_changed",
         "_client_id",
         "_created",
@@ -110,6 +114,8 @@ class Session(FailureNoting, MutableMapping[str, Any]):
             self._data: dict[str, Any] = {}
             self._created = now
             self._lifetime: float | None = None
+            #: Ends with the browser: no ``Max-Age`` on its cookie (``set_expiry(timedelta(0))``).
+            self._browser = False
             self._fresh = True
             self._persisted = False
             #: Save time of the record the client's id loaded (``None``: nothing loaded); the
@@ -119,6 +125,7 @@ class Session(FailureNoting, MutableMapping[str, Any]):
             self._data = record.data
             self._created = record.created
             self._lifetime = record.lifetime
+            self._browser = record.browser
             self._fresh = False
             self._persisted = True
             self._loaded_at = record.saved
@@ -174,6 +181,25 @@ class Session(FailureNoting, MutableMapping[str, Any]):
             return self._store.config.expiration
         return timedelta(seconds=self._lifetime)
 
+    @property
+    def expires_at(self) -> datetime:
+        """When the session ends if nothing touches it again (UTC): its last save plus its
+        lifetime, capped by ``absolute_timeout``. For a session not stored yet, or changed
+        and about to be saved, the time it would end if saved now."""
+        self._touch()
+        store = self._store
+        wrote = self._wrote
+        if wrote is not None:
+            end = wrote[0] + wrote[1]
+        elif self._persisted and not self._modified and self._loaded_at is not None:
+            end = self._loaded_at + store._lifetime(self._lifetime)
+            if store._absolute is not None:
+                end = min(end, self._created + store._absolute)
+        else:
+            now = store.now()
+            end = now + store._ttl(self._lifetime, self._created, now)
+        return datetime.fromtimestamp(end, timezone.utc)
+
     # -- data (Fiber names) -------------------------------------------------------------------
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -209,16 +235,62 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         self._touch()
         return list(self._data)
 
+    @property
+    def expire_at_browser_close(self) -> bool:
+        """Whether the cookie dies with the browser: ``set_expiry(timedelta(0))`` on this
+        session, or ``cookie_session_only`` for all (Django:
+        ``get_expire_at_browser_close()``)."""
+        self._touch()
+        return self._browser or self._store.config.cookie_session_only
+
     def set_expiry(self, expiry: timedelta) -> None:
-        """Give this session its own lifetime; it is stored with the session and outlives reloads."""
-        if not isinstance(expiry, timedelta) or not timedelta(0) < expiry <= MAX_LIFETIME:
+        """Give this session its own lifetime; it is stored with the session and outlives reloads.
+
+        ``timedelta(0)`` (Django's meaning) ends the session with the browser: its cookie
+        carries no ``Max-Age``/``Expires``, while the server still ends it after the config's
+        ``expiration`` of idleness, since a browser that is never closed (or restores its
+        tabs) keeps such a cookie for ever.
+        """
+        if not isinstance(expiry, timedelta) or not timedelta(0) <= expiry <= MAX_LIFETIME:
             raise ValueError(
-                "set_expiry() takes a positive timedelta of at most 400 days (browsers cap a "
-                f"cookie's lifetime there, RFC 6265bis), got {expiry!r}"
+                "set_expiry() takes a timedelta of at most 400 days (browsers cap a cookie's "
+                "lifetime there, RFC 6265bis), or timedelta(0) for a session that ends with "
+                f"the browser; got {expiry!r}"
             )
         self._touch()
         self._modified = True
-        self._lifetime = expiry.total_seconds()
+        if expiry:
+            self._lifetime = expiry.total_seconds()
+            self._browser = False
+        else:
+            self._lifetime = None
+            self._browser = True
+
+    # -- CSRF ---------------------------------------------------------------------------------
+
+    def csrf_token(self) -> str:
+        """This session's CSRF token, made (and stored with the session) on first use.
+
+        Put it in forms (a hidden ``csrf_token`` field) or send it from JavaScript (an
+        ``X-CSRF-Token`` header); :meth:`check_csrf` or the CSRF middleware checks it on
+        unsafe requests. ``regenerate()``, ``reset()`` and ``destroy()`` rotate it.
+        """
+        token = self.get(CSRF_KEY)
+        if type(token) is not str:
+            token = secrets.token_urlsafe(32)
+            self.set(CSRF_KEY, token)
+        return token
+
+    def check_csrf(self, token: object) -> bool:
+        """Whether ``token`` is this session's CSRF token, compared in constant time.
+
+        False for anything else: no token, one of another session, a session that never made
+        one, a value that is not text.
+        """
+        expected = self.get(CSRF_KEY)
+        if type(token) is not str or type(expected) is not str or not token.isascii():
+            return False
+        return hmac.compare_digest(token.encode(), expected.encode())
 
     # -- mapping protocol ---------------------------------------------------------------------
 
@@ -359,6 +431,8 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         if self._persisted:
             self._retiring = self._id
             self._changed = set()
+        # A token seen before a log-in must not work after it: the next csrf_token() makes one.
+        self._data.pop(CSRF_KEY, None)
         self._switch(new_id, keep_data=True, destroyed=False)
 
     def _switch(self, new_id: str, *, keep_data: bool, destroyed: bool) -> None:
@@ -376,5 +450,6 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         else:
             self._data = {}
             self._lifetime = None
+            self._browser = False
             self._created = self._store.now()
             self._modified = not destroyed

@@ -14,13 +14,14 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from datetime import timedelta
 from typing import Any, NamedTuple
 
 import attrs
 
-from ._config import Config, default_key_generator
+from ._config import Config, KeyLookup, default_key_generator
+from ._crypto import Keyring, is_sealed
 from ._discovery import open_storage
 from ._envelope import Record, decode_record, encode_envelope
 from ._errors import ConfigError, SessionGone, SessionKitError, SessionTooLarge, StorageError
@@ -80,6 +81,11 @@ class Store:
         self.now = clock
         self.types = TypeRegistry()
         self.lookup = config.lookup
+        #: Where ids are read from: the one source, or a chain's sources (see _id_lookup).
+        lookups = config.lookups
+        self._sources: KeyLookup | tuple[KeyLookup, ...] = (
+            lookups[0] if len(lookups) == 1 else lookups
+        )
         self._id_length = config.id_length
         self._id_pattern = re.compile(rf"[A-Za-z0-9_-]{{{self._id_length}}}\Z")
         self._generate = config.key_generator
@@ -90,11 +96,19 @@ class Store:
             None if config.absolute_timeout is None else config.absolute_timeout.total_seconds()
         )
         secret = config.storage_key_secret
-        if secret is not None:
-            secret_bytes = secret.encode() if isinstance(secret, str) else secret
-            self.storage_key: Callable[[str], str] = functools.partial(_hashed_key, secret_bytes)
-        else:
-            self.storage_key = _plain_key
+        secrets = () if secret is None else (secret,) if isinstance(secret, bytes | str) else secret
+        namers = [
+            functools.partial(_hashed_key, s.encode() if isinstance(s, str) else s) for s in secrets
+        ]
+        self.storage_key: Callable[[str], str] = namers[0] if namers else _plain_key
+        #: The names records had under the earlier secrets of a ``storage_key_secret`` being
+        #: rotated: looked under only when the first name misses, and taken when the record
+        #: is moved (its next write) or the session ends.
+        self._older_names: tuple[Callable[[str], str], ...] = tuple(namers[1:])
+        keys = config.encryption_keys
+        self._keyring = (
+            None if keys is None else Keyring.from_config(keys, not config.encryption_required)
+        )
         storage = config.storage
         self.storage: Storage = open_storage(storage) if isinstance(storage, str) else storage
         self._conditional = isinstance(self.storage, ConditionalStorage)
@@ -130,7 +144,7 @@ class Store:
     def client_id(self, request: Any) -> str | None:
         """The well-formed id the request carries, or ``None`` (absent, repeated or malformed)."""
         is_asgi, carrier = carrier_of(request)
-        return self._sid(client_values(is_asgi, carrier, self.lookup))
+        return self._sid(client_values(is_asgi, carrier, self._sources))
 
     def _sid(self, values: list[str]) -> str | None:
         """The id among what the client sent: exactly one value, well formed; else ``None``."""
@@ -237,6 +251,8 @@ class Store:
 
     def _read(self, session_id: str) -> bytes | None:
         result: bytes | None = _guard(self.storage.get, self.storage_key(session_id))
+        if result is None and self._older_names:
+            result = drive(self.storage, self._older_read_steps(session_id))
         return result
 
     async def _aread(self, session_id: str) -> bytes | None:
@@ -248,7 +264,31 @@ class Store:
             raise
         except Exception as exc:
             raise storage_error(exc) from exc
+        if result is None and self._older_names:
+            result = await adrive(self.storage, self._older_read_steps(session_id))
         return result
+
+    def _older_read_steps(self, session_id: str) -> Steps[bytes | None]:
+        """A miss under the first name, while ``storage_key_secret`` rotates: the record may
+        still be under an earlier secret's name (one more read per older secret, on a miss
+        only)."""
+        for name in self._older_names:
+            found: bytes | None = yield GET, (name(session_id),)
+            if found is not None:
+                return found
+        return None
+
+    def _names(self, session_id: str) -> Iterator[str]:
+        """Every storage key ``session_id``'s record may be under, the current one first."""
+        yield self.storage_key(session_id)
+        for name in self._older_names:
+            yield name(session_id)
+
+    def _opened(self, session_id: str, payload: bytes) -> bytes:
+        """``payload`` decrypted when encryption is on (:class:`DecodeError` when no key opens
+        it under any of the record's names), else as it is."""
+        keyring = self._keyring
+        return payload if keyring is None else keyring.open(payload, self._names(session_id))
 
     def _from_payload(
         self, session_id: str | None, payload: bytes | None, cls: type[Session] = Session
@@ -266,10 +306,15 @@ class Store:
         if payload is None or session_id is None:
             return None
         try:
+            if self._keyring is not None:
+                payload = self._keyring.open(payload, self._names(session_id))
             record = decode_record(self.types, payload)
         except DecodeError as exc:
+            why: object = exc
+            if self._keyring is None and is_sealed(payload):
+                why = "an encrypted record, and no encryption_keys are configured"
             logger.warning(
-                "sessionkit: unreadable session %s dropped (%s)", fingerprint(session_id), exc
+                "sessionkit: unreadable session %s dropped (%s)", fingerprint(session_id), why
             )
             return None
         return None if self._expired(record, now) else record
@@ -280,7 +325,7 @@ class Store:
         cached = scope.get(ASGI_KEY)
         if isinstance(cached, Session) and cached._store is self:
             return cached
-        sid = self._sid(asgi_values(scope, self.lookup))
+        sid = self._sid(asgi_values(scope, self._sources))
         session = self._from_payload(sid, None if sid is None else await self._aread(sid))
         scope[ASGI_KEY] = session
         return session
@@ -292,7 +337,7 @@ class Store:
         cached = environ.get(WSGI_KEY)
         if isinstance(cached, Session) and cached._store is self:
             return cached
-        session = self._pending_or_new(self._sid(wsgi_values(environ, self.lookup)), cls)
+        session = self._pending_or_new(self._sid(wsgi_values(environ, self._sources)), cls)
         environ[WSGI_KEY] = session
         return session
 
@@ -328,7 +373,7 @@ class Store:
         cached = scope.get(ASGI_KEY)
         if isinstance(cached, Session) and cached._store is self:
             return cached
-        sid = self._sid(asgi_values(scope, self.lookup))
+        sid = self._sid(asgi_values(scope, self._sources))
         session = Session(self, sid or "", None, now=0.0, client_id=sid, pending=True)
         session._failure = SessionKitError(
             "the session is not loaded: the ASGI middleware runs with autoload=False, so "
@@ -407,7 +452,9 @@ class Store:
         """Encode ``session``; ``None`` when it is empty and must not be stored."""
         if not session._data:
             return None
-        return self._plan(session._data, session._created, session._lifetime)
+        return self._plan(
+            session._data, session._created, session._lifetime, browser=session._browser
+        )
 
     def _plan(
         self,
@@ -415,12 +462,13 @@ class Store:
         created: float,
         per_session: float | None,
         renewal: bool = False,
+        browser: bool = False,
     ) -> _Plan:
         """Encode a record of ``data`` saved now, held to ``max_size`` unless it is a
         ``renewal`` (see :meth:`_renewal_plan`)."""
         now = self.now()
         lifetime = self._ttl(per_session, created, now)
-        payload = encode_envelope(self.types, data, created, now, per_session)
+        payload = encode_envelope(self.types, data, created, now, per_session, browser)
         if len(payload) > self.config.max_size and not renewal:
             raise SessionTooLarge(
                 f"encoded session is {len(payload)} bytes, above max_size={self.config.max_size}"
@@ -486,6 +534,7 @@ class Store:
         retiring = session._retiring
         assert retiring is not None
         new_key = self.storage_key(new_id)
+        keyring = self._keyring
         try:
             taken = yield from self._take_steps(retiring)
         except StorageError:
@@ -500,7 +549,8 @@ class Store:
         if kept is None:
             yield DELETE, (new_key,)
         else:  # our own copy, under an id no one else has: a plain write replaces it
-            yield SET, (new_key, kept.payload, kept.ttl)
+            payload = kept.payload if keyring is None else keyring.seal(kept.payload, new_key)
+            yield SET, (new_key, payload, kept.ttl)
         return kept
 
     def _create_record(self, session_id: str, payload: bytes, ttl: timedelta) -> str:
@@ -537,6 +587,8 @@ class Store:
     def _create_once_steps(self, session_id: str, payload: bytes, ttl: timedelta) -> Steps[bool]:
         """Storages without ``create`` get a read, then a write."""
         key = self.storage_key(session_id)
+        if self._keyring is not None:
+            payload = self._keyring.seal(payload, key)
         if self._creating:
             return bool((yield CREATE, (key, payload, ttl)))
         if (yield GET, (key,)) is not None:
@@ -554,14 +606,49 @@ class Store:
         return await adrive(self.storage, self._replace_steps(session_id, payload, ttl))
 
     def _replace_steps(self, session_id: str, payload: bytes, ttl: timedelta) -> Steps[bool]:
-        """Storages without ``replace`` get a touch, then a write."""
+        """Storages without ``replace`` get a touch, then a write. A miss while
+        ``storage_key_secret`` rotates may be a record still under an older name: it is moved
+        (see :meth:`_move_steps`)."""
+        if (yield from self._replace_once_steps(session_id, payload, ttl)):
+            return True
+        if not self._older_names:
+            return False
+        return (yield from self._move_steps(session_id, payload, ttl))
+
+    def _replace_once_steps(self, session_id: str, payload: bytes, ttl: timedelta) -> Steps[bool]:
         key = self.storage_key(session_id)
+        if self._keyring is not None:
+            payload = self._keyring.seal(payload, key)
         if self._conditional:
             return bool((yield REPLACE, (key, payload, ttl)))
         if not (yield TOUCH, (key, ttl)):
             return False
         yield SET, (key, payload, ttl)
         return True
+
+    def _move_steps(self, session_id: str, payload: bytes, ttl: timedelta) -> Steps[bool]:
+        """Save a record found under an older secret's name to its current name, then take the
+        old copy; whether the session was still live.
+
+        The new copy is written create-only before the old one is taken, as
+        :meth:`_retire_steps` does: a load looks under the current name first, so it sees one
+        copy at every moment, and never none (nobody is logged out). A request that moved the
+        record first wins the create: this save then replaces its copy. If the old copy is
+        gone by the time it is taken, the session was destroyed meanwhile, and the new copy
+        is removed again: a save never resurrects a session.
+        """
+        older = [name(session_id) for name in self._older_names]
+        for key in older:
+            if (yield GET, (key,)) is not None:
+                break
+        else:
+            return False  # under no name: destroyed or regenerated away
+        if not (yield from self._create_once_steps(session_id, payload, ttl)):
+            return (yield from self._replace_once_steps(session_id, payload, ttl))
+        if (yield from self._take_each_steps(older)):
+            return True
+        yield DELETE, (self.storage_key(session_id),)
+        return False
 
     def _collided(self, session_id: str) -> str:
         logger.warning(
@@ -608,9 +695,23 @@ class Store:
             # No replace_if: compare, then write; this narrows the race to the gap between.
             if (yield GET, (key,)) == raw:
                 yield from self._save_steps(session, plan)
+            elif self._older_names:
+                yield from self._renew_older_steps(session, plan, raw)
             return
-        if (yield REPLACE_IF, (key, raw, plan.payload, plan.ttl)):
+        payload = plan.payload if self._keyring is None else self._keyring.seal(plan.payload, key)
+        if (yield REPLACE_IF, (key, raw, payload, plan.ttl)):
             self._saved(session, True, plan)
+        elif self._older_names:
+            yield from self._renew_older_steps(session, plan, raw)
+
+    def _renew_older_steps(self, session: Session, plan: _Plan, raw: bytes) -> Steps[None]:
+        """A renewal of a record still under an older secret's name: moved (a save of the
+        renewal's plan) if it is still exactly what was loaded, else left to the save that
+        changed it."""
+        for name in self._older_names:
+            if (yield GET, (name(session._id),)) == raw:
+                yield from self._save_steps(session, plan)
+                return
 
     def _renewal_plan(self, session: Session) -> _Plan | None:
         """:meth:`_plan_save` for a renewal: the record *as stored* (``session._raw``, decoded
@@ -630,10 +731,12 @@ class Store:
         if raw is None:
             return None
         try:
-            stored = decode_record(self.types, raw)
+            stored = decode_record(self.types, self._opened(session._id, raw))
             if not stored.data:
                 return None
-            return self._plan(stored.data, stored.created, stored.lifetime, renewal=True)
+            return self._plan(
+                stored.data, stored.created, stored.lifetime, renewal=True, browser=stored.browser
+            )
         except (TypeError, DecodeError) as exc:
             logger.warning(
                 "sessionkit: session %s cannot be renewed (%s); served without renewing it",
@@ -651,13 +754,23 @@ class Store:
         return await adrive(self.storage, self._take_steps(session_id))
 
     def _take_steps(self, session_id: str) -> Steps[bool]:
-        key = self.storage_key(session_id)
-        if self._atomic:
-            return bool((yield TAKE, (key,)))
-        # No take(): read, then delete; this narrows the race to the gap between.
-        existed = (yield GET, (key,)) is not None
-        yield DELETE, (key,)
-        return existed
+        if not self._older_names:
+            return (yield from self._take_each_steps((self.storage_key(session_id),)))
+        # Every name: a session ending must not live on under an older secret's name.
+        return (yield from self._take_each_steps(list(self._names(session_id))))
+
+    def _take_each_steps(self, keys: Iterable[str]) -> Steps[bool]:
+        """Delete the records under ``keys``; whether a live one was under any."""
+        taken = False
+        for key in keys:
+            if self._atomic:
+                taken = bool((yield TAKE, (key,))) or taken
+                continue
+            # No take(): read, then delete; this narrows the race to the gap between.
+            existed = (yield GET, (key,)) is not None
+            yield DELETE, (key,)
+            taken = taken or existed
+        return taken
 
     def _lost(self, session: Session, old_id: str) -> _Plan | None:
         """A regenerated session's save found its old record gone: another request destroyed
@@ -672,6 +785,7 @@ class Store:
         data, changed = session._data, session._changed or set()
         session._data = {key: data[key] for key in changed if key in data}
         session._lifetime = None
+        session._browser = False
         session._created = self.now()
         session._modified = False
         session._loaded_at = None
@@ -681,9 +795,13 @@ class Store:
 
     def _delete_key(self, session_id: str) -> None:
         _guard(self.storage.delete, self.storage_key(session_id))
+        for name in self._older_names:
+            _guard(self.storage.delete, name(session_id))
 
     async def _adelete_key(self, session_id: str) -> None:
         await _aguard(self.storage.adelete(self.storage_key(session_id)))
+        for name in self._older_names:
+            await _aguard(self.storage.adelete(name(session_id)))
 
 
 class _Plan(NamedTuple):

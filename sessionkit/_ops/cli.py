@@ -3,7 +3,8 @@
 Each sub-command is a small function taking parsed arguments and returning an exit code:
 0 success, 1 the operation failed (a storage error, a failed check), 2 bad usage,
 3 aborted at a confirmation prompt. Their logic lives in small modules (``_check``,
-``_stats``, ``_purge``, ``_newplugin``); this file only parses, prints and maps errors to codes.
+``_stats``, ``_purge``, ``_rekey``, ``_newplugin``); this file only parses, prints and maps errors
+to codes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -32,6 +34,7 @@ from ..demo._command import add_demo_command
 from .check import format_step, run_check
 from .newplugin import PluginNames, generate, taken_by
 from .purge import Unsupported, expired_purger, live_count, purge_all
+from .rekey import KEYS_ENV, Rekey, keys_from, parse_duration, rekey
 from .stats import collect_stats, format_stats
 from .text import describe, in_process_notice, not_a_url, redact
 
@@ -194,6 +197,56 @@ def _deleted(count: int | None) -> str:
     return "every session" if count is None else f"{count} session(s)"
 
 
+def _cmd_rekey(args: argparse.Namespace) -> int:
+    """``rekey``: the keys are read (and refused, as bad usage) before the storage is opened;
+    they come from a file or the environment, never from the command line, where ``ps`` and
+    the shell's history would show them, and are never printed."""
+    try:
+        keyring = keys_from(args.keys_file, os.environ)
+    except (ConfigError, OSError) as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    return _with_storage(functools.partial(_rekey_storage, keyring=keyring))(args)
+
+
+def _rekey_storage(args: argparse.Namespace, storage: Storage, *, keyring: Any) -> int:
+    url = redact(args.url)
+    print(f"rekeying {url}", flush=True)
+
+    def progress(done: int, total: int | None, summary: Rekey) -> None:
+        of = "" if total is None else f"/{max(total, done)}"
+        print(
+            f"rekey: {done}{of} scanned, {summary.rekeyed} re-encrypted",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    try:
+        summary = rekey(
+            storage,
+            keyring,
+            expiration=args.expiration,
+            absolute_timeout=args.absolute_timeout,
+            progress=progress,
+        )
+    except Unsupported as exc:
+        _err(f"{exc} ({url})")
+        return EXIT_FAILED
+    print(
+        f"{summary.scanned} record(s): {summary.rekeyed} re-encrypted, {summary.current} already "
+        f"under the first key, {summary.expired} expired, {summary.unreadable} unreadable, "
+        f"{summary.changed} still changing"
+    )
+    if summary.unreadable:
+        _err(
+            f"{summary.unreadable} record(s) open with none of the keys given, or are not "
+            "sessions: left as they are (were all the old keys given?)"
+        )
+    if summary.changed:
+        _err(f"{summary.changed} record(s) kept changing; run rekey again")
+    return EXIT_OK if summary.complete else EXIT_FAILED
+
+
 def _cmd_new_plugin(args: argparse.Namespace) -> int:
     try:
         names = PluginNames.parse(args.name, args.scheme)
@@ -262,7 +315,7 @@ def _command(
 
 
 def _add_operator_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``check``, ``stats``, ``purge`` and ``new-plugin``."""
+    """``check``, ``stats``, ``purge``, ``rekey`` and ``new-plugin``."""
     check = _command(
         sub,
         "check",
@@ -314,6 +367,44 @@ def _add_operator_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
         ),
     )
     purge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    rekey_ = _command(
+        sub,
+        "rekey",
+        _cmd_rekey,
+        summary="re-encrypt every session under the first encryption key, online",
+        description="Seal every record that is not under the first of the encryption keys\n"
+        "(plaintext ones too) with it, in place, while the application runs: each record\n"
+        "is replaced only if unchanged (replace_if), so no request's write is lost and\n"
+        "nobody is logged out. Records already under the first key are skipped: an\n"
+        "interrupted run is resumed by running it again. The keys (the app's\n"
+        "encryption_keys, the first one first) come from --keys-file or from\n"
+        f"${KEYS_ENV} (comma-separated), never from the command line,\n"
+        "and are never printed. Progress goes to stderr.",
+        epilog="exit status: 0 every readable record is under the first key, 1 some are\n"
+        "not (unreadable, or changing: run again) or the storage failed, 2 bad usage\n\n"
+        "example:\n  sessionkit rekey redis://localhost:6379/0 --keys-file /run/secrets/session-keys",
+    )
+    rekey_.add_argument(
+        "--keys-file",
+        metavar="FILE",
+        help=f"the keys, one a line, the first first ('#' comments); default: ${KEYS_ENV}",
+    )
+    rekey_.add_argument(
+        "--expiration",
+        type=parse_duration,
+        default=timedelta(hours=24),
+        metavar="DURATION",
+        help="the app's Config.expiration, e.g. 24h, 30m, 7d or seconds (default 24h): the "
+        "TTL a record without a lifetime of its own keeps; give the app's value or longer",
+    )
+    rekey_.add_argument(
+        "--absolute-timeout",
+        type=parse_duration,
+        default=None,
+        metavar="DURATION",
+        help="the app's Config.absolute_timeout, if it sets one",
+    )
 
     new = _command(
         sub,

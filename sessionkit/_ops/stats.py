@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from .._abilities import CountableStorage, ScannableStorage
+from .._crypto import is_sealed
 from .._envelope import VERSION
 from .._storage import Storage
 from .text import human_age, human_bytes
@@ -39,6 +40,8 @@ class Stats:
     scanned: bool = False
     #: Records that are not sessionkit envelopes of a known version (counted in ``live``).
     unreadable: int = 0
+    #: Encrypted records (``encryption_keys``): sessions, whose age only the keys can read.
+    encrypted: int = 0
 
 
 def created_at(payload: bytes) -> float | None:
@@ -58,18 +61,21 @@ def collect_stats(storage: Storage) -> Stats:
     live = storage.count() if isinstance(storage, CountableStorage) else None
     if not isinstance(storage, ScannableStorage):
         return Stats(live, None, None)
-    seen = unreadable = 0
+    seen = unreadable = encrypted = 0
     oldest: float | None = None
     largest: int | None = None
     for _, value in storage.scan():
         seen += 1
         largest = len(value) if largest is None else max(largest, len(value))
+        if is_sealed(value):
+            encrypted += 1
+            continue
         created = created_at(value)
         if created is None:
             unreadable += 1
         elif oldest is None or created < oldest:
             oldest = created
-    return Stats(seen if live is None else live, oldest, largest, True, unreadable)
+    return Stats(seen if live is None else live, oldest, largest, True, unreadable, encrypted)
 
 
 def format_stats(url: str, stats: Stats, now: float) -> list[str]:
@@ -81,6 +87,8 @@ def format_stats(url: str, stats: Stats, now: float) -> list[str]:
         ("oldest", absent if stats.oldest is None else human_age(stats.oldest, now)),
         ("largest", absent if stats.largest is None else human_bytes(stats.largest)),
     ]
+    if stats.encrypted:
+        rows.append(("encrypted", f"{stats.encrypted} records (not counted in oldest)"))
     if stats.unreadable:
         rows.append(("not sessions", f"{stats.unreadable} records are not sessionkit envelopes"))
     return [f"{label:<14} {value}" for label, value in rows]

@@ -19,15 +19,18 @@ REPO = Path(__file__).resolve().parents[2]
 FACES = {
     "sessionkit": [
         "AsyncFromSyncMixin", "AtomicStorage", "Backend", "ConditionalStorage", "Config",
-        "ConfigError", "CountableStorage", "CreatingStorage", "InstalledBackend", "KeyLookup",
+        "ConfigError", "CountableStorage", "CreatingStorage", "ErrorResponse", "InstalledBackend",
+        "KeyLookup",
         "PerLoop", "PluginLoadWarning", "PluginRegistry", "PurgeableStorage", "ScannableStorage",
         "Session", "SessionGone", "SessionKitError", "SessionTooLarge", "Storage", "StorageError",
         "StorageNotFound", "Store", "__version__", "available_backends", "default_key_generator",
-        "hookimpl", "hookspec", "open_storage", "ttl_seconds",
+        "flash", "get_flashed_messages", "hookimpl", "hookspec", "open_storage", "ttl_seconds",
     ],
-    "sessionkit.asgi": ["ASGIApp", "Message", "Receive", "Scope", "Send", "SessionMiddleware"],
-    "sessionkit.wsgi": ["SessionMiddleware"],
-    "sessionkit.flask": ["FlaskSession", "SessionkitInterface", "init_app"],
+    "sessionkit.asgi": [
+        "ASGIApp", "CSRFMiddleware", "Message", "Receive", "Scope", "Send", "SessionMiddleware",
+    ],
+    "sessionkit.wsgi": ["CSRFMiddleware", "SessionMiddleware"],
+    "sessionkit.flask": ["FlaskSession", "SessionkitInterface", "SkippedSession", "init_app"],
     "sessionkit.django": [
         "SessionMiddleware", "SessionStore", "SettingError", "get_store", "register_type",
     ],

@@ -7,6 +7,6 @@ maps each guarantee to its file.
 
 from __future__ import annotations
 
-from tests.web.conftest import client, clock, make_client, storage, store
+from tests.web.conftest import client, clock, kind, make_client, storage, store
 
-__all__ = ["client", "clock", "make_client", "storage", "store"]
+__all__ = ["client", "clock", "kind", "make_client", "storage", "store"]

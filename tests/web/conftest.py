@@ -6,6 +6,7 @@ import pytest
 
 from sessionkit import Store
 from tests._backends import open_backend
+from tests.web._parity import kind
 from tests.web._support import (
     Client,
     CountingStorage,
@@ -15,6 +16,8 @@ from tests.web._support import (
     make_store,
     wsgi_client,
 )
+
+__all__ = ["client", "clock", "kind", "make_client", "storage", "store"]
 
 
 @pytest.fixture
