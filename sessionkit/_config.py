@@ -529,6 +529,11 @@ def _max_size(field: str, value: object) -> None:
         raise ConfigError(field, f"expected an int of at least 64 bytes, got {value!r}")
 
 
+def _conflict(field: str, value: object) -> None:
+    if value not in ("merge", "overwrite"):
+        raise ConfigError(field, f"expected 'merge' or 'overwrite', got {value!r}")
+
+
 def _storage_key_secret(field: str, value: object) -> None:
     """One secret, or a sequence of them while rotating: the first names records, the
     others are still looked under (see ``Store._read``)."""
@@ -621,6 +626,12 @@ class Config:
     #: With ``encryption_keys``: refuse a record stored in the clear (a lost session) instead
     #: of reading it; turn on once ``sessionkit rekey`` has sealed every record.
     encryption_required: bool = attrs.field(default=False, validator=_encryption_required)
+    #: What a save does when its record changed since this request loaded it: ``"merge"``
+    #: re-applies only this request's own changes (keys set and deleted) on top of the stored
+    #: record; ``"overwrite"`` writes the session whole (the last writer wins).
+    conflict: Literal["merge", "overwrite"] = attrs.field(
+        default="merge", validator=_checked(_conflict)
+    )
 
     def __attrs_post_init__(self) -> None:
         for lookup in self.lookups:

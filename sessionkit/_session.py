@@ -48,10 +48,12 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         "_created",
         "_data",
         "_destroyed",
+        "_edits",
         "_failure",
         "_fresh",
         "_id",
         "_lifetime",
+        "_lifetime_set",
         "_loaded_at",
         "_modified",
         "_pending",
@@ -107,9 +109,15 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         """Take the state of a loaded ``record`` (``raw``: its stored bytes), or of a new
         session when it is ``None``."""
         self._id = session_id
-        #: The bytes the record was loaded from: a renewal writes only over exactly these, so
-        #: it cannot undo another request's save (see :meth:`Store._renew`).
+        #: The bytes the record was loaded from (then: last written): a renewal writes only
+        #: over exactly these, so it cannot undo another request's save (see
+        #: :meth:`Store._renew`), and a save merges when the record no longer holds them.
         self._raw = raw
+        #: The keys this request set or deleted since the record was loaded or last written,
+        #: and whether it gave the session a lifetime: what a save re-applies on top of the
+        #: stored record when another request saved it meanwhile (``conflict="merge"``).
+        self._edits: set[str] = set()
+        self._lifetime_set = False
         if record is None:
             self._data: dict[str, Any] = {}
             self._created = now
@@ -219,6 +227,7 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         self._store.types.encode(value)
         self._modified = True
         self._data[key] = value
+        self._edits.add(key)
         if self._changed is not None:
             self._changed.add(key)
 
@@ -227,6 +236,7 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         self._touch()
         if self._data.pop(key, _MISSING) is not _MISSING:
             self._modified = True
+            self._edits.add(key)
             if self._changed is not None:
                 self._changed.add(key)
 
@@ -259,6 +269,7 @@ class Session(FailureNoting, MutableMapping[str, Any]):
             )
         self._touch()
         self._modified = True
+        self._lifetime_set = True
         if expiry:
             self._lifetime = expiry.total_seconds()
             self._browser = False
@@ -305,6 +316,7 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         self._touch()
         del self._data[key]
         self._modified = True
+        self._edits.add(key)
         if self._changed is not None:
             self._changed.add(key)
 
@@ -325,6 +337,7 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         self._touch()
         if self._data:
             self._modified = True
+            self._edits.update(self._data)
             self._data.clear()
 
     def __repr__(self) -> str:

@@ -18,6 +18,8 @@ errors pass through as they are.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Generator
 from typing import Any, TypeVar
 
@@ -27,6 +29,7 @@ __all__ = [
     "CREATE",
     "DELETE",
     "GET",
+    "PAUSE",
     "REPLACE",
     "REPLACE_IF",
     "SET",
@@ -58,6 +61,8 @@ CREATE = ("create", "acreate")
 REPLACE = ("replace", "areplace")
 TAKE = ("take", "atake")
 REPLACE_IF = ("replace_if", "areplace_if")
+#: Not a storage call: wait ``(seconds,)`` (``time.sleep``, or ``asyncio.sleep`` on a loop).
+PAUSE = ("sleep", "sleep")
 
 
 def storage_error(exc: Exception) -> StorageError:
@@ -81,6 +86,10 @@ def drive(storage: Any, steps: Steps[_T]) -> _T:
     try:
         step = next(steps)
         while True:
+            if step[0] is PAUSE:
+                time.sleep(step[1][0])
+                step = steps.send(None)
+                continue
             try:
                 result = getattr(storage, step[0][0])(*step[1])
             except Exception as exc:  # handed to the step (see _failure)
@@ -97,6 +106,10 @@ async def adrive(storage: Any, steps: Steps[_T]) -> _T:
     try:
         step = next(steps)
         while True:
+            if step[0] is PAUSE:
+                await asyncio.sleep(step[1][0])
+                step = steps.send(None)
+                continue
             try:
                 result = await getattr(storage, step[0][1])(*step[1])
             except Exception as exc:  # handed to the step (see _failure)

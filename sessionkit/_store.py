@@ -11,7 +11,9 @@ import difflib
 import functools
 import hashlib
 import hmac
+import itertools
 import logging
+import random
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
@@ -31,6 +33,7 @@ from ._steps import (
     CREATE,
     DELETE,
     GET,
+    PAUSE,
     REPLACE,
     REPLACE_IF,
     SET,
@@ -114,6 +117,8 @@ class Store:
         self._conditional = isinstance(self.storage, ConditionalStorage)
         self._atomic = isinstance(self.storage, AtomicStorage)
         self._creating = isinstance(self.storage, CreatingStorage)
+        # A merge needs replace_if: it writes only over the exact bytes it last saw.
+        self._merging = config.conflict == "merge" and self._atomic
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -492,6 +497,11 @@ class Store:
         session._destroyed = False
         session._retiring = None
         session._wrote = (plan.now, plan.lifetime)
+        # What is stored now, which the next save in this request merges against: the plan's
+        # bytes, unless encryption sealed them on the way (then unknown here, and that save
+        # re-reads the record first).
+        session._raw = plan.payload if self._keyring is None else None
+        session._edits = set()
 
     # Each save is written once, as steps (see sessionkit._steps): the sync method drives them
     # with the storage's sync calls, its async twin with the async ones.
@@ -520,7 +530,86 @@ class Store:
             if plan is not None:
                 self._saved(session, True, plan)
             return
+        if self._merging and session._raw is not None:
+            yield from self._merge_steps(session, plan)
+            return
         self._saved(session, (yield from self._replace_steps(session._id, payload, ttl)), plan)
+
+    def _merge_steps(self, session: Session, plan: _Plan) -> Steps[None]:
+        """Save a loaded session over exactly the bytes it was loaded from (``replace_if``);
+        when another request saved it meanwhile, re-read it, re-apply this request's own
+        changes on top (:meth:`_rebase`) and try again, a few times at most.
+
+        So two requests of one session no longer undo each other: a request that only set
+        ``cart`` does not bring back the ``user`` a parallel log-out removed. Two requests setting
+        one key: the later save wins, as before. A record destroyed or regenerated meanwhile
+        stays gone (:class:`~sessionkit.SessionGone`): a merge never brings a session back.
+        """
+        key = self.storage_key(session._id)
+        keyring = self._keyring
+        expected = session._raw
+        deadline = time.monotonic() + _MERGE_BUDGET
+        for attempt in itertools.count():
+            if attempt > 1:  # others keep saving: step aside a random while, up to 50 ms
+                if time.monotonic() >= deadline:
+                    break
+                yield PAUSE, (random.uniform(0, min(0.05, 0.001 * 2**attempt)),)
+            payload = plan.payload if keyring is None else keyring.seal(plan.payload, key)
+            if (yield REPLACE_IF, (key, expected, payload, plan.ttl)):
+                self._saved(session, True, plan)
+                if keyring is not None:
+                    session._raw = payload
+                return
+            current = yield GET, (key,)
+            if current is None and self._older_names:
+                # Perhaps still under an older secret's name (storage_key_secret rotating):
+                # the plain save moves it, or finds it gone.
+                ok = yield from self._replace_steps(session._id, plan.payload, plan.ttl)
+                self._saved(session, ok, plan)
+                return
+            if not self._rebase(session, current):
+                self._saved(session, False, plan)  # raises SessionGone
+            rebased = self._plan_save(session)
+            if rebased is None:  # this request deleted every key the record still held
+                taken = yield from self._take_steps(session._id)
+                self._emptied(session, session._id, taken)
+                return
+            plan, expected = rebased, current
+        # As many requests save this session at once as keep this one from landing (dozens of
+        # one client's parallel calls): save as the last writer, as conflict="overwrite" does
+        # (a removal still wins), rather than fail the request.
+        logger.warning(
+            "sessionkit: session %s kept changing for %.0f s of merges; saved as the last writer",
+            fingerprint(session._id),
+            _MERGE_BUDGET,
+        )
+        self._saved(
+            session, (yield from self._replace_steps(session._id, plan.payload, plan.ttl)), plan
+        )
+
+    def _rebase(self, session: Session, stored: bytes | None) -> bool:
+        """Put ``session``'s own changes on top of the record as ``stored`` now; ``False`` when
+        no live record is there any more (destroyed, regenerated, expired or unreadable)."""
+        record = self._live_record(session._id, stored, self.now())
+        if record is None:
+            return False
+        data, own = record.data, session._data
+        for name in session._edits:
+            if name in own:
+                data[name] = own[name]
+            else:
+                data.pop(name, None)
+        session._data = data
+        session._created = record.created
+        if not session._lifetime_set:
+            session._lifetime = record.lifetime
+            session._browser = record.browser
+        logger.debug(
+            "sessionkit: session %s was saved by another request meanwhile; this request's "
+            "changes were merged on top",
+            fingerprint(session._id),
+        )
+        return True
 
     def _retire_steps(self, session: Session, new_id: str, plan: _Plan) -> Steps[_Plan | None]:
         """The second step of a ``regenerate()``'s save, once ``plan`` is stored under
@@ -816,6 +905,12 @@ class _Plan(NamedTuple):
 #: How many ids a new record may try before giving up: with ids from ``secrets`` even a
 #: second try never happens; a custom generator that collides three times running is broken.
 _CREATE_TRIES = 3
+
+#: How long, in seconds, a save keeps re-applying its changes over other requests' saves of the
+#: same session before it saves as the last writer instead. From the third try on, a try first
+#: waits a random while (exponential backoff with jitter, capped at 50 ms), so requests saving
+#: one session at once take turns: a handful merge in a few milliseconds.
+_MERGE_BUDGET = 1.0
 
 #: The names ``Store(**fields)`` takes: the config's fields.
 _FIELDS = frozenset(field.name for field in attrs.fields(Config))

@@ -55,7 +55,7 @@ async def test_the_storage_is_handed_the_id_itself_and_holds_it_under_its_namesp
 
     recorder.keys.clear()
     await transport.get(client, "/count", sid)
-    assert recorder.keys == [("get", sid), ("replace", sid)]
+    assert recorder.keys == [("get", sid), ("replace_if", sid)]  # over the bytes it loaded
 
     recorder.keys.clear()
     reply = await transport.get(client, "/regenerate?then_k=v", sid)

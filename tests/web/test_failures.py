@@ -74,7 +74,7 @@ async def test_save_failure_answers_503_and_writes_nothing(
     client: Client, storage: CountingStorage, caplog: pytest.LogCaptureFixture
 ) -> None:
     browser = await _logged_in(client)
-    storage.failing = frozenset({"replace", "set"})
+    storage.failing = frozenset({"replace", "replace_if", "set"})
     assert_unavailable(await browser.get("/set?user=bob"))
     assert_logged_with_driver_error(caplog)
     storage.failing = frozenset()

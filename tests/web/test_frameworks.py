@@ -286,7 +286,7 @@ def test_flask_storage_down(
     assert reply.status_code == 503 and "Set-Cookie" not in reply.headers
     assert reply.mimetype == "text/plain"
     assert client.get("/plain").status_code == 200  # needs no storage: served
-    storage.failing = frozenset({"replace"})  # reads work, the save at the end fails
+    storage.failing = frozenset({"replace", "replace_if"})  # reads work, the save fails
     reply = client.get("/")
     assert reply.status_code == 503 and "Set-Cookie" not in reply.headers
     assert "storage" in reply.text

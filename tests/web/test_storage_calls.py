@@ -50,7 +50,10 @@ async def test_write_costs_one_read_one_write(client: Client, storage: CountingS
     browser = await _logged_in(client, storage)
     reply = await browser.get("/count")
     assert reply.text == "1"
-    assert storage.calls == {"get": 1, "replace": 1}  # conditional: never resurrects
+    assert storage.calls == {
+        "get": 1,
+        "replace_if": 1,
+    }  # over what it loaded: merges, never resurrects
     assert reply.cookie.value == browser.value
 
 
