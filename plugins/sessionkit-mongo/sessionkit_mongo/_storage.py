@@ -310,6 +310,18 @@ class MongoStorage:
                     self._index_ready = True
         return self._collection
 
+    def conn(self) -> Collection[Document]:
+        """The pymongo collection this storage keeps its sessions in (Fiber's ``Conn()``), its
+        TTL index made; ``conn().database.client`` is the client. Do not close it yourself:
+        ``close()`` does."""
+        with self._failures("connect"):
+            return self._sync()
+
+    async def aconn(self) -> AsyncCollection[Document]:
+        """The asyncio collection of the running event loop."""
+        with self._failures("connect"):
+            return await self._async()
+
     async def _async(self) -> AsyncCollection[Document]:
         """The asyncio collection of the running loop, its TTL index made on first use."""
         self._check_open()

@@ -358,6 +358,16 @@ class RedisStorage:
         """How many replicas every write waits for (``WAIT``) before it counts as done."""
         return 0 if self._wait is None else self._wait[1]
 
+    def conn(self) -> SyncClient:
+        """The redis-py client this storage talks through (Fiber's ``Conn()``), for an
+        operator's own commands. Its keys start with this storage's ``prefix``; do not close
+        it yourself: ``close()`` does."""
+        return self._sync_lane().client
+
+    def aconn(self) -> AsyncClient:
+        """The asyncio client of the running event loop (one per loop, see ``PerLoop``)."""
+        return self._async_lane_here().client
+
     @property
     def prefix(self) -> str:
         """What every key of this storage starts with."""
