@@ -20,8 +20,8 @@ ROOT = Path(__file__).parent
 PLUGINS = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
-# scripts/test.sh (the README's test command) runs tests in one lane and lint, typing, django,
-# then load in another, side by side: keep the two lists in step.
+# scripts/test.sh (the README's test command) runs lint, typing and django beside tests, then
+# load: keep the two lists in step.
 nox.options.sessions = ["lint", "typing", "django", "tests", "load"]
 nox.options.default_venv_backend = "none"
 nox.options.error_on_missing_interpreters = False
