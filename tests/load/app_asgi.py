@@ -29,75 +29,23 @@ from urllib.parse import parse_qs, urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
 from starlette.routing import Route
+
+from tests.load.asgi_routes import (
+    bare_read,
+    health,
+    login,
+    logout,
+    read,
+    reset,
+    star_login,
+    star_logout,
+    write,
+)
 
 STORAGE = os.environ.get("LOAD_STORAGE", "memory://")
 LAYER = os.environ.get("LOAD_LAYER", "sessionkit")
 SHAPE = os.environ.get("LOAD_SHAPE", "inner")
-
-
-def _text(user: object, n: object) -> PlainTextResponse:
-    return PlainTextResponse(f"{user} {n}")
-
-
-async def health(request: Request) -> PlainTextResponse:
-    return PlainTextResponse("ok")
-
-
-async def read(request: Request) -> PlainTextResponse:
-    session = request.session
-    return _text(session.get("user", "-"), session.get("n", 0))
-
-
-async def write(request: Request) -> PlainTextResponse:
-    session = request.session
-    n = session.get("n", 0) + 1
-    session["n"] = n
-    return _text(session.get("user", "-"), n)
-
-
-async def login(request: Request) -> PlainTextResponse:
-    user = request.query_params["user"]
-    session = request.session
-    await session.aregenerate()
-    session["user"] = user
-    return _text(user, session.get("n", 0))
-
-
-async def logout(request: Request) -> PlainTextResponse:
-    await request.session.adestroy()
-    return _text("-", 0)
-
-
-async def reset(request: Request) -> PlainTextResponse:
-    await request.session.areset()
-    return _text("-", 0)
-
-
-# -- starsessions: the same routes in its spelling ---------------------------------------------
-
-
-async def star_login(request: Request) -> PlainTextResponse:
-    from starsessions import regenerate_session_id
-
-    user = request.query_params["user"]
-    regenerate_session_id(request)
-    request.session["user"] = user
-    return _text(user, request.session.get("n", 0))
-
-
-async def star_logout(request: Request) -> PlainTextResponse:
-    request.session.clear()
-    return _text("-", 0)
-
-
-# -- bare: no session layer ---------------------------------------------------------------------
-
-
-async def bare_read(request: Request) -> PlainTextResponse:
-    return _text("-", 0)
 
 
 def _routes(layer: str) -> list[Route]:

@@ -11,57 +11,17 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from benchmarks.load.apps import BACKEND, LAYER, NS, URL, profiled
-
-
-def _text(user: object, n: object, headers: dict[str, str] | None = None) -> PlainTextResponse:
-    return PlainTextResponse(f"{user} {n}", headers=headers)
-
-
-async def health(request: Request) -> PlainTextResponse:
-    return PlainTextResponse("ok")
-
-
-async def read(request: Request) -> PlainTextResponse:
-    session = request.session
-    return _text(session.get("user", "-"), session.get("n", 0))
-
-
-async def write(request: Request) -> PlainTextResponse:
-    session = request.session
-    n = session.get("n", 0) + 1
-    session["n"] = n
-    return _text(session.get("user", "-"), n)
-
-
-async def sk_login(request: Request) -> PlainTextResponse:
-    user = request.query_params["user"]
-    session = request.session
-    await session.aregenerate()
-    session["user"] = user
-    return _text(user, session.get("n", 0))
-
-
-async def sk_logout(request: Request) -> PlainTextResponse:
-    await request.session.adestroy()
-    return _text("-", 0)
-
-
-async def star_login(request: Request) -> PlainTextResponse:
-    from starsessions import regenerate_session_id
-
-    user = request.query_params["user"]
-    regenerate_session_id(request)
-    request.session["user"] = user
-    return _text(user, request.session.get("n", 0))
-
-
-async def star_logout(request: Request) -> PlainTextResponse:
-    request.session.clear()
-    return _text("-", 0)
-
-
-async def bare(request: Request) -> PlainTextResponse:
-    return _text("-", 0)
+from tests.load.asgi_routes import (
+    bare_read,
+    health,
+    login,
+    logout,
+    read,
+    star_login,
+    star_logout,
+    text,
+    write,
+)
 
 
 def _floor_routes() -> list[Route]:
@@ -70,15 +30,15 @@ def _floor_routes() -> list[Route]:
     floor = AsyncFloor(BACKEND, URL, NS)
 
     async def f_read(request: Request) -> PlainTextResponse:
-        return _text(*await floor.read(request.cookies.get(COOKIE)))
+        return text(*await floor.read(request.cookies.get(COOKIE)))
 
     async def f_write(request: Request) -> PlainTextResponse:
-        return _text(*await floor.write(request.cookies.get(COOKIE)))
+        return text(*await floor.write(request.cookies.get(COOKIE)))
 
     async def f_login(request: Request) -> PlainTextResponse:
         user = request.query_params["user"]
         token = await floor.login(user)
-        return _text(user, 0, {"set-cookie": set_cookie(token)})
+        return text(user, 0, {"set-cookie": set_cookie(token)})
 
     return [
         Route("/health", health),
@@ -111,7 +71,7 @@ def build() -> Starlette:
         return Starlette(
             routes=[
                 Route("/health", health),
-                *(Route(p, bare) for p in ("/read", "/write", "/login")),
+                *(Route(p, bare_read) for p in ("/read", "/write", "/login")),
             ]
         )
     if LAYER == "floor":
@@ -135,8 +95,8 @@ def build() -> Starlette:
         Route("/health", health),
         Route("/read", read),
         Route("/write", write),
-        Route("/login", sk_login),
-        Route("/logout", sk_logout),
+        Route("/login", login),
+        Route("/logout", logout),
     ]
     return Starlette(routes=routes, middleware=[Middleware(SessionMiddleware, store=store)])
 
