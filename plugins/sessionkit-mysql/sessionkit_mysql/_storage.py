@@ -404,6 +404,23 @@ class MySQLStorage:
             )
         return StorageError(f"mysql {op} failed ({self.options.address}): {exc}")
 
+    @contextlib.contextmanager
+    def conn(self) -> Iterator[Any]:
+        """A PyMySQL connection of this storage's pool (Fiber's ``Conn()``), for an operator's
+        own statements, back in the pool when the block ends (closed instead if it broke):
+        ``with storage.conn() as c: c.cursor().execute(...)``. The sessions are in
+        :attr:`options` ``.table``."""
+        if self._closed:
+            raise StorageError(f"{self!r} is closed")
+        try:
+            connection = self._pool.acquire()
+        except _SYNC_ACQUIRE as exc:
+            raise self._failed("connect", exc) from exc
+        try:
+            yield connection
+        finally:
+            self._pool.release(connection, broken=not connection.open)
+
     # -- running a statement: sync ----------------------------------------------------------
 
     def _execute(

@@ -60,7 +60,7 @@ from typing import Any, Literal, TypeVar
 
 import psycopg
 import psycopg.errors
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from sessionkit.storage import PerLoop, StorageError, ttl_seconds
 
@@ -549,6 +549,21 @@ class PostgresStorage:
     def reset(self) -> None:
         """Delete every row of this storage's table (and nothing else), a batch at a time."""
         self._batches("reset", "reset")
+
+    @contextlib.contextmanager
+    def conn(self) -> Iterator[SyncConnection]:
+        """A connection of this storage's pool (Fiber's ``Conn()``), for an operator's own
+        statements, back in the pool when the block ends: ``with storage.conn() as c:
+        c.execute(...)``. The sessions are in :attr:`options` ``.table``; nothing here bounds
+        the statements you run (``statement_timeout`` still does, on the server)."""
+        self._check_open()
+        try:
+            with self._sync_pool().connection(timeout=self.options.pool_timeout) as connection:
+                yield connection
+        except StorageError:
+            raise
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StorageError(f"postgres connection failed: {exc}") from exc
 
     def drop(self) -> None:
         """Drop this storage's table, its rows and index with it (``reset`` empties the table

@@ -70,7 +70,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
@@ -378,6 +378,13 @@ class SQLiteStorage(SyncStorage):
             return self._call(op, args, write=write, deadline=self._deadline())
         deadline = call.started + self._busy_timeout
         return self._call(op, args, write=write, deadline=deadline, inline=call.inline)
+
+    def conn(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A ``sqlite3`` connection of this storage's pool (Fiber's ``Conn()``), for an
+        operator's own statements, back in the pool when the block ends: ``with
+        storage.conn() as c: c.execute(...)``. It holds this storage's writer lock meanwhile,
+        so keep the block short. The sessions are in :attr:`options` ``.table``."""
+        return self._connection()
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
