@@ -575,16 +575,12 @@ class Store:
                 self._emptied(session, session._id, taken)
                 return
             plan, expected = rebased, current
-        # As many requests save this session at once as keep this one from landing (dozens of
-        # one client's parallel calls): save as the last writer, as conflict="overwrite" does
-        # (a removal still wins), rather than fail the request.
-        logger.warning(
-            "sessionkit: session %s kept changing for %.0f s of merges; saved as the last writer",
-            fingerprint(session._id),
-            _MERGE_BUDGET,
-        )
-        self._saved(
-            session, (yield from self._replace_steps(session._id, plan.payload, plan.ttl)), plan
+        # As many requests save this session at once as kept this one from landing for the
+        # whole budget: fail it (a 503; nothing written, so nothing acknowledged is lost, and
+        # the client may retry) rather than overwrite what the others saved.
+        raise StorageError(
+            f"session {fingerprint(session._id)} kept changing for {_MERGE_BUDGET:.0f} s while "
+            "this request merged its changes into it; nothing was written"
         )
 
     def _rebase(self, session: Session, stored: bytes | None) -> bool:
@@ -907,10 +903,11 @@ class _Plan(NamedTuple):
 _CREATE_TRIES = 3
 
 #: How long, in seconds, a save keeps re-applying its changes over other requests' saves of the
-#: same session before it saves as the last writer instead. From the third try on, a try first
-#: waits a random while (exponential backoff with jitter, capped at 50 ms), so requests saving
-#: one session at once take turns: a handful merge in a few milliseconds.
-_MERGE_BUDGET = 1.0
+#: same session before it gives up with a StorageError (a 503: nothing written, so nothing
+#: acknowledged is lost): the storage's own timeout, 5 s by default. From the third try on, a
+#: try first waits a random while (exponential backoff with jitter, capped at 50 ms), so
+#: requests saving one session at once take turns: a handful merge in a few milliseconds.
+_MERGE_BUDGET = 5.0
 
 #: The names ``Store(**fields)`` takes: the config's fields.
 _FIELDS = frozenset(field.name for field in attrs.fields(Config))

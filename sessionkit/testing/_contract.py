@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -404,8 +405,13 @@ class ContractChecks(SuiteBase):
         if not isinstance(storage, CountableStorage):
             pytest.skip(f"{_OPTIONAL}: no count()")
         assert storage.count() == 0
+        filled_by = time.monotonic() + SHORT_TTL.total_seconds()
         _fill(sync_harness, storage)
-        assert storage.count() == len(FILLED)
+        counted = storage.count()
+        if time.monotonic() < filled_by:
+            assert counted == len(FILLED)
+        else:  # a loaded machine took longer than "short" lives: on a real clock it may be gone
+            assert counted in (len(FILLED), len(FILLED) - 1)
         sync_harness.wait(PAST_SHORT_TTL)  # "short" expires
         assert storage.count() == len(FILLED) - 1
         storage.delete("forever")
