@@ -22,6 +22,7 @@ import redis.asyncio
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
+import sessionkit_redis._lane
 from sessionkit import StorageError
 from sessionkit_redis import RedisStorage
 from sessionkit_redis._storage import REPLACE_IF_SHA, SCAN_COUNT
@@ -607,6 +608,8 @@ def counts(monkeypatch: pytest.MonkeyPatch) -> Counts:
 
     counting(redis.connection.AbstractConnection, "send_packed_command", "sent")
     counting(redis.asyncio.connection.AbstractConnection, "send_packed_command", "sent")
+    # The lane's async commands are written by its own _asend (no wait_for per write).
+    counting(sessionkit_redis._lane, "_asend", "sent")
     counting(redis.ConnectionPool, "get_connection", "checkouts")
     counting(redis.asyncio.ConnectionPool, "get_connection", "checkouts")
     counting(redis.BlockingConnectionPool, "get_connection", "checkouts")
