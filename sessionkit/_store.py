@@ -538,7 +538,7 @@ class Store:
     def _merge_steps(self, session: Session, plan: _Plan) -> Steps[None]:
         """Save a loaded session over exactly the bytes it was loaded from (``replace_if``);
         when another request saved it meanwhile, re-read it, re-apply this request's own
-        changes on top (:meth:`_rebase`) and try again, a few times at most.
+        changes on top (:meth:`_rebase`) and try again, for at most :data:`_MERGE_BUDGET`.
 
         So two requests of one session no longer undo each other: a request that only set
         ``cart`` does not bring back the ``user`` a parallel log-out removed. Two requests setting
