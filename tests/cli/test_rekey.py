@@ -22,6 +22,7 @@ import pytest
 from sessionkit import Storage, Store
 from sessionkit._ops.cli import main
 from sessionkit._ops.rekey import parse_duration
+from tests._sessions import saved_sessions
 from tests.cli.conftest import KeptMemoryStorage, PlainStorage, with_query
 from tests.security._crypto_support import key_of, new_key
 
@@ -54,14 +55,10 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 def _fill(url: str, keys: list[str] | None, n: int) -> list[str]:
     store = Store(storage=url, encryption_keys=keys)
-    ids = []
-    for i in range(n):
-        session = store.load(None)
-        session["n"] = i
-        session.save()
-        ids.append(session.id)
-    store.close()
-    return ids
+    try:
+        return saved_sessions(store, n)
+    finally:
+        store.close()
 
 
 def _sealed_by(url: str) -> list[str]:

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sessionkit import Store
+from tests.core._values_support import round_trip
 
 
 @attrs.define
@@ -55,15 +56,6 @@ def make_store() -> Store:
     for cls in (CartItem, Address, Order, Status, Level):
         store.register_type(cls)
     return store
-
-
-def round_trip(store: Store, value: Any) -> Any:
-    session = store.load(None)
-    session.set("v", value)
-    session.save()
-    loaded = store.get_by_id(session.id)
-    assert loaded is not None
-    return loaded.get("v")
 
 
 def same(a: Any, b: Any) -> bool:

@@ -15,6 +15,7 @@ import attrs
 import pytest
 
 from sessionkit import Store
+from tests.core._values_support import round_trip
 
 DEPTH_LIMIT = 64  # docs/values.md
 
@@ -87,15 +88,6 @@ def store_with(*classes: type) -> Store:
     for cls in classes:
         store.register_type(cls)
     return store
-
-
-def round_trip(store: Store, value: Any) -> Any:
-    session = store.load(None)
-    session["v"] = value
-    session.save()
-    loaded = store.get_by_id(session.id)
-    assert loaded is not None, "the session was lost at load"
-    return loaded["v"]
 
 
 def nested(depth: int, wrap: Any = list) -> Any:

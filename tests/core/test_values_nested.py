@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from sessionkit import Store
 from tests._backends import open_backend
+from tests.core._values_support import round_trip
 from tests.core.test_values import Level, Status, same
 
 
@@ -81,15 +82,6 @@ def make_store(*classes: type, storage: Any = None) -> Store:
     for cls in (Item, Cart, Bare, Untyped, Typed, Status, Level, *classes):
         store.register_type(cls)
     return store
-
-
-def round_trip(store: Store, value: Any) -> Any:
-    session = store.load(None)
-    session["v"] = value
-    session.save()
-    loaded = store.get_by_id(session.id)
-    assert loaded is not None, "the session was lost at load"
-    return loaded["v"]
 
 
 def stored(store: Store, value: Any) -> Any:

@@ -150,7 +150,10 @@ def _saved_session(store: Store) -> str:
     return session.id
 
 
-def test_store_level_threads_load_set_save(store: Store) -> None:
+def _threads_load_set_save(store: Store) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``THREADS`` threads each load one saved session, add one to its counter, set a key of
+    their own and save, ``PER_THREAD`` times; return the stored record then, and every
+    snapshot that was saved."""
     sid = _saved_session(store)
     written: list[dict[str, Any]] = []
     lock = threading.Lock()
@@ -171,7 +174,11 @@ def test_store_level_threads_load_set_save(store: Store) -> None:
     in_threads(THREADS, worker)
     final = store.get_by_id(sid)
     assert final is not None
-    _check_merged(dict(final.items()), written)
+    return dict(final.items()), written
+
+
+def test_store_level_threads_load_set_save(store: Store) -> None:
+    _check_merged(*_threads_load_set_save(store))
 
 
 async def test_store_level_tasks_aload_set_asave(store: Store) -> None:
@@ -205,23 +212,6 @@ def test_store_level_overwrite_keeps_one_saves_snapshot(store: Store) -> None:
     """``conflict="overwrite"``: the last save to land wins whole; the record is exactly what
     one save wrote, never a mix."""
     overwriting = Store(attrs.evolve(store.config, conflict="overwrite"), clock=store.now)
-    sid = _saved_session(overwriting)
-    written: list[dict[str, Any]] = []
-    lock = threading.Lock()
-
-    def worker(index: int) -> None:
-        for i in range(PER_THREAD):
-            session = overwriting.load(sid)
-            session["n"] = session["n"] + 1
-            session[f"w{index}"] = i
-            snapshot = dict(session.items())
-            session.save()
-            with lock:
-                written.append(snapshot)
-
-    in_threads(THREADS, worker)
-    final = overwriting.get_by_id(sid)
-    assert final is not None
-    record = dict(final.items())
+    record, written = _threads_load_set_save(overwriting)
     assert record in written, record
     assert 1 <= record["n"] <= THREADS * PER_THREAD

@@ -37,6 +37,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import attrs
 import psycopg
@@ -67,6 +68,8 @@ from tests.security._faults import (
 )
 from tests.web._support import Browser, Client, MakeClient, Reply
 from tests.web.test_failures import assert_unavailable
+
+ServerT = TypeVar("ServerT", bound=ServerProcess)
 
 #: Driver timeouts for these tests, in seconds: short, so an outage fails a request fast.
 TIMEOUT = 0.5
@@ -155,35 +158,40 @@ def _debug_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="sessionkit")
 
 
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[ServerProcess]:
-    server = start_durable_redis()
-    yield server
-    server.close()
+def _private_server(name: str, start: Callable[[], ServerT], doc: str | None = None) -> Any:
+    """A module-scoped fixture ``name``: the private server ``start()`` gives, closed after
+    the module's last test."""
+
+    def fixture() -> Iterator[ServerT]:
+        server = start()
+        yield server
+        server.close()
+
+    fixture.__doc__ = doc
+    return pytest.fixture(scope="module", name=name)(fixture)
 
 
-@pytest.fixture(scope="module")
-def mongo_server() -> Iterator[ServerProcess]:
-    server = start_durable_mongo()
-    yield server
-    server.close()
+def _up(server: ServerT) -> ServerT:
+    """``server`` running and not frozen, whatever a previous test that failed left it as."""
+    server.resume()  # a previous test failed with it frozen
+    if not server.running:  # a previous test failed before bringing it back
+        server.start()
+    return server
 
 
-@pytest.fixture(scope="module")
-def postgres_server() -> Iterator[PostgresProcess]:
+redis_server = _private_server("redis_server", start_durable_redis)
+mongo_server = _private_server("mongo_server", start_durable_mongo)
+postgres_server = _private_server(
+    "postgres_server",
+    lambda: start_postgres(durable=True),
     """A private PostgreSQL that acknowledges a commit once its WAL is written: what a client
-    saw committed survives ``kill()``."""
-    server = start_postgres(durable=True)
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def mysql_server() -> Iterator[ServerProcess]:
-    """A private MariaDB (its log reaches the OS at each commit: survives ``kill()``)."""
-    server = start_mariadb()
-    yield server
-    server.close()
+    saw committed survives ``kill()``.""",
+)
+mysql_server = _private_server(
+    "mysql_server",
+    start_mariadb,
+    "A private MariaDB (its log reaches the OS at each commit: survives ``kill()``).",
+)
 
 
 @attrs.define
@@ -201,10 +209,7 @@ class Outage:
 
 @pytest.fixture(params=SERVERS)
 async def outage(request: pytest.FixtureRequest) -> AsyncIterator[Outage]:
-    server: ServerProcess = request.getfixturevalue(f"{request.param}_server")
-    server.resume()  # a previous test failed with it frozen
-    if not server.running:  # a previous test failed before bringing it back
-        server.start()
+    server = _up(request.getfixturevalue(f"{request.param}_server"))
     storage = _open(request.param, server.url)
     try:
         yield Outage(request.param, server, storage)
@@ -324,10 +329,7 @@ async def test_frozen_sql_server_answers_503_within_the_timeout_and_recovers(
     reads and a new visitor's first write are tried during the freeze: a write already sent
     when a server freezes may still be carried out when it thaws (the server has it), which no
     client can rule out, so this test does not send one."""
-    server: ServerProcess = request.getfixturevalue(f"{kind}_server")
-    server.resume()
-    if not server.running:
-        server.start()
+    server: ServerProcess = _up(request.getfixturevalue(f"{kind}_server"))
     storage = _open(kind, server.url)
     try:
         store = Store(storage=storage, clock=clock)
@@ -405,10 +407,7 @@ async def test_postgres_read_only_answers_503_on_writes_and_keeps_serving_reads(
     reload: every session takes it at its next statement, the storage's open connections
     included (as a database or role setting would reach only new ones). Writes fail with
     ``ReadOnlySqlTransaction``; reads go on."""
-    server = postgres_server
-    server.resume()
-    if not server.running:
-        server.start()
+    server = _up(postgres_server)
     storage = _open("postgres", server.url)
     admin = psycopg.connect(server.url, autocommit=True)
     admin.execute("SET default_transaction_read_only = off")  # this session stays writable
@@ -460,10 +459,7 @@ async def test_mariadb_read_only_answers_503_on_writes_and_keeps_serving_reads(
     with every right on its database and none to ignore ``read_only`` (root has that
     privilege, ``READ_ONLY ADMIN``, and would write on): writes fail with error 1290, reads
     go on."""
-    server = mysql_server
-    server.resume()
-    if not server.running:
-        server.start()
+    server = _up(mysql_server)
     admin = _connect(server.url)
     user = f"skapp_{uuid.uuid4().hex[:8]}"
     run_sql(admin, f"CREATE USER '{user}'@'{HOST}' IDENTIFIED BY 'app-secret'")
@@ -506,9 +502,7 @@ async def test_redis_refusing_writes_answers_503_and_keeps_serving_reads(
 ) -> None:
     """A Redis that became a replica (a failover the application was not told about) refuses
     every write with ``READONLY`` and keeps serving the data it holds."""
-    if not redis_server.running:
-        redis_server.start()
-    storage = _open("redis", redis_server.url)
+    storage = _open("redis", _up(redis_server).url)
     admin = redis.Redis.from_url(redis_server.url)
     try:
         store = Store(storage=storage, clock=clock)

@@ -30,6 +30,7 @@ from sessionkit import Store
 from sessionkit._crypto import Keyring, parse_keys
 from sessionkit._ops.rekey import Rekey, rekey
 from sessionkit.testing import FakeClock
+from tests._sessions import saved_sessions
 from tests.security._crypto_support import WEB, key_of, new_key, records, stored_names
 from tests.security._records import raw_storage
 from tests.web._support import Browser, CountingStorage, MakeClient, make_store
@@ -201,16 +202,6 @@ async def test_two_requests_moving_one_session_keep_one_copy(
 # -- sessionkit rekey ------------------------------------------------------------------------
 
 
-def _fill(store: Store, n: int) -> list[str]:
-    ids = []
-    for i in range(n):
-        session = store.load(None)
-        session["n"] = i
-        session.save()
-        ids.append(session.id)
-    return ids
-
-
 class _Interrupt(Exception):
     pass
 
@@ -219,7 +210,7 @@ def test_an_interrupted_rekey_resumes_where_it_stopped(
     clock: FakeClock, storage: CountingStorage, request: pytest.FixtureRequest
 ) -> None:
     store = make_store(clock, storage, encryption_keys=[K1])
-    ids = _fill(store, 12)
+    ids = saved_sessions(store, 12)
     inner = raw_storage(storage)
 
     def stop(done: int, total: int | None, summary: Rekey) -> None:
@@ -250,7 +241,7 @@ def test_rekey_keeps_each_records_ttl_and_skips_expired_ones(
     short["x"] = 1
     short.set_expiry(timedelta(minutes=5))
     short.save()
-    (long_id,) = _fill(store, 1)
+    (long_id,) = saved_sessions(store, 1)
     clock.advance(10 * 60)  # the 5-minute one is past its expiry
     done = rekey(raw_storage(storage), _keyring(K2, K1), expiration=timedelta(hours=1), clock=clock)
     assert (done.rekeyed, done.expired) == (1, int(done.scanned == 2))
@@ -288,7 +279,7 @@ def test_rekey_loses_no_save_that_lands_between_its_read_and_its_write(
     clock: FakeClock, storage: CountingStorage, request: pytest.FixtureRequest
 ) -> None:
     old = make_store(clock, storage, encryption_keys=[K1, K2])
-    ids = _fill(old, 6)
+    ids = saved_sessions(old, 6)
     by_key = {old.storage_key(sid): sid for sid in ids}
     racing = _RacingStorage(raw_storage(storage), old, by_key, races=3)
     from sessionkit import AtomicStorage, ScannableStorage
@@ -311,7 +302,7 @@ def test_rekey_under_concurrent_saves_loses_nothing(
     once the workers stop and a last rekey pass ran."""
     old = make_store(clock, storage, encryption_keys=[K1, K2])
     new = make_store(clock, storage, encryption_keys=[K2, K1])
-    ids = _fill(old, 40)
+    ids = saved_sessions(old, 40)
     expected = {sid: i for i, sid in enumerate(ids)}
     stop = threading.Event()
     errors: list[BaseException] = []

@@ -24,6 +24,7 @@ by ``test_03_malformed_ids.py::test_a_well_formed_id_wrapped_in_control_characte
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 from urllib.parse import quote
 
@@ -34,7 +35,7 @@ from hypothesis import strategies as st
 from sessionkit import Store
 from sessionkit.testing import FakeClock
 from tests.security._support_ids import ALPHABET, ID_LENGTH, WELL_FORMED, RawClient
-from tests.web._support import CountingStorage, make_store
+from tests.web._support import CountingStorage, Reply, make_store
 
 Kind = Literal["asgi", "wsgi"]
 KINDS: tuple[Kind, ...] = ("asgi", "wsgi")
@@ -118,10 +119,26 @@ def cookie_lines(draw: st.DrawFn) -> tuple[list[str], bool, list[str]]:
     return lines, good == 1 and len(sent) == 1, sent
 
 
-def _counting(store: Store) -> CountingStorage:
+def _store(key_lookup: str = "cookie:session_id") -> tuple[Store, CountingStorage]:
+    """A store on a counting memory storage, finding the id by ``key_lookup``."""
+    store = make_store(FakeClock(1_800_000_000.0), key_lookup=key_lookup)
     storage = store.storage
     assert isinstance(storage, CountingStorage)
-    return storage
+    return store, storage
+
+
+async def _visit(
+    kind: Kind, store: Store, writes: bool, query: str = "", headers: Iterable[tuple[str, str]] = ()
+) -> Reply:
+    """One request, answered 200: ``/setid`` (which writes ``a=1``) if ``writes``, else the
+    read-only ``/fresh``."""
+    if writes:
+        query = f"{query}&a=1" if query else "a=1"
+    reply = await RawClient(kind, store).get(
+        "/setid" if writes else "/fresh", query=query, headers=headers
+    )
+    assert reply.status == 200
+    return reply
 
 
 def _assert_storage(storage: CountingStorage, one_good_id: bool, writes: bool) -> None:
@@ -141,14 +158,8 @@ async def test_fuzzed_cookie_headers(
     kind: Kind, cookies: tuple[list[str], bool, list[str]], writes: bool
 ) -> None:
     lines, one_good, sent = cookies
-    store = make_store(FakeClock(1_800_000_000.0))
-    storage = _counting(store)
-    reply = await RawClient(kind, store).get(
-        "/setid" if writes else "/fresh",
-        query="a=1" if writes else "",
-        headers=[("Cookie", line) for line in lines],
-    )
-    assert reply.status == 200
+    store, storage = _store()
+    reply = await _visit(kind, store, writes, headers=[("Cookie", line) for line in lines])
     _assert_storage(storage, one_good, writes)
     if writes:
         (line,) = reply.header("set-cookie")
@@ -175,10 +186,9 @@ header_text = st.lists(
 async def test_arbitrary_cookie_header_text(kind: Kind, header: str) -> None:
     """Little structure: the storage may only ever be asked about a literal 43-character run of
     the alphabet, and only in a header naming ``session_id``; and only read, never written."""
-    store = make_store(FakeClock(1_800_000_000.0))
-    storage = _counting(store)
-    reply = await RawClient(kind, store).get("/fresh", headers=[("Cookie", header)])
-    assert reply.status == 200 and reply.text == "true"
+    store, storage = _store()
+    reply = await _visit(kind, store, False, headers=[("Cookie", header)])
+    assert reply.text == "true"
     assert reply.header("set-cookie") == []
     if "session_id" in header and ID_LENGTH in map(len, _alphabet_runs(header)):
         assert storage.calls in ({}, {"get": 1})
@@ -208,14 +218,8 @@ def _alphabet_runs(text: str) -> list[str]:
     writes=st.booleans(),
 )
 async def test_fuzzed_id_headers(kind: Kind, values: list[str], writes: bool) -> None:
-    store = make_store(FakeClock(1_800_000_000.0), key_lookup="header:X-Session-Id")
-    storage = _counting(store)
-    reply = await RawClient(kind, store).get(
-        "/setid" if writes else "/fresh",
-        query="a=1" if writes else "",
-        headers=[("X-Session-Id", v) for v in values],
-    )
-    assert reply.status == 200
+    store, storage = _store("header:X-Session-Id")
+    reply = await _visit(kind, store, writes, headers=[("X-Session-Id", v) for v in values])
     one_good = len(values) == 1 and bool(WELL_FORMED.match(values[0]))
     _assert_storage(storage, one_good, writes)
     if writes:
@@ -249,12 +253,8 @@ async def test_fuzzed_query_strings(
     # Percent-encoded UTF-8, as browsers send; or with the characters a query may carry raw.
     safe = "=;/?:@$,[]*'\"!~()" if raw else ""
     query = "&".join(f"{quote(k, safe=safe)}={quote(v, safe=safe)}" for k, v in params)
-    if writes:
-        query = f"{query}&a=1" if query else "a=1"
-    store = make_store(FakeClock(1_800_000_000.0), key_lookup="query:sid")
-    storage = _counting(store)
-    reply = await RawClient(kind, store).get("/setid" if writes else "/fresh", query=query)
-    assert reply.status == 200
+    store, storage = _store("query:sid")
+    reply = await _visit(kind, store, writes, query)
     sent = [v for k, v in params if k == "sid"]
     one_good = len(sent) == 1 and bool(WELL_FORMED.match(sent[0]))
     _assert_storage(storage, one_good, writes)
@@ -283,8 +283,7 @@ async def test_huge_values_cost_nothing(
     lookup = {"header": "header:X-Session-Id", "query": "query:sid"}.get(
         source, "cookie:session_id"
     )
-    store = make_store(FakeClock(1_800_000_000.0), key_lookup=lookup)
-    storage = _counting(store)
+    store, storage = _store(lookup)
     headers: list[tuple[str, str]] = []
     query = ""
     if source == "cookie":
@@ -295,8 +294,8 @@ async def test_huge_values_cost_nothing(
         headers = [("X-Session-Id", value)]
     else:
         query = f"sid={quote(value, safe='')}"
-    reply = await RawClient(kind, store).get("/fresh", query=query, headers=headers)
-    assert reply.status == 200 and reply.text == "true"
+    reply = await _visit(kind, store, False, query, headers)
+    assert reply.text == "true"
     assert storage.calls == {}
     assert reply.header("set-cookie") == [] and reply.header("x-session-id") == []
 

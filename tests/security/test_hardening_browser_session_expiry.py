@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sessionkit import Store
 from sessionkit.testing import FakeClock
 from tests.security._records import raw_storage
 from tests.web._parity import (
     Kind,
     build,
 )
-from tests.web._support import CountingStorage, make_store
+from tests.web._support import Client, CountingStorage, Reply, make_store
 
 HOUR = timedelta(hours=1)
 
@@ -31,12 +32,20 @@ def _no_lifetime_on(cookie: object) -> bool:
     return "max-age" not in attrs and "expires" not in attrs
 
 
+async def _browser_session(
+    kind: Kind, clock: FakeClock, storage: CountingStorage
+) -> tuple[Store, Client, Reply]:
+    """A store that keeps sessions an hour, a client of it under ``kind``, and the reply to a
+    first request that makes a browser session (Flask's ``permanent = False``)."""
+    store = make_store(clock, storage, expiration=HOUR)
+    client = build(kind, store)
+    return store, client, await client.get("/permanent?v=0" if kind == "flask" else "/browser")
+
+
 async def test_a_browser_session_cookie_has_no_max_age_in_any_later_save_or_renewal(
     kind: Kind, clock: FakeClock, storage: CountingStorage
 ) -> None:
-    store = make_store(clock, storage, expiration=HOUR)
-    client = build(kind, store)
-    first = await client.get("/permanent?v=0" if kind == "flask" else "/browser")
+    _, client, first = await _browser_session(kind, clock, storage)
     assert first.status == 200 and _no_lifetime_on(first.cookie)
     cookie = f"session_id={first.cookie.value}"
 
@@ -54,9 +63,7 @@ async def test_a_browser_session_cookie_has_no_max_age_in_any_later_save_or_rene
 async def test_a_browser_session_idle_past_expiration_is_over_although_the_cookie_lives(
     kind: Kind, clock: FakeClock, storage: CountingStorage
 ) -> None:
-    store = make_store(clock, storage, expiration=HOUR)
-    client = build(kind, store)
-    first = await client.get("/permanent?v=0" if kind == "flask" else "/browser")
+    store, client, first = await _browser_session(kind, clock, storage)
     sid = first.cookie.value
     # The backend is told to keep the record for a day: only the envelope can end it.
     raw_storage(storage).touch(store.storage_key(sid), timedelta(days=1))
