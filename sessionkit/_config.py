@@ -534,6 +534,11 @@ def _conflict(field: str, value: object) -> None:
         raise ConfigError(field, f"expected 'merge' or 'overwrite', got {value!r}")
 
 
+def _principal_key(field: str, value: object) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(field, f"expected a session key (a non-empty str) or None, got {value!r}")
+
+
 def _storage_key_secret(field: str, value: object) -> None:
     """One secret, or a sequence of them while rotating: the first names records, the
     others are still looked under (see ``Store._read``)."""
@@ -632,6 +637,10 @@ class Config:
     conflict: Literal["merge", "overwrite"] = attrs.field(
         default="merge", validator=_checked(_conflict)
     )
+    #: The session key whose value (a str or an int) names the user: a session holding it is
+    #: indexed under that value on save, so ``Store.sessions_for`` lists a user's sessions and
+    #: ``Store.destroy_all`` logs the user out everywhere. ``None``: no index is kept.
+    principal_key: str | None = attrs.field(default=None, validator=_checked(_principal_key))
 
     def __attrs_post_init__(self) -> None:
         for lookup in self.lookups:

@@ -3,7 +3,9 @@
 ``{"v": 1, "c": created, "t": saved, "l": lifetime | null, "d": {...}}`` -- created-at and the
 last save time let the server enforce idle expiry and ``absolute_timeout`` itself (the backend's
 TTL is a second line, not the only one), and ``l`` keeps a per-session ``set_expiry`` across
-requests.
+requests. Two optional keys, written only when they apply so other records keep their bytes:
+``"b": true`` (a browser session) and ``"p": horizon`` (indexed under its principal until then;
+see ``sessionkit._principals``).
 """
 
 from __future__ import annotations
@@ -41,12 +43,22 @@ class Record:
     #: ``Max-Age``, the server still ending the session after the config's ``expiration``.
     #: Stored as ``"b": true``, only when set, so other records keep their bytes.
     browser: bool = False
+    #: With ``Config.principal_key``: the time until which the principal index is known to list
+    #: this record (``"p"``). A save that would make the record outlive it indexes it again
+    #: first; ``None``: not indexed (no principal, or stored before ``principal_key`` was set).
+    indexed: float | None = None
 
 
 def encode_record(registry: TypeRegistry, record: Record) -> bytes:
     """Encode ``record`` to bytes (one JSON pass over the data)."""
     return encode_envelope(
-        registry, record.data, record.created, record.saved, record.lifetime, record.browser
+        registry,
+        record.data,
+        record.created,
+        record.saved,
+        record.lifetime,
+        record.browser,
+        record.indexed,
     )
 
 
@@ -57,6 +69,7 @@ def encode_envelope(
     saved: float,
     lifetime: float | None,
     browser: bool = False,
+    indexed: float | None = None,
 ) -> bytes:
     """:func:`encode_record` without building a :class:`Record` first (the save path).
 
@@ -66,6 +79,8 @@ def encode_envelope(
     """
     life = "null" if lifetime is None else _float(float(lifetime))
     flag = _BROWSER if browser else ""
+    if indexed is not None:
+        flag += f'"p":{_float(float(indexed))},'
     return (
         f'{{"v":{VERSION},"c":{_float(float(created))},"t":{_float(float(saved))},'
         f'"l":{life},{flag}"d":{registry.dumps_text(registry.encode_data(data))}}}'
@@ -76,6 +91,8 @@ _float = float.__repr__
 _ENVELOPE_KEYS = frozenset({"v", "c", "t", "l", "d"})
 #: The keys of a browser-session record (see :attr:`Record.browser`).
 _BROWSER_KEYS = _ENVELOPE_KEYS | {"b"}
+#: Every shape a record may have: the base keys, with either or both optional ones.
+_SHAPES = (_ENVELOPE_KEYS, _BROWSER_KEYS, _ENVELOPE_KEYS | {"p"}, _BROWSER_KEYS | {"p"})
 _BROWSER = '"b":true,'
 _INF = float("inf")
 # No lifetime can be stored above what Config and set_expiry accept: a larger one was not
@@ -112,7 +129,8 @@ def decode_record(registry: TypeRegistry, payload: bytes) -> Record:
     browser = "b" in env
     if browser and (env["b"] is not True or lifetime is not None):
         raise DecodeError("malformed browser-session flag")
-    return Record(data=env["d"], created=created, saved=saved, lifetime=lifetime, browser=browser)
+    indexed = _number(env["p"]) if "p" in env else None
+    return Record(env["d"], created, saved, lifetime, browser, indexed)
 
 
 def _checked_times(env: Any) -> tuple[float, float, float | None]:
@@ -122,7 +140,7 @@ def _checked_times(env: Any) -> tuple[float, float, float | None]:
     if type(env) is not dict or type(env.get("v")) is not int or env["v"] != VERSION:
         raise DecodeError("not a sessionkit record of a known version")
     keys = env.keys()
-    if (keys != _ENVELOPE_KEYS and keys != _BROWSER_KEYS) or type(env["d"]) is not dict:
+    if keys not in _SHAPES or type(env["d"]) is not dict:
         raise DecodeError("malformed envelope")
     lifetime = env["l"]
     if lifetime is not None:

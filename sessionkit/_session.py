@@ -52,6 +52,7 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         "_failure",
         "_fresh",
         "_id",
+        "_indexed",
         "_lifetime",
         "_lifetime_set",
         "_loaded_at",
@@ -118,6 +119,9 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         #: stored record when another request saved it meanwhile (``conflict="merge"``).
         self._edits: set[str] = set()
         self._lifetime_set = False
+        #: The horizon the stored record is indexed until under its principal (see
+        #: sessionkit._principals); ``None``: not indexed, or nothing stored.
+        self._indexed = None if record is None else record.indexed
         if record is None:
             self._data: dict[str, Any] = {}
             self._created = now

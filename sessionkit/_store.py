@@ -28,6 +28,7 @@ from ._discovery import open_storage
 from ._envelope import Record, decode_record, encode_envelope
 from ._errors import ConfigError, SessionGone, SessionKitError, SessionTooLarge, StorageError
 from ._id_lookup import ASGI_KEY, WSGI_KEY, asgi_values, carrier_of, client_values, wsgi_values
+from ._principals import Entry, PrincipalIndex, principal_text
 from ._session import Session
 from ._steps import (
     CREATE,
@@ -100,9 +101,8 @@ class Store:
         )
         secret = config.storage_key_secret
         secrets = () if secret is None else (secret,) if isinstance(secret, bytes | str) else secret
-        namers = [
-            functools.partial(_hashed_key, s.encode() if isinstance(s, str) else s) for s in secrets
-        ]
+        secret_bytes = tuple(s.encode() if isinstance(s, str) else s for s in secrets)
+        namers = [functools.partial(_hashed_key, s) for s in secret_bytes]
         self.storage_key: Callable[[str], str] = namers[0] if namers else _plain_key
         #: The names records had under the earlier secrets of a ``storage_key_secret`` being
         #: rotated: looked under only when the first name misses, and taken when the record
@@ -119,6 +119,10 @@ class Store:
         self._creating = isinstance(self.storage, CreatingStorage)
         # A merge needs replace_if: it writes only over the exact bytes it last saw.
         self._merging = config.conflict == "merge" and self._atomic
+        principal = config.principal_key
+        self._principals = (
+            None if principal is None else PrincipalIndex(self, principal, secret_bytes)
+        )
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -226,6 +230,28 @@ class Store:
         if self.is_valid_id(session_id):
             await self._adelete_key(session_id)
 
+    def sessions_for(self, principal: str | int) -> list[str]:
+        """The ids of the live sessions holding ``principal`` under ``Config.principal_key``
+        (a user's devices), read from the user's index: no scan of the storage."""
+        return self._listed(principal, drive(self.storage, self._live_steps(principal)))
+
+    async def asessions_for(self, principal: str | int) -> list[str]:
+        """Async twin of :meth:`sessions_for`."""
+        return self._listed(principal, await adrive(self.storage, self._live_steps(principal)))
+
+    def destroy_all(self, principal: str | int, *, keep: str | None = None) -> int:
+        """Destroy every live session holding ``principal`` (log the user out everywhere), or
+        every one but ``keep`` (a session id: "log out my other devices"); return how many.
+
+        A session saved holding ``principal`` after this returns (a log-in racing it) is not
+        destroyed. A parallel save of a destroyed session does not bring it back.
+        """
+        return drive(self.storage, self._destroy_all_steps(principal, keep))
+
+    async def adestroy_all(self, principal: str | int, *, keep: str | None = None) -> int:
+        """Async twin of :meth:`destroy_all`."""
+        return await adrive(self.storage, self._destroy_all_steps(principal, keep))
+
     def reset(self) -> None:
         """Delete every session of this store (its storage namespace only)."""
         _guard(self.storage.reset)
@@ -241,6 +267,45 @@ class Store:
     async def aclose(self) -> None:
         """Async twin of :meth:`close`."""
         await _aguard(self.storage.aclose())
+
+    # -- the principal index (see sessionkit._principals) ---------------------------------------
+
+    def _index(self) -> PrincipalIndex:
+        if self._principals is None:
+            raise ConfigError("principal_key", "is not set: no index of sessions by user is kept")
+        return self._principals
+
+    def _live_steps(self, principal: str | int) -> Steps[list[Entry]]:
+        return (yield from self._index().live_steps(principal_text(principal)))
+
+    def _listed(self, principal: str | int, entries: list[Entry]) -> list[str]:
+        index, ids = self._index(), []
+        for entry in entries:
+            try:
+                ids.append(index.session_id(entry))
+            except DecodeError as exc:
+                logger.warning("sessionkit: a session of a user cannot be listed (%s)", exc)
+        return ids
+
+    def _destroy_all_steps(self, principal: str | int, keep: str | None) -> Steps[int]:
+        index, text = self._index(), principal_text(principal)
+        kept = None if keep is None else self.storage_key(keep)
+        gone: set[str] = set()
+        for entry in (yield from index.live_steps(text)):
+            if kept in entry.names:
+                continue
+            if (yield from self._take_each_steps(entry.names)):
+                gone.add(entry.names[0])
+        if gone:
+            yield from index.prune_steps(text, gone)
+        return len(gone)
+
+    def _index_steps(self, session_id: str, plan: _Plan) -> Steps[None]:
+        """Before ``plan`` is written under ``session_id``: list it in its principal's index
+        when the record would otherwise outlive what the index knows of it."""
+        if plan.indexing and self._principals is not None:
+            assert plan.principal is not None and plan.horizon is not None
+            yield from self._principals.add_steps(session_id, plan.principal, plan.horizon)
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -311,9 +376,7 @@ class Store:
         if payload is None or session_id is None:
             return None
         try:
-            if self._keyring is not None:
-                payload = self._keyring.open(payload, self._names(session_id))
-            record = decode_record(self.types, payload)
+            return self._record_of(payload, self._names(session_id), now)
         except DecodeError as exc:
             why: object = exc
             if self._keyring is None and is_sealed(payload):
@@ -322,6 +385,13 @@ class Store:
                 "sessionkit: unreadable session %s dropped (%s)", fingerprint(session_id), why
             )
             return None
+
+    def _record_of(self, payload: bytes, names: Iterable[str], now: float) -> Record | None:
+        """The record ``payload`` holds, stored under one of ``names`` (decrypted when
+        encryption is on); ``None`` when expired, :class:`DecodeError` when unreadable."""
+        if self._keyring is not None:
+            payload = self._keyring.open(payload, names)
+        record = decode_record(self.types, payload)
         return None if self._expired(record, now) else record
 
     async def _aload_scope(self, scope: MutableMapping[str, Any]) -> Session:
@@ -457,8 +527,17 @@ class Store:
         """Encode ``session``; ``None`` when it is empty and must not be stored."""
         if not session._data:
             return None
+        # The horizon the stored record was indexed until holds for its id and principal: not
+        # for a new record (a new id) nor when this request changed the principal.
+        indexed = session._indexed
+        if not session._persisted or self.config.principal_key in session._edits:
+            indexed = None
         return self._plan(
-            session._data, session._created, session._lifetime, browser=session._browser
+            session._data,
+            session._created,
+            session._lifetime,
+            browser=session._browser,
+            indexed=indexed,
         )
 
     def _plan(
@@ -468,12 +547,24 @@ class Store:
         per_session: float | None,
         renewal: bool = False,
         browser: bool = False,
+        indexed: float | None = None,
     ) -> _Plan:
         """Encode a record of ``data`` saved now, held to ``max_size`` unless it is a
-        ``renewal`` (see :meth:`_renewal_plan`)."""
+        ``renewal`` (see :meth:`_renewal_plan`). ``indexed``: the horizon the stored record
+        is known to be indexed until under the principal ``data`` holds (``None``: unknown)."""
         now = self.now()
         lifetime = self._ttl(per_session, created, now)
-        payload = encode_envelope(self.types, data, created, now, per_session, browser)
+        principal = horizon = None
+        indexing = False
+        if self._principals is not None:
+            principal = self._principals.principal_of(data)
+            if principal is None:
+                pass
+            elif indexed is not None and indexed >= now + lifetime:
+                horizon = indexed
+            else:  # twice the lifetime ahead: indexed again about once per lifetime
+                horizon, indexing = now + 2 * lifetime, True
+        payload = encode_envelope(self.types, data, created, now, per_session, browser, horizon)
         if len(payload) > self.config.max_size and not renewal:
             raise SessionTooLarge(
                 f"encoded session is {len(payload)} bytes, above max_size={self.config.max_size}"
@@ -482,7 +573,7 @@ class Store:
         ttl = (
             self.config.expiration if lifetime == self._expiration else timedelta(seconds=lifetime)
         )
-        return _Plan(payload, ttl, now, lifetime)
+        return _Plan(payload, ttl, now, lifetime, principal, horizon, indexing)
 
     def _saved(self, session: Session, wrote: bool, plan: _Plan) -> None:
         session._modified = False
@@ -496,6 +587,7 @@ class Store:
         session._persisted = True
         session._destroyed = False
         session._retiring = None
+        session._indexed = plan.horizon
         session._wrote = (plan.now, plan.lifetime)
         # What is stored now, which the next save in this request merges against: the plan's
         # bytes, unless encryption sealed them on the way (then unknown here, and that save
@@ -521,9 +613,8 @@ class Store:
             old = session._stored_id()
             self._emptied(session, old, old is not None and (yield from self._take_steps(old)))
             return
-        payload, ttl = plan.payload, plan.ttl
         if not session._persisted:
-            new_id = yield from self._create_record_steps(session._id, payload, ttl)
+            new_id = yield from self._create_record_steps(session._id, plan)
             if session._retiring is not None:
                 plan = yield from self._retire_steps(session, new_id, plan)
             session._id = new_id
@@ -533,7 +624,7 @@ class Store:
         if self._merging and session._raw is not None:
             yield from self._merge_steps(session, plan)
             return
-        self._saved(session, (yield from self._replace_steps(session._id, payload, ttl)), plan)
+        self._saved(session, (yield from self._replace_steps(session._id, plan)), plan)
 
     def _merge_steps(self, session: Session, plan: _Plan) -> Steps[None]:
         """Save a loaded session over exactly the bytes it was loaded from (``replace_if``);
@@ -546,25 +637,28 @@ class Store:
         stays gone (:class:`~sessionkit.SessionGone`): a merge never brings a session back.
         """
         key = self.storage_key(session._id)
-        keyring = self._keyring
         expected = session._raw
         deadline = time.monotonic() + _MERGE_BUDGET
+        indexed = None
         for attempt in itertools.count():
             if attempt > 1:  # others keep saving: step aside a random while, up to 50 ms
                 if time.monotonic() >= deadline:
                     break
                 yield PAUSE, (random.uniform(0, min(0.05, 0.001 * 2**attempt)),)
-            payload = plan.payload if keyring is None else keyring.seal(plan.payload, key)
+            if plan.indexing and (plan.principal, plan.horizon) != indexed:
+                yield from self._index_steps(session._id, plan)
+                indexed = (plan.principal, plan.horizon)
+            payload = self._sealed(key, plan)
             if (yield REPLACE_IF, (key, expected, payload, plan.ttl)):
                 self._saved(session, True, plan)
-                if keyring is not None:
+                if self._keyring is not None:
                     session._raw = payload
                 return
             current = yield GET, (key,)
             if current is None and self._older_names:
                 # Perhaps still under an older secret's name (storage_key_secret rotating):
                 # the plain save moves it, or finds it gone.
-                ok = yield from self._replace_steps(session._id, plan.payload, plan.ttl)
+                ok = yield from self._replace_steps(session._id, plan)
                 self._saved(session, ok, plan)
                 return
             if not self._rebase(session, current):
@@ -597,6 +691,7 @@ class Store:
                 data.pop(name, None)
         session._data = data
         session._created = record.created
+        session._indexed = record.indexed
         if not session._lifetime_set:
             session._lifetime = record.lifetime
             session._browser = record.browser
@@ -619,7 +714,6 @@ class Store:
         retiring = session._retiring
         assert retiring is not None
         new_key = self.storage_key(new_id)
-        keyring = self._keyring
         try:
             taken = yield from self._take_steps(retiring)
         except StorageError:
@@ -634,25 +728,25 @@ class Store:
         if kept is None:
             yield DELETE, (new_key,)
         else:  # our own copy, under an id no one else has: a plain write replaces it
-            payload = kept.payload if keyring is None else keyring.seal(kept.payload, new_key)
-            yield SET, (new_key, payload, kept.ttl)
+            yield from self._index_steps(new_id, kept)
+            yield SET, (new_key, self._sealed(new_key, kept), kept.ttl)
         return kept
 
-    def _create_record(self, session_id: str, payload: bytes, ttl: timedelta) -> str:
+    def _create_record(self, session_id: str, plan: _Plan) -> str:
         """Store a new record create-only; return the id it went under (see
         :meth:`_create_record_steps`)."""
-        return drive(self.storage, self._create_record_steps(session_id, payload, ttl))
+        return drive(self.storage, self._create_record_steps(session_id, plan))
 
-    async def _acreate_record(self, session_id: str, payload: bytes, ttl: timedelta) -> str:
+    async def _acreate_record(self, session_id: str, plan: _Plan) -> str:
         """Async twin of :meth:`_create_record`."""
-        return await adrive(self.storage, self._create_record_steps(session_id, payload, ttl))
+        return await adrive(self.storage, self._create_record_steps(session_id, plan))
 
-    def _create_record_steps(self, session_id: str, payload: bytes, ttl: timedelta) -> Steps[str]:
+    def _create_record_steps(self, session_id: str, plan: _Plan) -> Steps[str]:
         """A new record never overwrites a live one: an id that names a live record (a
         collision, a weak custom ``key_generator``) is replaced by a fresh one and the write
         tried again, a few times at most."""
         for _ in range(_CREATE_TRIES):
-            if (yield from self._create_once_steps(session_id, payload, ttl)):
+            if (yield from self._create_once_steps(session_id, plan)):
                 return session_id
             session_id = self._collided(session_id)
         raise _collisions()
@@ -660,20 +754,20 @@ class Store:
     # The two writes every save is made of, shared with the Django engine (sessionkit.django),
     # each through the storage's atomic operation where it has one.
 
-    def _create_once(self, session_id: str, payload: bytes, ttl: timedelta) -> bool:
+    def _create_once(self, session_id: str, plan: _Plan) -> bool:
         """Write a record under ``session_id`` only if no live one is there; whether it was
         written."""
-        return drive(self.storage, self._create_once_steps(session_id, payload, ttl))
+        return drive(self.storage, self._create_once_steps(session_id, plan))
 
-    async def _acreate_once(self, session_id: str, payload: bytes, ttl: timedelta) -> bool:
+    async def _acreate_once(self, session_id: str, plan: _Plan) -> bool:
         """Async twin of :meth:`_create_once`."""
-        return await adrive(self.storage, self._create_once_steps(session_id, payload, ttl))
+        return await adrive(self.storage, self._create_once_steps(session_id, plan))
 
-    def _create_once_steps(self, session_id: str, payload: bytes, ttl: timedelta) -> Steps[bool]:
+    def _create_once_steps(self, session_id: str, plan: _Plan) -> Steps[bool]:
         """Storages without ``create`` get a read, then a write."""
+        yield from self._index_steps(session_id, plan)
         key = self.storage_key(session_id)
-        if self._keyring is not None:
-            payload = self._keyring.seal(payload, key)
+        payload, ttl = self._sealed(key, plan), plan.ttl
         if self._creating:
             return bool((yield CREATE, (key, payload, ttl)))
         if (yield GET, (key,)) is not None:
@@ -681,29 +775,29 @@ class Store:
         yield SET, (key, payload, ttl)
         return True
 
-    def _replace_live(self, session_id: str, payload: bytes, ttl: timedelta) -> bool:
+    def _replace_live(self, session_id: str, plan: _Plan) -> bool:
         """Replace the record under ``session_id`` only if it is still live; whether it was
         (a session destroyed meanwhile by another request stays destroyed)."""
-        return drive(self.storage, self._replace_steps(session_id, payload, ttl))
+        return drive(self.storage, self._replace_steps(session_id, plan))
 
-    async def _areplace_live(self, session_id: str, payload: bytes, ttl: timedelta) -> bool:
+    async def _areplace_live(self, session_id: str, plan: _Plan) -> bool:
         """Async twin of :meth:`_replace_live`."""
-        return await adrive(self.storage, self._replace_steps(session_id, payload, ttl))
+        return await adrive(self.storage, self._replace_steps(session_id, plan))
 
-    def _replace_steps(self, session_id: str, payload: bytes, ttl: timedelta) -> Steps[bool]:
+    def _replace_steps(self, session_id: str, plan: _Plan) -> Steps[bool]:
         """Storages without ``replace`` get a touch, then a write. A miss while
         ``storage_key_secret`` rotates may be a record still under an older name: it is moved
         (see :meth:`_move_steps`)."""
-        if (yield from self._replace_once_steps(session_id, payload, ttl)):
+        yield from self._index_steps(session_id, plan)
+        if (yield from self._replace_once_steps(session_id, plan)):
             return True
         if not self._older_names:
             return False
-        return (yield from self._move_steps(session_id, payload, ttl))
+        return (yield from self._move_steps(session_id, plan))
 
-    def _replace_once_steps(self, session_id: str, payload: bytes, ttl: timedelta) -> Steps[bool]:
+    def _replace_once_steps(self, session_id: str, plan: _Plan) -> Steps[bool]:
         key = self.storage_key(session_id)
-        if self._keyring is not None:
-            payload = self._keyring.seal(payload, key)
+        payload, ttl = self._sealed(key, plan), plan.ttl
         if self._conditional:
             return bool((yield REPLACE, (key, payload, ttl)))
         if not (yield TOUCH, (key, ttl)):
@@ -711,7 +805,7 @@ class Store:
         yield SET, (key, payload, ttl)
         return True
 
-    def _move_steps(self, session_id: str, payload: bytes, ttl: timedelta) -> Steps[bool]:
+    def _move_steps(self, session_id: str, plan: _Plan) -> Steps[bool]:
         """Save a record found under an older secret's name to its current name, then take the
         old copy; whether the session was still live.
 
@@ -721,19 +815,29 @@ class Store:
         record first wins the create: this save then replaces its copy. If the old copy is
         gone by the time it is taken, the session was destroyed meanwhile, and the new copy
         is removed again: a save never resurrects a session.
+
+        The record changes its name: its principal's index lists it again first (the entry
+        may predate the secret it is moving to).
         """
+        if plan.principal is not None:
+            plan = plan._replace(indexing=True)
         older = [name(session_id) for name in self._older_names]
         for key in older:
             if (yield GET, (key,)) is not None:
                 break
         else:
             return False  # under no name: destroyed or regenerated away
-        if not (yield from self._create_once_steps(session_id, payload, ttl)):
-            return (yield from self._replace_once_steps(session_id, payload, ttl))
+        if not (yield from self._create_once_steps(session_id, plan)):
+            return (yield from self._replace_once_steps(session_id, plan))
         if (yield from self._take_each_steps(older)):
             return True
         yield DELETE, (self.storage_key(session_id),)
         return False
+
+    def _sealed(self, key: str, plan: _Plan) -> bytes:
+        """``plan``'s bytes as stored under ``key``: sealed when encryption is on."""
+        keyring = self._keyring
+        return plan.payload if keyring is None else keyring.seal(plan.payload, key)
 
     def _collided(self, session_id: str) -> str:
         logger.warning(
@@ -783,8 +887,8 @@ class Store:
             elif self._older_names:
                 yield from self._renew_older_steps(session, plan, raw)
             return
-        payload = plan.payload if self._keyring is None else self._keyring.seal(plan.payload, key)
-        if (yield REPLACE_IF, (key, raw, payload, plan.ttl)):
+        yield from self._index_steps(session._id, plan)
+        if (yield REPLACE_IF, (key, raw, self._sealed(key, plan), plan.ttl)):
             self._saved(session, True, plan)
         elif self._older_names:
             yield from self._renew_older_steps(session, plan, raw)
@@ -820,7 +924,12 @@ class Store:
             if not stored.data:
                 return None
             return self._plan(
-                stored.data, stored.created, stored.lifetime, renewal=True, browser=stored.browser
+                stored.data,
+                stored.created,
+                stored.lifetime,
+                renewal=True,
+                browser=stored.browser,
+                indexed=stored.indexed,
             )
         except (TypeError, DecodeError) as exc:
             logger.warning(
@@ -876,6 +985,7 @@ class Store:
         session._loaded_at = None
         session._retiring = None
         session._changed = None
+        session._indexed = None
         return self._plan_save(session)
 
     def _delete_key(self, session_id: str) -> None:
@@ -896,6 +1006,12 @@ class _Plan(NamedTuple):
     ttl: timedelta
     now: float
     lifetime: float
+    #: With ``principal_key``: the principal the record holds (see sessionkit._principals),
+    #: the horizon its envelope says it is indexed until, and whether the index must be
+    #: written first to make that true.
+    principal: str | None = None
+    horizon: float | None = None
+    indexing: bool = False
 
 
 #: How many ids a new record may try before giving up: with ids from ``secrets`` even a

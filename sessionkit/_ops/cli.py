@@ -236,6 +236,7 @@ def _rekey_storage(args: argparse.Namespace, storage: Storage, *, keyring: Any) 
         f"{summary.scanned} record(s): {summary.rekeyed} re-encrypted, {summary.current} already "
         f"under the first key, {summary.expired} expired, {summary.unreadable} unreadable, "
         f"{summary.changed} still changing"
+        + (f", {summary.indexes} user index(es) left as they are" if summary.indexes else "")
     )
     if summary.unreadable:
         _err(

@@ -32,6 +32,7 @@ from .._abilities import CountableStorage, ScannableStorage
 from .._crypto import Keyring, parse_keys, sealed_key_id
 from .._envelope import envelope_times
 from .._errors import ConfigError
+from .._principals import is_index
 from .._storage import AtomicStorage, ConditionalStorage, Storage
 from .._values import DecodeError
 from .purge import Unsupported
@@ -110,6 +111,8 @@ class Rekey:
     unreadable: int = 0
     #: Records a request kept changing through every retry: still under an old key.
     changed: int = 0
+    #: Users' session indexes (``Config.principal_key``): never sealed, so left as they are.
+    indexes: int = 0
 
     @property
     def complete(self) -> bool:
@@ -188,6 +191,8 @@ def _rekey_one(
     """Rekey one record; return which :class:`Rekey` counter it adds to."""
     if sealed_key_id(value) == keyring.current_id:
         return "current"
+    if is_index(value):
+        return "indexes"
     try:
         plaintext = keyring.open(value, (key,))
         times = envelope_times(plaintext)

@@ -19,6 +19,7 @@ import attrs
 from .._abilities import CountableStorage, ScannableStorage
 from .._crypto import is_sealed
 from .._envelope import VERSION
+from .._principals import is_index
 from .._storage import Storage
 from .text import human_age, human_bytes
 
@@ -42,6 +43,8 @@ class Stats:
     unreadable: int = 0
     #: Encrypted records (``encryption_keys``): sessions, whose age only the keys can read.
     encrypted: int = 0
+    #: Users' session indexes (``Config.principal_key``): not sessions, not counted in ``live``.
+    indexes: int = 0
 
 
 def created_at(payload: bytes) -> float | None:
@@ -61,7 +64,7 @@ def collect_stats(storage: Storage) -> Stats:
     live = storage.count() if isinstance(storage, CountableStorage) else None
     if not isinstance(storage, ScannableStorage):
         return Stats(live, None, None)
-    seen = unreadable = encrypted = 0
+    seen = unreadable = encrypted = indexes = 0
     oldest: float | None = None
     largest: int | None = None
     for _, value in storage.scan():
@@ -70,12 +73,16 @@ def collect_stats(storage: Storage) -> Stats:
         if is_sealed(value):
             encrypted += 1
             continue
+        if is_index(value):
+            indexes += 1
+            continue
         created = created_at(value)
         if created is None:
             unreadable += 1
         elif oldest is None or created < oldest:
             oldest = created
-    return Stats(seen if live is None else live, oldest, largest, True, unreadable, encrypted)
+    live = (seen if live is None else live) - indexes
+    return Stats(live, oldest, largest, True, unreadable, encrypted, indexes)
 
 
 def format_stats(url: str, stats: Stats, now: float) -> list[str]:
@@ -89,6 +96,8 @@ def format_stats(url: str, stats: Stats, now: float) -> list[str]:
     ]
     if stats.encrypted:
         rows.append(("encrypted", f"{stats.encrypted} records (not counted in oldest)"))
+    if stats.indexes:
+        rows.append(("user indexes", f"{stats.indexes} (principal_key), not counted as sessions"))
     if stats.unreadable:
         rows.append(("not sessions", f"{stats.unreadable} records are not sessionkit envelopes"))
     return [f"{label:<14} {value}" for label, value in rows]

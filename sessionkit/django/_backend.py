@@ -294,7 +294,7 @@ class SessionStore(FailureNoting, SessionBase):
         write = self._write_for(store, self._get_session(no_load=True))
         key = store.new_id()
         if write.plan is not None:
-            key = self._noting(store._create_record, key, write.plan.payload, write.plan.ttl)
+            key = self._noting(store._create_record, key, write.plan)
         self._took(key, write)
         self.modified = True
 
@@ -304,7 +304,7 @@ class SessionStore(FailureNoting, SessionBase):
         key = store.new_id()
         if write.plan is not None:
             plan = write.plan
-            key = await self._anoting(store._acreate_record(key, plan.payload, plan.ttl))
+            key = await self._anoting(store._acreate_record(key, plan))
         self._took(key, write)
         self.modified = True
 

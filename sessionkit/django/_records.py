@@ -27,20 +27,20 @@ __all__ = [
 
 def create_once(store: Store, key: str, plan: _Plan) -> bool:
     """Write ``plan`` under ``key`` only if no live record is there (one try)."""
-    return store._create_once(key, plan.payload, plan.ttl)
+    return store._create_once(key, plan)
 
 
 async def acreate_once(store: Store, key: str, plan: _Plan) -> bool:
-    return await store._acreate_once(key, plan.payload, plan.ttl)
+    return await store._acreate_once(key, plan)
 
 
 def replace_live(store: Store, key: str, plan: _Plan) -> bool:
     """Replace the record under ``key`` only if it is still there (as a save does)."""
-    return store._replace_live(key, plan.payload, plan.ttl)
+    return store._replace_live(key, plan)
 
 
 async def areplace_live(store: Store, key: str, plan: _Plan) -> bool:
-    return await store._areplace_live(key, plan.payload, plan.ttl)
+    return await store._areplace_live(key, plan)
 
 
 def retire(store: Store, old: str, stored: bool) -> bool:

@@ -44,6 +44,7 @@ pytest.register_assert_rewrite(
     "sessionkit.testing._contract",
     "sessionkit.testing._harness",
     "sessionkit.testing._machine",
+    "sessionkit.testing._principals",
     "sessionkit.testing._promises",
     "sessionkit.testing._suite",
 )

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from ._contract import ContractChecks
+from ._principals import PrincipalChecks
 from ._promises import AsyncLoopChecks, CleanupAndTtlChecks, FaultChecks, RaceChecks, UrlChecks
 
 __all__ = ["StorageConformance"]
 
 
 class StorageConformance(
-    ContractChecks, FaultChecks, RaceChecks, AsyncLoopChecks, UrlChecks, CleanupAndTtlChecks
+    ContractChecks,
+    FaultChecks,
+    RaceChecks,
+    AsyncLoopChecks,
+    UrlChecks,
+    CleanupAndTtlChecks,
+    PrincipalChecks,
 ):
     """Subclass in a test module as ``class TestMyStorage(StorageConformance)`` and implement
     :meth:`make_storage`.

@@ -11,7 +11,14 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth import aauthenticate, alogin, alogout
+from django.contrib.auth import (
+    aauthenticate,
+    alogin,
+    alogout,
+    authenticate,
+    login,
+    update_session_auth_hash,
+)
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 
@@ -144,6 +151,23 @@ def user(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"user": str(request.user)})
 
 
+def log_in(request: HttpRequest) -> HttpResponse:
+    found = authenticate(request, username=request.GET["u"], password=request.GET["p"])
+    assert found is not None
+    login(request, found)
+    return _json({})
+
+
+def change_password(request: HttpRequest) -> HttpResponse:
+    """docs/principals.md's Django recipe: a password change logs the user's other devices out."""
+    account: Any = request.user
+    account.set_password(request.GET["p"])
+    account.save()
+    update_session_auth_hash(request, account)
+    ended = get_store().destroy_all(str(account.pk), keep=request.session.session_key)
+    return _json({"ended": ended})
+
+
 urlpatterns = [
     path("put", put),
     path("read", read),
@@ -160,6 +184,8 @@ urlpatterns = [
     path("error", server_error),
     path("raced", raced),
     path("user", user),
+    path("login", log_in),
+    path("password", change_password),
     path("a/put", aput),
     path("a/read", aread),
     path("a/cycle", acycle),
