@@ -142,6 +142,74 @@ class Session(FailureNoting, MutableMapping[str, Any]):
             self._persisted = True
             self._loaded_at = record.saved
 
+    # -- transitions the store makes (one method each, so the state is changed in one place) --
+
+    def _filled(
+        self, session_id: str, record: Record | None, now: float, raw: bytes | None = None
+    ) -> None:
+        """A pending session loaded: ``record`` read under ``session_id`` (``None``: nothing
+        live there, and ``session_id`` is a new id)."""
+        self._pending = False
+        self._failure = None
+        self._apply(session_id, record, now, raw)
+
+    def _stored(
+        self, now: float, lifetime: float, raw: bytes | None, indexed: float | None
+    ) -> None:
+        """A save wrote the session's record at ``now`` for ``lifetime`` seconds; ``raw``: the
+        bytes stored (``None``: unknown here, sealed on the way), ``indexed``: the horizon
+        the record is indexed until under its principal."""
+        self._modified = False
+        self._persisted = True
+        self._destroyed = False
+        self._retiring = None
+        self._indexed = indexed
+        self._wrote = (now, lifetime)
+        self._raw = raw
+        self._edits = set()
+
+    def _rebased(self, record: Record) -> None:
+        """A merge: this request's own changes (keys set and deleted, a lifetime given) put on
+        top of ``record``, which another request stored meanwhile."""
+        data, own = record.data, self._data
+        for name in self._edits:
+            if name in own:
+                data[name] = own[name]
+            else:
+                data.pop(name, None)
+        self._data = data
+        self._created = record.created
+        self._indexed = record.indexed
+        if not self._lifetime_set:
+            self._lifetime = record.lifetime
+            self._browser = record.browser
+
+    def _emptied(self, *, forgotten: bool, taken: bool) -> None:
+        """A save found the session empty: its record (if ``forgotten``: there was one) is
+        removed, ``taken``: by this save (else another request had removed it already, and
+        that request's response owns the cookie)."""
+        if forgotten:
+            self._persisted = False
+            self._retiring = None
+            if not taken:
+                self._loaded_at = None
+        self._modified = False
+
+    def _kept_changes(self, now: float) -> None:
+        """A regenerated session whose old record another request removed first: it keeps
+        only the keys this request set since :meth:`regenerate`, as a new session made
+        ``now``."""
+        data, changed = self._data, self._changed or set()
+        self._data = {key: data[key] for key in changed if key in data}
+        self._lifetime = None
+        self._browser = False
+        self._created = now
+        self._modified = False
+        self._loaded_at = None
+        self._retiring = None
+        self._changed = None
+        self._indexed = None
+
     def _touch(self) -> None:
         """Mark the session used (the response then varies by its cookie), and read a lazily
         loaded one now; a storage failure propagates."""

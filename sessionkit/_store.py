@@ -496,12 +496,10 @@ class Store:
         sid = session._id
         now = self.now()
         record = self._live_record(sid, payload, now)
-        session._pending = False
-        session._failure = None
         if record is None:
-            session._apply(self.new_id(), None, now)
+            session._filled(self.new_id(), None, now)
         else:
-            session._apply(sid, record, now, payload)
+            session._filled(sid, record, now, payload)
 
     def _lifetime(self, per_session: float | None) -> float:
         """Seconds a session lives after a save: its own ``set_expiry`` or the configured one."""
@@ -576,24 +574,19 @@ class Store:
         return _Plan(payload, ttl, now, lifetime, principal, horizon, indexing)
 
     def _saved(self, session: Session, wrote: bool, plan: _Plan) -> None:
-        session._modified = False
         if not wrote:
             # The session stays "persisted": a later save of this object is again a
             # conditional write, and fails the same way instead of re-creating the record.
+            session._modified = False
             raise SessionGone(
                 f"session {fingerprint(session._id)} was destroyed or regenerated meanwhile; "
                 "nothing was written"
             )
-        session._persisted = True
-        session._destroyed = False
-        session._retiring = None
-        session._indexed = plan.horizon
-        session._wrote = (plan.now, plan.lifetime)
         # What is stored now, which the next save in this request merges against: the plan's
         # bytes, unless encryption sealed them on the way (then unknown here, and that save
         # re-reads the record first).
-        session._raw = plan.payload if self._keyring is None else None
-        session._edits = set()
+        raw = plan.payload if self._keyring is None else None
+        session._stored(plan.now, plan.lifetime, raw, plan.horizon)
 
     # Each save is written once, as steps (see sessionkit._steps): the sync method drives them
     # with the storage's sync calls, its async twin with the async ones.
@@ -683,18 +676,7 @@ class Store:
         record = self._live_record(session._id, stored, self.now())
         if record is None:
             return False
-        data, own = record.data, session._data
-        for name in session._edits:
-            if name in own:
-                data[name] = own[name]
-            else:
-                data.pop(name, None)
-        session._data = data
-        session._created = record.created
-        session._indexed = record.indexed
-        if not session._lifetime_set:
-            session._lifetime = record.lifetime
-            session._browser = record.browser
+        session._rebased(record)
         logger.debug(
             "sessionkit: session %s was saved by another request meanwhile; this request's "
             "changes were merged on top",
@@ -855,12 +837,7 @@ class Store:
         session first, and that request's response owns the cookie: this one must not expire
         it (it could land after a log-in's new cookie and delete that).
         """
-        if old is not None:
-            session._persisted = False
-            session._retiring = None
-            if not taken:
-                session._loaded_at = None
-        session._modified = False
+        session._emptied(forgotten=old is not None, taken=taken)
 
     def _renew(self, session: Session) -> None:
         """Rewrite a session that was only read (see :meth:`Finisher.write_due
@@ -976,16 +953,7 @@ class Store:
             "regenerate() did not carry its data over",
             fingerprint(old_id),
         )
-        data, changed = session._data, session._changed or set()
-        session._data = {key: data[key] for key in changed if key in data}
-        session._lifetime = None
-        session._browser = False
-        session._created = self.now()
-        session._modified = False
-        session._loaded_at = None
-        session._retiring = None
-        session._changed = None
-        session._indexed = None
+        session._kept_changes(self.now())
         return self._plan_save(session)
 
     def _delete_key(self, session_id: str) -> None:
