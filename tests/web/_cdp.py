@@ -169,6 +169,11 @@ class Page:
             raise RuntimeError(result["exceptionDetails"])
         return result["result"].get("value")
 
+    def text(self, element_id: str) -> str | None:
+        """The text of the element with id ``element_id`` (``None``: there is none)."""
+        value = self.evaluate(f"document.getElementById({json.dumps(element_id)})?.textContent")
+        return None if value is None else str(value)
+
     def submit(self, script: str) -> None:
         """Run ``script`` (which submits a form) and wait for the next page to load."""
         self.events.clear()

@@ -6,7 +6,6 @@ fails the run (the CI script installs ``chromium``).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -33,11 +32,6 @@ def page() -> Iterator[Page]:
         yield page
 
 
-def _text(page: Page, element_id: str) -> str | None:
-    value = page.evaluate(f"document.getElementById({json.dumps(element_id)})?.textContent")
-    return None if value is None else str(value)
-
-
 def _click(page: Page, action: str) -> None:
     page.submit(f"document.querySelector('form[action=\"{action}\"] button').click()")
 
@@ -46,14 +40,14 @@ def test_demo_in_a_browser(page: Page) -> None:
     store = Store()
     with running(create_app(store)) as url:
         page.navigate(url)
-        assert "logged out" in (_text(page, "status") or "")
+        assert "logged out" in (page.text("status") or "")
         assert page.cookies(url) == []  # looking stores nothing
 
         page.submit(
             "document.querySelector('input[name=username]').value = 'ada';"
             "document.querySelector('form[action=\"/login\"]').submit()"
         )
-        assert _text(page, "user") == "ada"
+        assert page.text("user") == "ada"
         (cookie,) = page.cookies(url)
         assert cookie["name"] == "session_id" and store.is_valid_id(cookie["value"])
         assert cookie["httpOnly"] is True
@@ -66,16 +60,16 @@ def test_demo_in_a_browser(page: Page) -> None:
 
         for expected in ("1", "2", "3"):
             _click(page, "/count")
-            assert _text(page, "count") == expected
+            assert page.text("count") == expected
 
         before = cookie["value"]
         _click(page, "/relogin")
         (renewed,) = page.cookies(url)
-        assert renewed["value"] != before and _text(page, "user") == "ada"
+        assert renewed["value"] != before and page.text("user") == "ada"
         assert store.get_by_id(before) is None
 
         _click(page, "/logout")
         assert page.cookies(url) == []  # the browser dropped the expired cookie
-        assert "logged out" in (_text(page, "status") or "")
-        assert _text(page, "count") == "0"
+        assert "logged out" in (page.text("status") or "")
+        assert page.text("count") == "0"
         assert store.get_by_id(renewed["value"]) is None

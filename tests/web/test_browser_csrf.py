@@ -20,7 +20,6 @@ from sessionkit import Store
 from sessionkit.asgi import CSRFMiddleware, SessionMiddleware
 from sessionkit.demo._server import running
 from tests.web._cdp import Page, chromium, find_chromium
-from tests.web.test_browser import _text
 
 EXECUTABLE = find_chromium()
 
@@ -96,12 +95,12 @@ def test_a_real_form_posts_with_its_token_and_a_forged_one_is_refused(page: Page
             "document.querySelector('input[name=title]').value = 'hello';"
             "document.querySelector('form').submit()"
         )
-        assert _text(page, "result") == "saved hello"
+        assert page.text("result") == "saved hello"
 
         page.navigate(evil)  # another origin, the same site: the browser sends the cookie
         page.submit("document.getElementById('forged').submit()")
         assert "CSRF token missing or invalid" in page.evaluate("document.body.textContent")
 
         page.navigate(site + "form")
-        assert _text(page, "title") == "hello"  # the forged post changed nothing
+        assert page.text("title") == "hello"  # the forged post changed nothing
         assert store.get_by_id(cookie["value"])["title"] == "hello"  # type: ignore[index]
