@@ -154,6 +154,7 @@ def bench_load(session: nox.Session) -> None:
     sync(session, ROOT / "benchmarks" / "requirements.txt")
     compare = ROOT / "benchmarks" / "load" / "compare.py"
     session.run(str(VENV_PYTHON), str(compare), *session.posargs)
+    session.run(str(VENV_PYTHON), str(compare.with_name("same_session.py")))  # issue 20
 
 
 @nox.session

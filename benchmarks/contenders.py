@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 REDIS_DB = 15  # benchmarks never touch db 0; each contender uses its own key prefix there
+#: The key of the encrypted rows (32 bytes, fresh each run: records never outlive it).
+BENCH_KEY = secrets.token_bytes(32)
 FLOOR_TTL = 86400  # seconds, a day: what the floors' SET EX gives, like a session's lifetime
 
 
@@ -130,7 +132,9 @@ class _Floor:
 # -- Starlette ----------------------------------------------------------------------------------
 
 
-def _starlette_app(middleware: list[Any]) -> Any:
+def _starlette_app(middleware: list[Any], user: bool = False) -> Any:
+    """``user``: each new session also holds a user of its own (a log-in), for the rows that
+    measure ``principal_key``."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import PlainTextResponse
@@ -141,6 +145,8 @@ def _starlette_app(middleware: list[Any]) -> Any:
     async def new(request: Request) -> PlainTextResponse:
         if has_session:
             request.session["v"] = "hello"
+            if user:
+                request.session["user"] = secrets.token_hex(8)
         return PlainTextResponse("ok")
 
     async def read(request: Request) -> PlainTextResponse:
@@ -163,16 +169,22 @@ def starlette_bare() -> Contender:
     )
 
 
-def sessionkit_starlette(storage_url: str, backend: str) -> Contender:
+def sessionkit_starlette(
+    storage_url: str, backend: str, feature: str = "", **fields: Any
+) -> Contender:
+    """``feature``: a label for the ``Config`` ``fields`` given (the cost of a feature is its
+    row against the plain one, e.g. ``principal_key``, ``encryption_keys``)."""
     from starlette.middleware import Middleware
 
     from sessionkit import Store
     from sessionkit.asgi import SessionMiddleware
 
-    store = Store(storage=storage_url)
-    app = _starlette_app([Middleware(SessionMiddleware, store=store)])
+    store = Store(storage=storage_url, **fields)
+    app = _starlette_app(
+        [Middleware(SessionMiddleware, store=store)], user="principal_key" in fields
+    )
     return Contender(
-        f"sessionkit asgi ({backend})",
+        f"sessionkit asgi ({backend}{', ' + feature if feature else ''})",
         "starlette",
         backend,
         "asgi",

@@ -39,6 +39,16 @@ def build(redis_url: str, tmp: Path, only: str | None) -> list[c.Contender]:
         lambda: c.sessionkit_starlette("memory", "memory"),
         lambda: c.sessionkit_starlette(sqlite_url, "sqlite"),
         lambda: c.sessionkit_starlette(sk_redis, "redis"),
+        # The cost of the features of issue 20, each against the plain row above it.
+        lambda: c.sessionkit_starlette(sk_redis, "redis", "overwrite", conflict="overwrite"),
+        lambda: c.sessionkit_starlette(sk_redis, "redis", "principal_key", principal_key="user"),
+        lambda: c.sessionkit_starlette(
+            sk_redis, "redis", "encryption_keys", encryption_keys=[c.BENCH_KEY]
+        ),
+        lambda: c.sessionkit_starlette("memory", "memory", "principal_key", principal_key="user"),
+        lambda: c.sessionkit_starlette(
+            "memory", "memory", "encryption_keys", encryption_keys=[c.BENCH_KEY]
+        ),
         lambda: c.starsessions_starlette("memory"),
         lambda: c.starsessions_starlette("redis", redis_url),
         lambda: c.starlette_floor(redis_url),
