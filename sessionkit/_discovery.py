@@ -24,7 +24,7 @@ from ._errors import ConfigError, SessionKitError, StorageNotFound
 from ._hookspec import PROJECT_NAME, Backend, HookSpecs, load_named
 from ._install import install_hint
 from ._storage import Storage
-from ._url_options import parse_options
+from ._url_options import folds_case, parse_options, refuse_repeats
 
 __all__ = [
     "FIRST_PARTY_EXTRAS",
@@ -153,11 +153,11 @@ class PluginRegistry:
         if unparsable is not None:  # raised out here, so no traceback shows the original
             raise ConfigError("storage", f"not a valid URL: {redact(url)} ({unparsable})")
         pairs = parse_qsl(query, keep_blank_values=True)
-        _refuse_repeats(pairs, entry.backend.repeatable)
-        merged: dict[str, Any] = {**dict(pairs), **options}
         declared = entry.backend.options
-        if declared is not None:
-            schema: type = load_named(declared)
+        schema: type | None = None if declared is None else load_named(declared)
+        refuse_repeats(pairs, entry.backend.repeatable, fold_case=folds_case(schema))
+        merged: dict[str, Any] = {**dict(pairs), **options}
+        if schema is not None:
             merged = parse_options(schema, merged, backend=entry.backend.name)
         return entry.backend.open(url, merged)
 
@@ -202,15 +202,6 @@ _default_registry = PluginRegistry()
 def available_backends() -> list[InstalledBackend]:
     """Return the installed storage backends (each once), in name order."""
     return list(_default_registry.backends())
-
-
-def _refuse_repeats(pairs: list[tuple[str, str]], repeatable: frozenset[str]) -> None:
-    """Refuse a query parameter given twice, unless the backend reads repeats itself."""
-    seen: set[str] = set()
-    for name, _ in pairs:
-        if name in seen and name.lower() not in repeatable:
-            raise ConfigError(name, "appears more than once in the storage URL; give it once")
-        seen.add(name)
 
 
 def open_storage(url: str, **options: Any) -> Storage:

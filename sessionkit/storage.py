@@ -10,11 +10,15 @@ synchronous driver subclasses :class:`SyncStorage` and gets its async twins deri
 an asyncio driver makes one client per event loop with :class:`PerLoop`. Every TTL passes
 through :func:`ttl_seconds`. The storage's URL options are declared as an attrs class
 (``Backend(options=...)``, validators :func:`in_range` and :func:`matches`), which the core
-reads once with :func:`parse_options`. The conformance suite stays in :mod:`sessionkit.testing`.
+reads once with :func:`parse_options`; a driver's own options pass through a field declared
+with :func:`driver_options`, a field with checks of its own reads its text with
+:func:`read_with`, and a storage built from a URL directly reads the query with
+:func:`query_options`. The conformance suite stays in :mod:`sessionkit.testing`.
 
 The same names are importable from :mod:`sessionkit`, where they were first published (all but
 the ones added with this module: :class:`SyncStorage`, :class:`WouldBlock`,
-:func:`current_async_call`, :class:`AsyncCall`).
+:func:`current_async_call`, :class:`AsyncCall`, and the option helpers after
+:func:`parse_options`).
 """
 
 from __future__ import annotations
@@ -32,7 +36,15 @@ from ._storage import (
     ttl_seconds,
 )
 from ._syncstorage import AsyncCall, SyncStorage, WouldBlock, current_async_call
-from ._url_options import in_range, matches, option_names, parse_options
+from ._url_options import (
+    driver_options,
+    in_range,
+    matches,
+    option_names,
+    parse_options,
+    query_options,
+    read_with,
+)
 
 __all__ = [
     "AsyncCall",
@@ -51,10 +63,13 @@ __all__ = [
     "SyncStorage",
     "WouldBlock",
     "current_async_call",
+    "driver_options",
     "hookimpl",
     "in_range",
     "matches",
     "option_names",
     "parse_options",
+    "query_options",
+    "read_with",
     "ttl_seconds",
 ]

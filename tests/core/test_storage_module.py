@@ -10,8 +10,8 @@ FACE = [
     "AsyncCall", "AsyncFromSyncMixin", "AtomicStorage", "Backend", "ConditionalStorage",
     "ConfigError", "CountableStorage", "CreatingStorage", "PerLoop", "PurgeableStorage",
     "ScannableStorage", "Storage", "StorageError", "SyncStorage", "WouldBlock",
-    "current_async_call", "hookimpl", "in_range", "matches", "option_names", "parse_options",
-    "ttl_seconds",
+    "current_async_call", "driver_options", "hookimpl", "in_range", "matches", "option_names",
+    "parse_options", "query_options", "read_with", "ttl_seconds",
 ]  # fmt: skip
 
 

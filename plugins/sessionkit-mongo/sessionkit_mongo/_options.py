@@ -7,21 +7,30 @@ included). Every option is checked by pymongo's own validators when the storage 
 a misspelt one is a :class:`~sessionkit.ConfigError` naming it there, rather than the warning
 pymongo would log and ignore. Keyword arguments go to the client as keywords, which pymongo
 lets win over the URL.
+
+:class:`MongoURLOptions` declares them for the core (``Backend(options=...)``): the storage's
+own, and pymongo's as its :func:`driver_options`, each checked by pymongo's validators. Opened
+by URL, the core reads the query once, and :func:`typed_driver_options` gives pymongo the
+URL's body (with the repeatable ``readPreferenceTags``, which pymongo reads from the URL) and
+the rest as keywords. :func:`driver_options` reads a URL given to ``MongoStorage`` directly.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, unquote_plus, urlsplit, urlunsplit
 
+import attrs
 import pymongo.common
 import pymongo.errors
 import pymongo.uri_parser
 from pymongo.write_concern import WriteConcern
 
 from sessionkit import ConfigError
+from sessionkit.storage import driver_options as declared_driver_options
+from sessionkit.storage import query_options, read_with
 
 from ._plugin import REPEATABLE
 
@@ -30,16 +39,22 @@ __all__ = [
     "DEFAULT_DATABASE",
     "DRIVER_DEFAULTS",
     "OWN_OPTIONS",
+    "MongoURLOptions",
+    "check_clock",
     "check_collection",
+    "check_driver_option",
     "driver_options",
     "parse_write_concern",
+    "typed_driver_options",
 ]
 
 DEFAULT_DATABASE = "sessionkit"
 DEFAULT_COLLECTION = "sessions"
 
-#: The storage's own options, which may come in the URL's query but are not pymongo's.
-OWN_OPTIONS = frozenset({"collection", "write_concern"})
+#: The storage's own options, which may come in the URL's query but are not pymongo's
+#: (``database``: in place of the URL's path, as ``open_storage``'s keyword has always been).
+OWN_OPTIONS = frozenset({"collection", "write_concern", "database"})
+
 #: pymongo waits 30 s to find a server and forever for a reply by default; an outage should
 #: fail a request fast with a StorageError instead. ``timeoutMS`` (pymongo's client-side
 #: operation timeout) bounds a whole storage call: server selection, checking a connection
@@ -122,48 +137,72 @@ def _query_name(pair: str) -> str:
     return unquote_plus(pair.split("=", 1)[0])
 
 
+def check_driver_option(name: str, value: Any) -> Any:
+    """``value`` if pymongo takes it for ``name`` (and it is in range); refused naming it."""
+    try:
+        _, validated = pymongo.common.validate(name, value)
+        _check_range(name, value, validated)
+    except ConfigError:
+        raise
+    except (pymongo.errors.ConfigurationError, ValueError, TypeError) as exc:
+        own_match = difflib.get_close_matches(name, sorted(OWN_OPTIONS), n=1)
+        if own_match and name.lower() not in pymongo.common.VALIDATORS:
+            raise ConfigError(
+                name, f"unknown option for the mongo storage; did you mean {own_match[0]!r}?"
+            ) from None
+        raise ConfigError(name, f"not a valid option for the mongo storage: {exc}") from None
+    return value
+
+
 def driver_options(
     url: str, options: Mapping[str, Any]
 ) -> tuple[str, dict[str, Any], dict[str, str]]:
     """Return ``(url for pymongo, keywords for the client, own options found in the query)``."""
     parts = _split(url)
     pairs = [p for p in parts.query.split("&") if p]
-    names = [_query_name(p) for p in pairs]
-    folded = [name.lower() for name in names]  # pymongo's option names ignore case
-    for name, key in zip(names, folded, strict=True):
-        if folded.count(key) > 1 and key not in REPEATABLE:
-            raise ConfigError(name, "appears more than once in the storage URL; give it once")
-    own = {k: v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k in OWN_OPTIONS}
+    # As open_storage reads it: pymongo's option names ignore case.
+    query = query_options(parts.query, REPEATABLE, fold_case=True)
+    own = {k: v for k, v in query.items() if k in OWN_OPTIONS}
     kept = [p for p in pairs if _query_name(p) not in OWN_OPTIONS]
     in_url = dict(parse_qsl("&".join(kept), keep_blank_values=True))
     merged = {**in_url, **options}
     for name, value in merged.items():
-        try:
-            _, validated = pymongo.common.validate(name, value)
-            _check_range(name, value, validated)
-        except ConfigError:
-            raise
-        except (pymongo.errors.ConfigurationError, ValueError, TypeError) as exc:
-            own_match = difflib.get_close_matches(name, sorted(OWN_OPTIONS), n=1)
-            if own_match and name.lower() not in pymongo.common.VALIDATORS:
-                raise ConfigError(
-                    name, f"unknown option for the mongo storage; did you mean {own_match[0]!r}?"
-                ) from None
-            raise ConfigError(name, f"not a valid option for the mongo storage: {exc}") from None
+        check_driver_option(name, value)
+    kwargs = {k: v for k, v in options.items() if k not in in_url or in_url[k] != v}
+    driver_url = urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), ""))
+    return driver_url, _with_defaults(merged, kwargs), own
+
+
+def typed_driver_options(url: str, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Return ``(url for pymongo, keywords for the client)`` for a storage the core opened:
+    ``options`` are pymongo's, query and keywords, already checked (:class:`MongoURLOptions`).
+
+    The URL keeps only the repeatable tag sets, which pymongo reads from it one occurrence
+    each (``options`` holds the last); the rest go as keywords, read by pymongo as in a URL.
+    """
+    parts = _split(url)
+    tags = [p for p in parts.query.split("&") if p and _query_name(p).lower() in REPEATABLE]
+    in_url = dict(parse_qsl("&".join(tags), keep_blank_values=True))
+    kwargs = {k: v for k, v in options.items() if k not in in_url or in_url[k] != v}
+    driver_url = urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(tags), ""))
+    return driver_url, _with_defaults(options, kwargs)
+
+
+def _with_defaults(merged: Mapping[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with :data:`DRIVER_DEFAULTS` for what ``merged`` (every pymongo option
+    given, checked) leaves out; refuses a pool whose least size exceeds its most."""
     validated = {k.lower(): pymongo.common.validate(k, v)[1] for k, v in merged.items()}
     low = validated.get("minpoolsize") or 0
     high = validated.get("maxpoolsize", pymongo.common.MAX_POOL_SIZE)
     if high and low > high:  # pymongo would refuse it only when the client is made
         raise ConfigError("minPoolSize", f"must not exceed maxPoolSize ({high}), got {low}")
-    kwargs = {k: v for k, v in options.items() if k not in in_url or in_url[k] != v}
-    given = {name.lower() for name in (*in_url, *options)}
+    given = {name.lower() for name in merged}
     for name, default in DRIVER_DEFAULTS.items():
         if name.lower() not in given:
             kwargs[name] = default
     if "timeoutms" not in given:
         kwargs["timeoutMS"] = _default_deadline_ms(validated)
-    driver_url = urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), ""))
-    return driver_url, kwargs, own
+    return kwargs
 
 
 def _split(url: str) -> SplitResult:
@@ -216,3 +255,35 @@ def check_collection(name: object) -> str:
     ):
         raise ConfigError("collection", f"not a usable collection name: {name!r}")
     return name
+
+
+def check_clock(clock: object) -> Callable[[], float] | None:
+    """``clock`` if it can be the storage's clock (``None``: ``time.time``)."""
+    if clock is not None and not callable(clock):
+        raise ConfigError("clock", f"must be a callable returning epoch seconds: {clock!r}")
+    return clock
+
+
+def _database(name: str, value: object) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(name, f"must be a database name, got {value!r}")
+    return value
+
+
+@attrs.frozen
+class MongoURLOptions:
+    """What ``open_storage`` takes for a Mongo storage: the storage's own options
+    (:data:`OWN_OPTIONS`, and ``clock`` as a keyword) and any of pymongo's client options,
+    checked by pymongo's validators, by name in any case."""
+
+    collection: str | None = attrs.field(
+        default=None, metadata=read_with(lambda _, value: check_collection(value))
+    )
+    write_concern: WriteConcern | None = attrs.field(
+        default=None, metadata=read_with(lambda _, value: parse_write_concern(value))
+    )
+    database: str | None = attrs.field(default=None, metadata=read_with(_database))
+    clock: Callable[[], float] | None = attrs.field(
+        default=None, metadata=read_with(lambda _, value: check_clock(value))
+    )
+    driver: Mapping[str, Any] = declared_driver_options(None, check_driver_option, fold_case=True)

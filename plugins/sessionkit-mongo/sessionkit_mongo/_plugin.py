@@ -21,6 +21,7 @@ def sessionkit_backends() -> list[Backend]:
             name="mongo",
             schemes=("mongodb", "mongodb+srv"),
             storage="sessionkit_mongo._storage:MongoStorage",
+            options="sessionkit_mongo._options:MongoURLOptions",
             description="MongoDB collection; TTL index plus expiry checked on every read",
             # A tag set per occurrence, in order of preference; pymongo reads them from the URL.
             repeatable=REPEATABLE,

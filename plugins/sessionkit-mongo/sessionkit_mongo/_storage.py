@@ -64,9 +64,11 @@ from sessionkit import ConfigError, PerLoop, StorageError, ttl_seconds
 from ._options import (
     DEFAULT_COLLECTION,
     DEFAULT_DATABASE,
+    check_clock,
     check_collection,
     driver_options,
     parse_write_concern,
+    typed_driver_options,
 )
 
 __all__ = ["MongoStorage"]
@@ -195,39 +197,60 @@ class MongoStorage:
         clock: Callable[[], float] | None = None,
         **options: Any,
     ) -> None:
-        if clock is not None and not callable(clock):
-            raise ConfigError("clock", f"must be a callable returning epoch seconds: {clock!r}")
+        driver: tuple[str, dict[str, Any]] | None = None
+        own: Mapping[str, str] = {}
+        if url is not None:
+            if client is not None or async_client is not None:
+                raise ConfigError("client", "give a URL or clients, not both")
+            driver_url, kwargs, own = driver_options(url, options)
+            driver = (driver_url, kwargs)
+        elif options:
+            raise ConfigError(min(options), "client options need a URL; set them on your client")
+        elif client is None and async_client is None:
+            raise ConfigError("storage", "MongoStorage needs a URL, a client or an async_client")
+        self._start(
+            driver,
+            client=client,
+            async_client=async_client,
+            database=own.get("database") if database is None else database,
+            collection=own.get("collection") if collection is None else collection,
+            write_concern=own.get("write_concern") if write_concern is None else write_concern,
+            clock=clock,
+        )
+
+    def _start(
+        self,
+        driver: tuple[str, dict[str, Any]] | None,
+        *,
+        client: MongoClient[Document] | None = None,
+        async_client: AsyncMongoClient[Document] | None = None,
+        database: str | None = None,
+        collection: str | None = None,
+        write_concern: str | int | WriteConcern | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """Set up, with clients made from ``driver`` (pymongo's URL and keywords) or given."""
+        clock = check_clock(clock)
         self._clock: Callable[[], float] = time.time if clock is None else clock
         self._closed = False
         self._index_ready = False
         self._index_lock = threading.Lock()
         self._loop_sides: PerLoop[_AsyncSide] | None = None
         self._async_side: _AsyncSide | None = None
-        own: Mapping[str, str] = {}
-        if url is not None:
-            if client is not None or async_client is not None:
-                raise ConfigError("client", "give a URL or clients, not both")
-            driver_url, kwargs, own = driver_options(url, options)
+        if driver is not None:
+            driver_url, kwargs = driver
             with _config_errors():
                 client = MongoClient(driver_url, connect=False, **kwargs)
                 database = database or client.get_default_database(DEFAULT_DATABASE).name
             self._loop_sides = PerLoop(
                 lambda: self._side(AsyncMongoClient(driver_url, **kwargs)), _release_dead_loop
             )
-        elif options:
-            raise ConfigError(min(options), "client options need a URL; set them on your client")
-        elif client is None and async_client is None:
-            raise ConfigError("storage", "MongoStorage needs a URL, a client or an async_client")
-        self._owned = url is not None
+        self._owned = driver is not None
         self._client = client
         try:
             self._database = database or DEFAULT_DATABASE
-            self._name = check_collection(
-                own.get("collection", DEFAULT_COLLECTION) if collection is None else collection
-            )
-            self._concern = parse_write_concern(
-                own.get("write_concern") if write_concern is None else write_concern
-            )
+            self._name = check_collection(DEFAULT_COLLECTION if collection is None else collection)
+            self._concern = parse_write_concern(write_concern)
             self._collection = None if client is None else self._bind(client)
             if async_client is not None:
                 self._async_side = self._side(async_client)
@@ -242,8 +265,12 @@ class MongoStorage:
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> MongoStorage:
-        """Build from ``mongodb://host/db?collection=...`` and options (the plugin's opener)."""
-        return cls(url, **options)
+        """Build from ``mongodb://host/db?collection=...`` and options (the plugin's opener):
+        the options come checked by the core, the query read (``Backend(options=...)``)."""
+        own = dict(options)
+        storage = cls.__new__(cls)
+        storage._start(typed_driver_options(url, own.pop("driver", {})), **own)
+        return storage
 
     @property
     def database(self) -> str:

@@ -8,12 +8,16 @@ session's SQL mode, the client flags) is refused with the reason. The TLS files 
 too, so a missing certificate is a ``ConfigError`` naming ``ssl_ca`` (or ``ssl_cert``,
 ``ssl_key``).
 
+The options are declared for the core (``Backend(options=...)``) by :data:`MySQLURLOptions`,
+so ``open_storage`` reads the query once and :meth:`MySQLOptions.from_typed` builds the settings
+from the URL's body and those typed options; :meth:`MySQLOptions.from_url` reads the query the
+same way for a storage made directly.
+
 This module imports neither PyMySQL nor aiomysql. No message it raises quotes the password.
 """
 
 from __future__ import annotations
 
-import difflib
 import getpass
 import math
 import os
@@ -21,11 +25,12 @@ import re
 import ssl
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import attrs
 
 from sessionkit import ConfigError
+from sessionkit.storage import driver_options, parse_options, query_options, read_with
 
 __all__ = [
     "DEFAULT_PORT",
@@ -36,6 +41,7 @@ __all__ = [
     "SCHEMES",
     "TIMEOUT_DEFAULTS",
     "MySQLOptions",
+    "MySQLURLOptions",
 ]
 
 #: The URL schemes the plugin serves; both speak the same protocol.
@@ -172,6 +178,23 @@ _CONVERTERS: Mapping[str, Callable[[str, object], object]] = {
     "ssl_verify_identity": _yes_no,
 }
 
+#: The options a URL's query (or ``open_storage``'s keywords) may give, each read by its
+#: converter above; the drivers' own options are not passed on, and those the storage sets
+#: itself are refused with the reason. Each is given or absent: the defaults are
+#: :class:`MySQLOptions`'s.
+MySQLURLOptions: type = attrs.make_class(
+    "MySQLURLOptions",
+    {
+        **{
+            name: attrs.field(default=None, metadata=read_with(read))
+            for name, read in _CONVERTERS.items()
+        },
+        "driver": driver_options((), refused=_REFUSED),
+    },
+    frozen=True,
+)
+MySQLURLOptions.__module__ = __name__
+
 #: The options that ask for TLS by themselves.
 _TLS_FILES = ("ssl_ca", "ssl_cert", "ssl_key")
 
@@ -220,24 +243,15 @@ class MySQLOptions:
 
         Keyword options win over the URL's query (as ``open_storage`` merges them).
         """
-        parts = _split(url)
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
-        names = [name for name, _ in pairs]
-        for name in names:
-            if names.count(name) > 1:
-                raise ConfigError(name, "appears more than once in the storage URL; give it once")
-        given: dict[str, object] = {**dict(pairs), **options}
-        for name in given:
-            if name in _REFUSED:
-                raise ConfigError(name, _REFUSED[name])
-            if name not in _CONVERTERS:
-                close = difflib.get_close_matches(name, sorted(_CONVERTERS), n=1)
-                hint = (
-                    f"; did you mean {close[0]!r}?" if close else f"; known: {sorted(_CONVERTERS)}"
-                )
-                raise ConfigError(name, f"unknown option for the mysql storage{hint}")
-        values: dict[str, Any] = {n: _CONVERTERS[n](n, value) for n, value in given.items()}
+        given = {**query_options(_split(url).query), **options}
+        return cls.from_typed(url, parse_options(MySQLURLOptions, given, backend="mysql"))
 
+    @classmethod
+    def from_typed(cls, url: str, options: Mapping[str, Any]) -> MySQLOptions:
+        """Build from the URL's body (its query is not read) and ``options`` already read
+        against :data:`MySQLURLOptions` (by the core, or :meth:`from_url`)."""
+        parts = _split(url)
+        values = {name: value for name, value in options.items() if name != "driver"}
         user = values.pop("user", None)
         if user is None:
             user = unquote(parts.username) if parts.username else _os_user()

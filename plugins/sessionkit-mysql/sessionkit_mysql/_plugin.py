@@ -15,6 +15,7 @@ def sessionkit_backends() -> list[Backend]:
             name="mysql",
             schemes=("mysql", "mariadb"),
             storage="sessionkit_mysql._storage:MySQLStorage",
+            options="sessionkit_mysql._options:MySQLURLOptions",
             description="MySQL or MariaDB table; expiry on the server's clock (PyMySQL, aiomysql)",
         )
     ]

@@ -55,7 +55,7 @@ from typing import Any, ClassVar, cast
 import pymysql  # type: ignore[import-untyped, unused-ignore]
 import pymysql.constants  # type: ignore[import-untyped, unused-ignore]
 
-from sessionkit.storage import PerLoop, StorageError, ttl_seconds
+from sessionkit.storage import ConfigError, PerLoop, StorageError, ttl_seconds
 
 from ._options import MySQLOptions
 from ._pool import AsyncPool, PoolClosed, PoolTimeout, SyncPool, bounded, socket_has_news
@@ -282,8 +282,13 @@ class MySQLStorage:
     #: batches, so no single statement holds locks (and undo) for a whole large table.
     reset_batch: ClassVar[int] = 1000
 
-    def __init__(self, url: str, **options: Any) -> None:
-        self.options = MySQLOptions.from_url(url, options)
+    def __init__(self, url: str | MySQLOptions, **options: Any) -> None:
+        if isinstance(url, MySQLOptions):
+            if options:
+                raise ConfigError(min(options), "give options with a URL, not with settings")
+            self.options = url
+        else:
+            self.options = MySQLOptions.from_url(url, options)
         opts = self.options
         self._sql = Statements(opts.table)
         self._init_command = (
@@ -309,8 +314,9 @@ class MySQLStorage:
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> MySQLStorage:
-        """Build from ``mysql://user:password@host:port/database?table=...`` (the plugin's opener)."""
-        return cls(url, **options)
+        """Build from ``mysql://user:password@host:port/database?table=...`` (the plugin's opener):
+        the options come typed and checked by the core, the query read (``Backend(options=...)``)."""
+        return cls(MySQLOptions.from_typed(url, options))
 
     def __repr__(self) -> str:
         return f"<MySQLStorage {self.options.scheme}://{self.options.address} table {self.options.table!r}>"

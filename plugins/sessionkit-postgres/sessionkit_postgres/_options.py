@@ -17,24 +17,36 @@ otherwise fail at the first request, or never: a timeout that is not a positive 
 seconds (there is no "wait forever"), an identifier PostgreSQL would truncate, a port that is
 no number, an ``sslmode`` or ``target_session_attrs`` libpq does not know.
 
+:class:`PostgresOptions` declares them for the core (``Backend(options=...)``): its own fields
+read by the checkers here, the libpq parameters as its :func:`driver_options`. Opened by URL,
+the core reads the query once and :meth:`PostgresOptions.from_typed` builds the settings from
+the URL's body and those typed options; :meth:`PostgresOptions.from_url` reads the query the
+same way for a storage made directly. psycopg is imported only to build the settings (and to
+list libpq's parameters), so the core can load this module to check a URL's options first.
+
 No message here quotes the URL: it may hold a password.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import attrs
-import psycopg
-from psycopg import pq
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from sessionkit import ConfigError
+from sessionkit.storage import (
+    driver_options,
+    option_names,
+    parse_options,
+    query_options,
+    read_with,
+)
+
+from ._driver import NO_LIBPQ
 
 __all__ = [
     "DEFAULT_POOL_MAX_SIZE",
@@ -102,8 +114,13 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _libpq_keywords() -> frozenset[str]:
-    """Every connection parameter the installed libpq knows (``PQconndefaults``)."""
-    return frozenset(opt.keyword.decode() for opt in pq.Conninfo.get_defaults())
+    """Every connection parameter the installed libpq knows (``PQconndefaults``), and ``ssl``
+    (the URI form's ``ssl=true``)."""
+    try:
+        from psycopg import pq
+    except ImportError as exc:
+        raise ImportError(NO_LIBPQ.format(error=exc)) from exc
+    return frozenset(opt.keyword.decode() for opt in pq.Conninfo.get_defaults()) | {"ssl"}
 
 
 def check_identifier(name: str, value: object) -> str:
@@ -175,20 +192,6 @@ def _number(name: str, value: object, kind: type[float] | type[int], expected: s
     raise ConfigError(name, f"expected {expected}, got {value!r}")
 
 
-#: Each own option's parser and checker, by name.
-_OWN: Mapping[str, Callable[[str, object], Any]] = {
-    "table": check_identifier,
-    "schema": _optional_identifier,
-    "pool_min_size": _int_in(0, MAX_POOL),
-    "pool_max_size": _int_in(1, MAX_POOL),
-    "pool_timeout": _seconds,
-    "statement_timeout": _seconds,
-    "purge_batch": _int_in(1, MAX_PURGE_BATCH),
-    "prepare_threshold": _prepare_threshold,
-}
-assert set(_OWN) == OWN_OPTIONS
-
-
 @attrs.frozen
 class PostgresOptions:
     """The settings of one PostgreSQL storage, every value checked.
@@ -199,61 +202,54 @@ class PostgresOptions:
     storage's sessions, and ``reset()`` empties that table alone. Timeouts are seconds:
     ``pool_timeout`` bounds the wait for a connection (connecting included),
     ``statement_timeout`` one statement, on the server and (a little later) on the client.
+    ``libpq`` holds the libpq parameters given as options (already in ``conninfo``).
     """
 
-    conninfo: str = attrs.field(repr=False)
-    where: str
-    table: str = DEFAULT_TABLE
-    schema: str | None = None
-    pool_min_size: int = DEFAULT_POOL_MIN_SIZE
-    pool_max_size: int = DEFAULT_POOL_MAX_SIZE
-    pool_timeout: float = DEFAULT_POOL_TIMEOUT
-    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
-    purge_batch: int = DEFAULT_PURGE_BATCH
-    prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD
+    conninfo: str = attrs.field(repr=False, metadata={"option": False})
+    where: str = attrs.field(metadata={"option": False})
+    table: str = attrs.field(default=DEFAULT_TABLE, metadata=read_with(check_identifier))
+    schema: str | None = attrs.field(default=None, metadata=read_with(_optional_identifier))
+    pool_min_size: int = attrs.field(
+        default=DEFAULT_POOL_MIN_SIZE, metadata=read_with(_int_in(0, MAX_POOL))
+    )
+    pool_max_size: int = attrs.field(
+        default=DEFAULT_POOL_MAX_SIZE, metadata=read_with(_int_in(1, MAX_POOL))
+    )
+    pool_timeout: float = attrs.field(default=DEFAULT_POOL_TIMEOUT, metadata=read_with(_seconds))
+    statement_timeout: float = attrs.field(
+        default=DEFAULT_STATEMENT_TIMEOUT, metadata=read_with(_seconds)
+    )
+    purge_batch: int = attrs.field(
+        default=DEFAULT_PURGE_BATCH, metadata=read_with(_int_in(1, MAX_PURGE_BATCH))
+    )
+    prepare_threshold: int | None = attrs.field(
+        default=DEFAULT_PREPARE_THRESHOLD, metadata=read_with(_prepare_threshold)
+    )
+    libpq: Mapping[str, str | None] = driver_options(
+        _libpq_keywords,
+        lambda name, value: None if value is None else _text(name, value),
+        refused=_REFUSED,
+        what="a libpq connection parameter",
+    )
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> PostgresOptions:
-        """Read ``postgresql://...`` (or ``postgres://...``) and keyword ``options``."""
-        if not isinstance(url, str):
-            raise ConfigError("storage", f"expected a postgresql:// URL, got {type(url).__name__}")
-        try:
-            parts = urlsplit(url)
-        except ValueError:  # its message may quote the netloc, password and all
-            raise ConfigError(
-                "storage", "not a usable postgresql URL: it cannot be parsed (an unclosed '['?)"
-            ) from None
-        scheme = parts.scheme.lower()
-        if scheme not in ("postgresql", "postgres") or not url[len(scheme) + 1 :].startswith("//"):
-            raise ConfigError(
-                "storage", "expected postgresql://user@host:port/dbname (or postgres://...)"
-            )
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
-        names = [name for name, _ in pairs]
-        for name in names:
-            if names.count(name) > 1:
-                raise ConfigError(name, "appears more than once in the storage URL; give it once")
-        merged: dict[str, Any] = {**dict(pairs), **options}
-        libpq_names = _libpq_keywords()
-        own: dict[str, Any] = {}
-        libpq: dict[str, str] = {}
-        for name, value in merged.items():
-            if name in OWN_OPTIONS:
-                own[name] = _OWN[name](name, value)
-            elif name in _REFUSED:
-                raise ConfigError(name, _REFUSED[name])
-            elif name in libpq_names or name == "ssl":
-                if value is not None:
-                    libpq[name] = _text(name, value)
-            else:
-                known = sorted(libpq_names | OWN_OPTIONS)
-                close = difflib.get_close_matches(name, known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(
-                    name,
-                    "unknown option for the postgres storage (neither the storage's own nor a "
-                    f"libpq connection parameter){hint}",
-                )
+        """Read ``postgresql://...`` (or ``postgres://...``), its query and keyword
+        ``options`` (which win), as the core reads them for ``open_storage``."""
+        given = {**query_options(_split(url).query), **options}
+        return cls.from_typed(url, parse_options(cls, given, backend="postgres"))
+
+    @classmethod
+    def from_typed(cls, url: str, options: Mapping[str, Any]) -> PostgresOptions:
+        """Build from the URL's body (its query is not read) and ``options`` already read
+        against this class (by the core, or :meth:`from_url`)."""
+        from psycopg import Error
+        from psycopg.conninfo import conninfo_to_dict
+
+        parts = _split(url)
+        own = {name: value for name, value in options.items() if name != "libpq"}
+        given = options.get("libpq", {})
+        libpq = {name: value for name, value in given.items() if value is not None}
         if "ssl" in libpq:  # libpq's URI form takes ssl=true for sslmode=require
             if libpq.pop("ssl").lower() != "true":
                 raise ConfigError("ssl", "only ssl=true is known (it means sslmode=require)")
@@ -261,7 +257,7 @@ class PostgresOptions:
         base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
         try:
             params: dict[str, Any] = dict(conninfo_to_dict(base))
-        except psycopg.Error as exc:
+        except Error as exc:
             raise ConfigError(
                 "storage", f"not a usable postgresql URL: {_without(url, str(exc))}"
             ) from None
@@ -278,8 +274,30 @@ class PostgresOptions:
         return cls(
             conninfo=_conninfo(params, statement),
             where=_where(params),
+            libpq=libpq,
             **own,
         )
+
+
+assert frozenset(option_names(PostgresOptions)) == OWN_OPTIONS
+
+
+def _split(url: str) -> SplitResult:
+    """``url`` split, if it is a ``postgresql://`` (or ``postgres://``) URL."""
+    if not isinstance(url, str):
+        raise ConfigError("storage", f"expected a postgresql:// URL, got {type(url).__name__}")
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # its message may quote the netloc, password and all
+        raise ConfigError(
+            "storage", "not a usable postgresql URL: it cannot be parsed (an unclosed '['?)"
+        ) from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("postgresql", "postgres") or not url[len(scheme) + 1 :].startswith("//"):
+        raise ConfigError(
+            "storage", "expected postgresql://user@host:port/dbname (or postgres://...)"
+        )
+    return parts
 
 
 def _text(name: str, value: object) -> str:
@@ -328,6 +346,8 @@ LIBPQ_DEFAULTS: Mapping[str, str] = {
 def _conninfo(params: Mapping[str, str], statement_timeout: float) -> str:
     """The conninfo string: the parameters, libpq defaults, and the server-side statement
     timeout put first in ``options`` (so one the user sets in ``options`` wins there)."""
+    from psycopg.conninfo import make_conninfo
+
     full = {**LIBPQ_DEFAULTS, **params}
     ms = math.ceil(statement_timeout * 1000)
     given = full.get("options", "")

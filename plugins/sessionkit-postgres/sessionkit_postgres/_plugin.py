@@ -18,6 +18,7 @@ def sessionkit_backends() -> list[Backend]:
             name="postgres",
             schemes=("postgresql", "postgres"),
             storage=load_storage_class,
+            options="sessionkit_postgres._options:PostgresOptions",
             description="PostgreSQL table; expiry judged by the database server's clock",
         )
     ]

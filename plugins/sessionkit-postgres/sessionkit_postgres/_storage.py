@@ -62,7 +62,7 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from sessionkit.storage import PerLoop, StorageError, ttl_seconds
+from sessionkit.storage import ConfigError, PerLoop, StorageError, ttl_seconds
 
 from ._deadlines import WATCHER, AsyncWatch
 from ._loop_pool import LoopPool
@@ -226,8 +226,13 @@ class PostgresStorage:
     See :class:`~sessionkit_postgres.PostgresOptions`. Nothing connects until the first call.
     """
 
-    def __init__(self, url: str, **options: Any) -> None:
-        self.options = PostgresOptions.from_url(url, options)
+    def __init__(self, url: str | PostgresOptions, **options: Any) -> None:
+        if isinstance(url, PostgresOptions):
+            if options:
+                raise ConfigError(min(options), "give options with a URL, not with settings")
+            self.options = url
+        else:
+            self.options = PostgresOptions.from_url(url, options)
         self._names = Names(self.options.table, self.options.schema)
         self._lock_id = lock_id(self.options.schema, self.options.table)
         self._limit = self.options.statement_timeout + CLIENT_GRACE
@@ -243,8 +248,9 @@ class PostgresStorage:
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> PostgresStorage:
-        """Build from ``postgresql://...?table=...`` and options (the plugin's opener)."""
-        return cls(url, **options)
+        """Build from ``postgresql://...?table=...`` and options (the plugin's opener): the
+        options come typed and checked by the core, the query read (``Backend(options=...)``)."""
+        return cls(PostgresOptions.from_typed(url, options))
 
     def __repr__(self) -> str:
         return f"<PostgresStorage {self.options.where} table {self.qualified_table!r}>"

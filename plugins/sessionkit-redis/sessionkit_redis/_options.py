@@ -27,24 +27,33 @@ included: redis-py ignores a path that is no number), ``protocol``, ``ssl_cert_r
 ``client_name``, ``max_connections``, and the yes/no options (redis-py reads any word it does
 not know as yes). A database number beyond the server's count (16 by
 default) cannot be known without asking the server, so it fails at the first command.
+
+:class:`RedisURLOptions` declares the options for the core (``Backend(options=...)``): the
+storage's own, and as its :func:`driver_options` every name some kind of Redis URL takes, typed
+and checked here. Opened by URL, the core reads the query once, and :func:`typed_target` checks
+the names against the kind of URL (a cluster takes fewer) without reading the query again;
+:func:`parse_url` reads the query the same way for a storage made directly.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import inspect
 import re
 import ssl
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeGuard, cast
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
+import attrs
 import redis.asyncio.cluster
 import redis.cluster
 import redis.connection
 
 from sessionkit import ConfigError
+from sessionkit.storage import driver_options, parse_options, query_options, read_with
 
 __all__ = [
     "CLUSTER_NO_WAIT",
@@ -56,10 +65,12 @@ __all__ = [
     "TIMEOUT_DEFAULTS",
     "WAIT_TIMEOUT_DEFAULT",
     "CacheSettings",
+    "RedisURLOptions",
     "Target",
     "cache_options",
     "check_prefix",
     "parse_url",
+    "typed_target",
     "wait_options",
 ]
 
@@ -395,8 +406,8 @@ class Target:
     cache: CacheSettings | None = None
 
 
-def _split(url: str) -> tuple[str, str, str, str, dict[str, Any]]:
-    """``(base scheme, mode, netloc, path, query)`` of a URL, the query as a dict."""
+def _split(url: str) -> tuple[str, str, str, str, str]:
+    """``(base scheme, mode, netloc, path, query)`` of a URL."""
     try:
         parts = urlsplit(url)
     except ValueError:  # its message may quote the netloc, password and all
@@ -409,12 +420,7 @@ def _split(url: str) -> tuple[str, str, str, str, dict[str, Any]]:
     known = base in _TLS and mode in ("", "cluster", "sentinel")
     if not known and not (base == "unix" and not mode):
         raise ConfigError("storage", f"not a Redis URL: {parts.scheme}://; {_EXPECTED}")
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    names = [name for name, _ in pairs]
-    for name in names:
-        if names.count(name) > 1:  # as open_storage refuses it: which one was meant?
-            raise ConfigError(name, "appears more than once in the storage URL; give it once")
-    return base, mode, parts.netloc, parts.path, dict(pairs)
+    return base, mode, parts.netloc, parts.path, parts.query
 
 
 def _typed(name: str, value: Any, base: str | None = None) -> Any:
@@ -531,8 +537,17 @@ def cache_options(given: dict[str, Any]) -> CacheSettings | None:
 def parse_url(url: str, options: Mapping[str, Any]) -> Target:
     """Check ``url`` and ``options`` (keywords, which override the URL's query) and return
     what they ask for. A ``db`` option beats the URL path, as it does in redis-py's URLs."""
-    base, mode, netloc, path, query = _split(url)
-    given = {**query, **options}
+    # As open_storage reads them: a name given twice refused (which one was meant?).
+    given = {**query_options(_split(url)[4]), **options}
+    return typed_target(url, parse_options(RedisURLOptions, given, backend="redis"))
+
+
+def typed_target(url: str, options: Mapping[str, Any]) -> Target:
+    """What ``url`` asks for with ``options`` already read against :class:`RedisURLOptions`
+    (by the core, or :func:`parse_url`); the URL's query is not read."""
+    base, mode, netloc, path, _ = _split(url)
+    given = {name: value for name, value in options.items() if name != "driver"}
+    given.update(options.get("driver", {}))
     prefix = given.pop("prefix", None)
     replicas, wait_timeout = wait_options(given)
     cache = cache_options(given)
@@ -703,4 +718,43 @@ def _sentinel(base: str, netloc: str, path: str, given: dict[str, Any]) -> Targe
         sentinel_kwargs=sentinel_kwargs,
         min_other_sentinels=own.get("min_other_sentinels", 0),
         sentinel_check_interval=own.get("sentinel_check_interval", SENTINEL_CHECK_DEFAULT),
+    )
+
+
+# -- the options, declared for the core ----------------------------------------------------------
+
+
+@functools.cache
+def _every_name() -> frozenset[str]:
+    """Every option name some kind of Redis URL takes (or refuses with its own reason): each
+    kind checks its own when the URL is read (:func:`typed_target`)."""
+    single = {_accepted(connection_class) for connection_class in _CONNECTION_CLASSES.values()}
+    cluster = _cluster_accepted(False) | _cluster_accepted(True) | set(_CLUSTER_REFUSED)
+    both = _accepted(_CONNECTION_CLASSES["redis"]) | _accepted(_CONNECTION_CLASSES["rediss"])
+    sentinel = {f"sentinel_{name}" for name in both - _NOT_FOR_SENTINELS} | _SENTINEL_OWN
+    return frozenset().union(*single, cluster, sentinel) - set(_REFUSED)
+
+
+def _driver_value(name: str, value: Any) -> Any:
+    return _typed(name, value, name.removeprefix("sentinel_"))
+
+
+def _own(name: str, value: Any) -> Any:
+    return check_prefix(value) if name == "prefix" else _typed(name, value)
+
+
+@attrs.frozen
+class RedisURLOptions:
+    """What a Redis URL's query (or ``open_storage``'s keywords) may give: the storage's own
+    options (:data:`OWN_OPTIONS`) and redis-py's, passed to its clients (a Sentinel's with a
+    ``sentinel_`` prefix). Each is given or absent: the defaults are the storage's."""
+
+    prefix: str | None = attrs.field(default=None, metadata=read_with(_own))
+    wait_replicas: int | None = attrs.field(default=None, metadata=read_with(_own))
+    wait_timeout: float | None = attrs.field(default=None, metadata=read_with(_own))
+    client_cache: bool | None = attrs.field(default=None, metadata=read_with(_own))
+    client_cache_max_entries: int | None = attrs.field(default=None, metadata=read_with(_own))
+    client_cache_max_bytes: int | None = attrs.field(default=None, metadata=read_with(_own))
+    driver: Mapping[str, Any] = driver_options(
+        _every_name, _driver_value, refused=_REFUSED, what="a redis-py connection option"
     )

@@ -31,6 +31,7 @@ def sessionkit_backends() -> list[Backend]:
             name="redis",
             schemes=SCHEMES,
             storage="sessionkit_redis._storage:RedisStorage",
+            options="sessionkit_redis._options:RedisURLOptions",
             description="Redis or Valkey: one server, a Cluster or Sentinel; keys under a prefix",
         )
     ]

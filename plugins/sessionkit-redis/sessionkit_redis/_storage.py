@@ -108,6 +108,7 @@ from ._options import (
     Target,
     check_prefix,
     parse_url,
+    typed_target,
     wait_options,
 )
 from ._topology import async_lane, connections, sync_lane
@@ -286,7 +287,7 @@ class RedisStorage:
 
     def __init__(
         self,
-        url: str | None = None,
+        url: str | Target | None = None,
         *,
         client: SyncClient | None = None,
         async_client: AsyncClient | None = None,
@@ -310,7 +311,12 @@ class RedisStorage:
         if url is not None:
             if client is not None or async_client is not None:
                 raise ConfigError("client", "give a URL or clients, not both")
-            target = self._target = parse_url(url, options)
+            if isinstance(url, Target):  # read already (from_url)
+                if options:
+                    raise ConfigError(min(options), "give options with a URL, not with a target")
+                target = self._target = url
+            else:
+                target = self._target = parse_url(url, options)
             own = target.prefix if target.prefix is not None else DEFAULT_PREFIX
             self._set_prefix(own if prefix is None else prefix)
             self._set_wait(target.wait_replicas, target.wait_timeout)
@@ -342,8 +348,9 @@ class RedisStorage:
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> RedisStorage:
-        """Build from ``redis://host:port/db?prefix=...`` and options (the plugin's opener)."""
-        return cls(url, **options)
+        """Build from ``redis://host:port/db?prefix=...`` and options (the plugin's opener):
+        the options come typed and checked by the core, the query read (``Backend(options=...)``)."""
+        return cls(typed_target(url, options))
 
     def _set_prefix(self, prefix: object) -> None:
         self._prefix = check_prefix(prefix)
