@@ -9,11 +9,21 @@ can make a browser send the session cookie, but cannot read the token, so its fo
 fails. The token lives in the session's data, under :data:`CSRF_KEY`, so it is stored,
 expired and destroyed with the session, and a new id (``regenerate``, ``reset``,
 ``destroy``) gets a new token: one read before log-in is worth nothing after it.
+
+What a page carries is the token *masked* afresh each time (:func:`mask`: a random pad, and
+the secret XOR that pad), as Django does: a page compressed over TLS with an attacker's
+reflected guesses beside it (BREACH) then shows no repeated secret for the compression to
+give away. :func:`unmask` takes either form back: a masked token, or the bare secret that
+pages of earlier releases carried.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import re
+import secrets
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -32,8 +42,11 @@ __all__ = [
     "FORBIDDEN_BODY",
     "MAX_FORM_BYTES",
     "UNSAFE_METHODS",
+    "check_token",
     "form_token",
     "is_form",
+    "mask",
+    "new_secret",
 ]
 
 #: The session key holding the token (Flask-WTF's name, with the underscore of the keys the
@@ -49,6 +62,49 @@ FORBIDDEN_BODY = b"Forbidden: CSRF token missing or invalid\n"
 MAX_FORM_BYTES = 1 << 20
 # What a header name (RFC 9110 token) or a form field name given here may be made of.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+
+
+#: Bytes of a token's secret (its text in the session: 43 base64url characters).
+_SECRET_BYTES = 32
+
+
+def new_secret() -> str:
+    """A new token secret, as kept in the session."""
+    return secrets.token_urlsafe(_SECRET_BYTES)
+
+
+def mask(secret: str) -> str:
+    """``secret`` as a page carries it: a fresh random pad, then the secret XOR the pad
+    (86 base64url characters, different at every call)."""
+    raw = _decoded(secret)
+    if raw is None:  # not one this module made: carried as it is, checked as it is
+        return secret
+    pad = secrets.token_bytes(_SECRET_BYTES)
+    masked = pad + bytes(a ^ b for a, b in zip(pad, raw, strict=True))
+    return base64.urlsafe_b64encode(masked).rstrip(b"=").decode()
+
+
+def check_token(token: object, secret: object) -> bool:
+    """Whether ``token`` (masked, or the bare secret) carries ``secret``, compared in constant
+    time; False for anything that is not text."""
+    if type(token) is not str or type(secret) is not str or not token.isascii():
+        return False
+    raw = _decoded(token)
+    if raw is not None and len(raw) == 2 * _SECRET_BYTES:
+        pad, body = raw[:_SECRET_BYTES], raw[_SECRET_BYTES:]
+        token = base64.urlsafe_b64encode(bytes(a ^ b for a, b in zip(pad, body, strict=True)))
+        token = token.rstrip(b"=").decode()
+    return hmac.compare_digest(token.encode(), secret.encode())
+
+
+def _decoded(text: str) -> bytes | None:
+    """The bytes of base64url ``text`` (no padding); ``None`` when it is not that."""
+    if not text.isascii():
+        return None
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return None
 
 
 def is_form(content_type: str) -> bool:

@@ -10,14 +10,12 @@ call (sync or async, done by the store), so ``save`` and ``asave`` cannot drift 
 
 from __future__ import annotations
 
-import hmac
-import secrets
 from collections.abc import Iterator, MutableMapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._config import MAX_LIFETIME
-from ._csrf import CSRF_KEY
+from ._csrf import CSRF_KEY, check_token, mask, new_secret
 from ._errors import StorageError
 from ._noting import FailureNoting
 
@@ -356,13 +354,15 @@ class Session(FailureNoting, MutableMapping[str, Any]):
 
         Put it in forms (a hidden ``csrf_token`` field) or send it from JavaScript (an
         ``X-CSRF-Token`` header); :meth:`check_csrf` or the CSRF middleware checks it on
-        unsafe requests. ``regenerate()``, ``reset()`` and ``destroy()`` rotate it.
+        unsafe requests. ``regenerate()``, ``reset()`` and ``destroy()`` rotate it. Each call
+        returns the token masked afresh (see :mod:`sessionkit._csrf`: no secret repeats in
+        compressed pages); every one of them checks.
         """
-        token = self.get(CSRF_KEY)
-        if type(token) is not str:
-            token = secrets.token_urlsafe(32)
-            self.set(CSRF_KEY, token)
-        return token
+        secret = self.get(CSRF_KEY)
+        if type(secret) is not str:
+            secret = new_secret()
+            self.set(CSRF_KEY, secret)
+        return mask(secret)
 
     def check_csrf(self, token: object) -> bool:
         """Whether ``token`` is this session's CSRF token, compared in constant time.
@@ -370,10 +370,7 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         False for anything else: no token, one of another session, a session that never made
         one, a value that is not text.
         """
-        expected = self.get(CSRF_KEY)
-        if type(token) is not str or type(expected) is not str or not token.isascii():
-            return False
-        return hmac.compare_digest(token.encode(), expected.encode())
+        return check_token(token, self.get(CSRF_KEY))
 
     # -- mapping protocol ---------------------------------------------------------------------
 

@@ -211,7 +211,24 @@ async def test_a_session_without_a_token_accepts_none(
     assert not session.check_csrf("") and not session.check_csrf(None)
     assert not session.check_csrf("é" * 43) and not session.check_csrf(b"x")  # type: ignore[arg-type]
     token = session.csrf_token()
-    assert session.csrf_token() == token and session.check_csrf(token)
+    assert session.check_csrf(token) and session.check_csrf(session.csrf_token())
+
+
+def test_tokens_are_masked_afresh_and_the_bare_secret_still_checks(store: Store) -> None:
+    """BREACH: a page compressed beside reflected guesses must not carry a repeated secret.
+    Each ``csrf_token()`` is a new masking of the one secret; each checks; the secret itself
+    (what pages of earlier releases carried) still checks; another session's never does."""
+    session, other = store.load(None), store.load(None)
+    tokens = {session.csrf_token() for _ in range(20)}
+    secret = session["_csrf_token"]
+    assert len(tokens) == 20 and all(secret not in token for token in tokens)
+    assert all(session.check_csrf(token) for token in tokens)
+    assert session.check_csrf(secret)
+    assert not any(other.check_csrf(token) for token in tokens)
+    assert not other.check_csrf(secret)
+    forged = next(iter(tokens))
+    flipped = forged[:-2] + ("A" if forged[-2] != "A" else "B") + forged[-1]
+    assert not session.check_csrf(flipped)
 
 
 def test_bad_csrf_options_are_config_errors_naming_the_field(store: Store) -> None:
