@@ -41,7 +41,7 @@ from ._cookies import CookieRenderer
 from ._errors import ConfigError, SessionGone, SessionKitError, SessionTooLarge, StorageError
 from ._failurelog import FailureLog, kind_of
 from ._id_lookup import UNCARRIED_KEY, carries
-from ._session import Session
+from ._session import DESTROYED, PENDING, STORED, Session
 from ._store import Store, fingerprint
 
 __all__ = ["FAILURES", "ErrorHook", "ErrorResponse", "Failure", "Finisher", "Outcome", "add_vary"]
@@ -255,12 +255,17 @@ class Finisher:
         busy session to about one write per half lifetime; ``Config.rolling`` renews at every
         request that used the session instead.
         """
-        if session._pending:
+        if session._state is PENDING:
             return 0
         if session._modified:
             return SAVE
         loaded_at = session._loaded_at
-        if not session._accessed or not session._persisted or session._wrote or loaded_at is None:
+        if (
+            not session._accessed
+            or session._state is not STORED
+            or session._wrote
+            or loaded_at is None
+        ):
             return 0
         store = self.store
         now = store.now()
@@ -411,17 +416,17 @@ class Finisher:
 
     def outcome(self, session: Session) -> Outcome:
         """The header value (see the module's table) and whether to add ``Vary``."""
-        if session._pending:
+        if session._state is PENDING:
             return _NOTHING
         vary = session._accessed and self.vary is not None
-        if session._persisted:
+        if session._state is STORED:
             wrote = session._wrote
             if wrote is None:
                 return _VARY_ONLY if vary else _NOTHING
             if self._more:
                 return Outcome(self._set(session, *wrote), vary, self._more_set(session, *wrote))
             return Outcome(self._set(session, *wrote), vary)
-        if session._destroyed or session._loaded_at is not None:
+        if session._state is DESTROYED or session._loaded_at is not None:
             if self._more:
                 return Outcome(self._expire(), vary, self._more_expire())
             return Outcome(self._expire(), vary)

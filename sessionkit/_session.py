@@ -10,6 +10,7 @@ call (sync or async, done by the store), so ``save`` and ``asave`` cannot drift 
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator, MutableMapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,10 +25,36 @@ if TYPE_CHECKING:
     from ._errors import SessionKitError
     from ._store import Store
 
-__all__ = ["Session"]
+__all__ = ["DESTROYED", "MOVING", "NEW", "PENDING", "STORED", "Session", "State"]
 
 _MISSING: Any = object()
 _T = TypeVar("_T")
+
+
+class State(enum.Enum):
+    """Where a session is in its lifecycle: one of these at a time.
+
+    Beside it, three facts that are not states: ``fresh`` (its id was made in this request),
+    ``modified`` (changes not saved yet) and ``accessed`` (the response depends on it).
+    """
+
+    #: The client's id is known, its record not read yet: the first use reads it (see
+    #: :meth:`Store._fill`), so a request that never touches its session costs no storage call
+    #: (the WSGI middleware, Flask; ``autoload=False`` and a failed load under ASGI).
+    PENDING = "pending"
+    #: Nothing is stored under its id: a new session, or one whose record a save removed.
+    NEW = "new"
+    #: Its record is stored under its id: loaded, or saved by this request.
+    STORED = "stored"
+    #: After ``regenerate()``: its data goes under the new id at the next save, and then the
+    #: record under the old id (``_retiring``) is taken.
+    MOVING = "moving"
+    #: After ``destroy()``: its record is removed, and its cookie is expired unless it is saved
+    #: again.
+    DESTROYED = "destroyed"
+
+
+PENDING, NEW, STORED, MOVING, DESTROYED = State
 
 
 class Session(FailureNoting, MutableMapping[str, Any]):
@@ -45,7 +72,6 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         "_client_id",
         "_created",
         "_data",
-        "_destroyed",
         "_edits",
         "_failure",
         "_fresh",
@@ -55,10 +81,9 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         "_lifetime_set",
         "_loaded_at",
         "_modified",
-        "_pending",
-        "_persisted",
         "_raw",
         "_retiring",
+        "_state",
         "_store",
         "_wrote",
     )
@@ -80,14 +105,9 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         self._client_id = client_id
         self._accessed = False
         self._modified = False
-        self._destroyed = False
         #: ``(time, lifetime)`` of this request's last write, ``None`` until one: the cookie
         #: is then refreshed, with the same lifetime as the record.
         self._wrote: tuple[float, float] | None = None
-        #: Lazy loading (the WSGI middleware, Flask): ``session_id`` is the client's id, not
-        #: read yet; the first use of the session reads it (see :meth:`Store._fill`), so a
-        #: request that never touches its session costs no storage call at all.
-        self._pending = pending
         #: Set on a pending session that must not read synchronously (the ASGI middleware):
         #: the load's storage error, or why it was not loaded; its first use raises it again
         #: instead of reading (see :meth:`Store._fill`).
@@ -101,6 +121,8 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         #: :meth:`regenerate`, all that is kept if the old record turns out to be gone.
         self._changed: set[str] | None = None
         self._apply(session_id, record, now, raw)
+        if pending:
+            self._state = PENDING
 
     def _apply(
         self, session_id: str, record: Record | None, now: float, raw: bytes | None = None
@@ -127,7 +149,7 @@ class Session(FailureNoting, MutableMapping[str, Any]):
             #: Ends with the browser: no ``Max-Age`` on its cookie (``set_expiry(timedelta(0))``).
             self._browser = False
             self._fresh = True
-            self._persisted = False
+            self._state = NEW
             #: Save time of the record the client's id loaded (``None``: nothing loaded); the
             #: middleware renews a session read past half its lifetime from it.
             self._loaded_at: float | None = None
@@ -137,7 +159,7 @@ class Session(FailureNoting, MutableMapping[str, Any]):
             self._lifetime = record.lifetime
             self._browser = record.browser
             self._fresh = False
-            self._persisted = True
+            self._state = STORED
             self._loaded_at = record.saved
 
     # -- transitions the store makes (one method each, so the state is changed in one place) --
@@ -147,7 +169,6 @@ class Session(FailureNoting, MutableMapping[str, Any]):
     ) -> None:
         """A pending session loaded: ``record`` read under ``session_id`` (``None``: nothing
         live there, and ``session_id`` is a new id)."""
-        self._pending = False
         self._failure = None
         self._apply(session_id, record, now, raw)
 
@@ -158,8 +179,7 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         bytes stored (``None``: unknown here, sealed on the way), ``indexed``: the horizon
         the record is indexed until under its principal."""
         self._modified = False
-        self._persisted = True
-        self._destroyed = False
+        self._state = STORED
         self._retiring = None
         self._indexed = indexed
         self._wrote = (now, lifetime)
@@ -187,7 +207,7 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         removed, ``taken``: by this save (else another request had removed it already, and
         that request's response owns the cookie)."""
         if forgotten:
-            self._persisted = False
+            self._state = NEW
             self._retiring = None
             if not taken:
                 self._loaded_at = None
@@ -207,12 +227,13 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         self._retiring = None
         self._changed = None
         self._indexed = None
+        self._state = NEW
 
     def _touch(self) -> None:
         """Mark the session used (the response then varies by its cookie), and read a lazily
         loaded one now; a storage failure propagates."""
         self._accessed = True
-        if self._pending:
+        if self._state is PENDING:
             self._store._fill(self)
 
     # -- identity -----------------------------------------------------------------------------
@@ -243,7 +264,7 @@ class Session(FailureNoting, MutableMapping[str, Any]):
     @property
     def destroyed(self) -> bool:
         """True after ``destroy()`` until the session is saved again."""
-        return self._destroyed
+        return self._state is DESTROYED
 
     @property
     def created(self) -> float:
@@ -269,7 +290,7 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         wrote = self._wrote
         if wrote is not None:
             end = wrote[0] + wrote[1]
-        elif self._persisted and not self._modified and self._loaded_at is not None:
+        elif self._state is STORED and not self._modified and self._loaded_at is not None:
             end = self._loaded_at + store._lifetime(self._lifetime)
             if store._absolute is not None:
                 end = min(end, self._created + store._absolute)
@@ -410,7 +431,7 @@ class Session(FailureNoting, MutableMapping[str, Any]):
             self._data.clear()
 
     def __repr__(self) -> str:
-        if self._pending:
+        if self._state is PENDING:
             return "<Session pending>"
         state = "fresh" if self._fresh else "loaded"
         return f"<Session {state} keys={sorted(self._data)!r}>"
@@ -504,13 +525,13 @@ class Session(FailureNoting, MutableMapping[str, Any]):
     def _stored_id(self) -> str | None:
         """The id this session's stored record is under: its own once saved, or the one a
         :meth:`regenerate` retired and the next save has not taken yet; ``None``: none."""
-        return self._retiring or (self._id if self._persisted else None)
+        return self._retiring or (self._id if self._state is STORED else None)
 
     def _retire_id(self) -> None:
         """:meth:`regenerate`: a new id now, the stored record taken at the next save."""
         self._touch()
         new_id = self._store.new_id()
-        if self._persisted:
+        if self._state is STORED:
             self._retiring = self._id
             self._changed = set()
         # A token seen before a log-in must not work after it: the next csrf_token() makes one.
@@ -525,8 +546,10 @@ class Session(FailureNoting, MutableMapping[str, Any]):
             self._changed = None
         self._id = new_id
         self._fresh = True
-        self._persisted = False
-        self._destroyed = destroyed
+        if destroyed:
+            self._state = DESTROYED
+        else:
+            self._state = NEW if self._retiring is None else MOVING
         if keep_data:
             self._modified = True
         else:

@@ -29,7 +29,7 @@ from ._envelope import Record, decode_record, encode_envelope
 from ._errors import ConfigError, SessionGone, SessionKitError, SessionTooLarge, StorageError
 from ._id_lookup import ASGI_KEY, WSGI_KEY, asgi_values, carrier_of, client_values, wsgi_values
 from ._principals import Entry, PrincipalIndex, principal_text
-from ._session import Session
+from ._session import PENDING, STORED, Session
 from ._steps import (
     CREATE,
     DELETE,
@@ -186,7 +186,7 @@ class Store:
         """
         carrier, cached = self._cached(request)
         if cached is not None:
-            if cached._pending and not isinstance(cached._failure, StorageError):
+            if cached._state is PENDING and not isinstance(cached._failure, StorageError):
                 await self._afill(cached)
             return cached
         sid = self.client_id(request)
@@ -489,7 +489,7 @@ class Store:
             payload = None
         else:
             payload = await session._anoting(self._aread(session._id))
-        if session._pending:
+        if session._state is PENDING:
             self._loaded(session, payload)
 
     def _loaded(self, session: Session, payload: bytes | None) -> None:
@@ -528,7 +528,7 @@ class Store:
         # The horizon the stored record was indexed until holds for its id and principal: not
         # for a new record (a new id) nor when this request changed the principal.
         indexed = session._indexed
-        if not session._persisted or self.config.principal_key in session._edits:
+        if session._state is not STORED or self.config.principal_key in session._edits:
             indexed = None
         return self._plan(
             session._data,
@@ -606,7 +606,7 @@ class Store:
             old = session._stored_id()
             self._emptied(session, old, old is not None and (yield from self._take_steps(old)))
             return
-        if not session._persisted:
+        if session._state is not STORED:
             new_id = yield from self._create_record_steps(session._id, plan)
             if session._retiring is not None:
                 plan = yield from self._retire_steps(session, new_id, plan)

@@ -34,7 +34,7 @@ from ._csrf import DEFAULT_FIELD, DEFAULT_HEADER, FORBIDDEN_BODY, UNSAFE_METHODS
 from ._errors import SessionKitError
 from ._finish import FAILURES, ErrorHook, Failure, Finisher
 from ._id_lookup import WSGI_KEY
-from ._session import Session
+from ._session import PENDING, Session
 from ._skip import skipper
 from ._store import Store
 
@@ -107,7 +107,7 @@ class FlaskSession(Session, SessionMixin):
             self._touch()
             if not self._browser:
                 self.set_expiry(timedelta(0))
-        elif self._pending:
+        elif self._state is PENDING:
             self._permanent = True
         elif self._browser:
             self._end_with_browser(False)
