@@ -1,9 +1,26 @@
 """In-process storage: a dict guarded by a lock, with expiry on read and incremental purging.
 
-Expired entries are found through a heap ordered by expiry time; each write pops at most a few
-of them, so the cost of cleaning up is spread over requests and never needs a scan of every
-entry. A renewed entry leaves a stale heap item behind, recognised (its time no longer
-matches) and skipped when popped; the heap is rebuilt when stale items outnumber live ones.
+Expired entries are found without a scan of the map. Writes with the same TTL expire in the
+order they are written (the clock is monotonic), so each TTL gets a *lane*: a deque holding,
+in two slots per write, the key and its expiry time (the very float object its entry holds).
+The soonest expiry is always at the front of a lane, or at the top of a heap that takes the
+writes no lane can (a TTL beyond the first few distinct ones, or a clock that went back).
+Sessions mostly share one TTL, so most writes cost two deque slots (16 bytes) where a heap
+item costs a tuple and a list slot (64 bytes), and pushes and pops are O(1). Each write purges
+at most a few expired entries, so the cost of cleaning up is spread over requests.
+
+Under ``max_entries``, one more deque holds every write in write order, so evicting the least
+recently written entry is O(1) too (the dict's own oldest entry is found by a walk over the
+holes its deletions leave, which grows with the map); without a cap it is not kept.
+
+A renewed or deleted entry leaves stale items behind: their expiry is not the float object the
+entry holds any more (``is``, not ``==``: a rewrite at the same time is still a new write).
+They are skipped when popped, and filtered out of every lane, the heap and the write order
+once one of them holds about twice as many items as there are live entries (amortised O(1) per
+write, as rebuilding the heap was).
+
+A lane is dropped when it drains, making room for another TTL. Entries without expiry are in
+no lane (nothing to purge), only in the write order when there is a cap.
 """
 
 from __future__ import annotations
@@ -11,6 +28,7 @@ from __future__ import annotations
 import heapq
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
@@ -28,6 +46,9 @@ from ._options import MemoryOptions
 __all__ = ["MemoryStorage"]
 
 _NEVER = float("inf")
+#: Lanes kept at most: more distinct TTLs at once (say, ``absolute_timeout`` shortening them)
+#: go to the heap.
+_MAX_LANES = 8
 
 
 def _positive_int(value: object) -> bool:
@@ -68,7 +89,13 @@ class MemoryStorage(SyncStorage):
         self._lock = threading.Lock()
         # key -> (value, expires_at); insertion order is write order (oldest first).
         self._data: dict[str, tuple[bytes, float]] = {}
+        # TTL in seconds -> its writes: key, expires_at, key, expires_at, ... (soonest first).
+        self._lanes: dict[float, deque[Any]] = {}
+        # (expires_at, key) of the writes no lane takes.
         self._heap: list[tuple[float, str]] = []
+        # Under max_entries, every write: key, expires_at, ... (least recently written first).
+        self._order: deque[Any] | None = None if max_entries is None else deque()
+        self._due = _NEVER  # no expiry in the lanes or the heap is sooner than this
         self._closed = False
 
     @classmethod
@@ -93,44 +120,127 @@ class MemoryStorage(SyncStorage):
 
     def _purge(self, now: float, limit: int) -> int:
         """Delete up to ``limit`` expired entries, soonest-expired first; return how many."""
-        heap, data = self._heap, self._data
+        lanes, heap, data = self._lanes, self._heap, self._data
         purged = 0
-        while purged < limit and heap and heap[0][0] <= now:
-            expires_at, key = heapq.heappop(heap)
+        while purged < limit:
+            # The soonest expiry is at the front of a lane or at the top of the heap.
+            soonest, expires_at = None, heap[0][0] if heap else _NEVER
+            for ttl, lane in lanes.items():
+                if lane[1] < expires_at:
+                    soonest, expires_at = ttl, lane[1]
+            if expires_at > now:
+                break
+            if soonest is None:
+                key = heapq.heappop(heap)[1]
+            else:
+                lane = lanes[soonest]
+                key = lane.popleft()
+                lane.popleft()
+                if not lane:
+                    del lanes[soonest]
             entry = data.get(key)
-            if entry is not None and entry[1] == expires_at:
+            if entry is not None and entry[1] is expires_at:
                 del data[key]
                 purged += 1
+        self._due = self._soonest()
         return purged
+
+    def _soonest(self) -> float:
+        """The soonest expiry at the front of a lane or the top of the heap."""
+        soonest = self._heap[0][0] if self._heap else _NEVER
+        for lane in self._lanes.values():
+            if lane[1] < soonest:
+                soonest = lane[1]
+        return soonest
+
+    def _evict_oldest(self) -> None:
+        """Delete the least recently written entry (the caller knows there is one)."""
+        data, order = self._data, self._order
+        if order is None:  # max_entries set after construction: no write order kept
+            del data[next(iter(data))]
+            return
+        while order:
+            key = order.popleft()
+            expires_at = order.popleft()
+            entry = data.get(key)
+            if entry is not None and entry[1] is expires_at:
+                del data[key]
+                return
+
+    def _compact(self) -> None:
+        """Filter the stale items out of the lanes, the heap and the write order."""
+        data = self._data
+
+        def live(items: deque[Any]) -> deque[Any]:
+            kept: deque[Any] = deque()
+            pairs = iter(items)
+            for key, expires_at in zip(pairs, pairs, strict=False):
+                entry = data.get(key)
+                if entry is not None and entry[1] is expires_at:
+                    kept += (key, expires_at)
+            return kept
+
+        lanes = {ttl: kept for ttl, lane in self._lanes.items() if (kept := live(lane))}
+        heap = [item for item in self._heap if (entry := data.get(item[1])) and entry[1] is item[0]]
+        heapq.heapify(heap)
+        self._lanes, self._heap = lanes, heap
+        if self._order is not None:
+            self._order = live(self._order)
+        self._due = self._soonest()
+
+    def _store_expiry(
+        self, key: str, expires_at: float, seconds: float, lane: deque[Any] | None
+    ) -> None:
+        """:meth:`_store`'s bookkeeping for a write that opens a lane or goes to the heap."""
+        if lane is None and len(self._lanes) < _MAX_LANES:
+            lane = self._lanes[seconds] = deque()
+        if lane is not None and (not lane or lane[-1] <= expires_at):
+            lane.append(key)
+            lane.append(expires_at)
+        else:  # no lane, or the clock went back: the heap keeps it in order
+            heap = self._heap
+            heapq.heappush(heap, (expires_at, key))
+            if len(heap) > 2 * len(self._data) + 1024:
+                self._compact()
+        if expires_at < self._due:  # a lane's front or the heap's top: the soonest yet?
+            self._due = expires_at
 
     def _add(self, key: str, value: bytes, seconds: float | None, now: float) -> None:
         """:meth:`_store` for the writes that may add an entry (``set``, ``create``): they
         purge a batch of expired entries first, when one is due, so cleaning up is spread
         over the writes that grow the dict."""
-        heap = self._heap
-        if heap and heap[0][0] <= now:
+        if self._due <= now:
             self._purge(now, self.purge_batch)
         self._store(key, value, seconds, now)
 
     def _store(self, key: str, value: bytes, seconds: float | None, now: float) -> None:
         """Write ``key`` to expire ``seconds`` after ``now`` (``None``: never)."""
         data = self._data
-        expires_at = _NEVER if seconds is None else now + seconds
+        # A new float object for every write, infinity included: its identity tells this
+        # write's items from the stale ones the key left behind.
+        expires_at = now + (_NEVER if seconds is None else seconds)
         data.pop(key, None)
         data[key] = (value, expires_at)
-        if expires_at != _NEVER:
-            heap = self._heap
-            heapq.heappush(heap, (expires_at, key))
-            # Every rewrite leaves its old heap entry behind (skipped when popped); rebuild
-            # once they outnumber the live ones, so the heap stays proportional to the data.
-            if len(heap) > 2 * len(data) + 1024:
-                self._heap = [(exp, k) for k, (_, exp) in data.items() if exp != _NEVER]
-                heapq.heapify(self._heap)
+        if seconds is not None:
+            lane = self._lanes.get(seconds)
+            if lane and lane[-1] <= expires_at:  # the usual case: one more for the lane
+                lane.append(key)
+                lane.append(expires_at)
+                if len(lane) > 4 * len(data) + 2048:
+                    self._compact()
+            else:
+                self._store_expiry(key, expires_at, seconds, lane)
+        order = self._order
+        if order is not None:
+            order.append(key)
+            order.append(expires_at)
+            if len(order) > 4 * len(data) + 2048:
+                self._compact()
         cap = self.max_entries
         if cap is not None and len(data) > cap:
             self._purge(now, len(data) - cap)
             while len(data) > cap:
-                del data[next(iter(data))]
+                self._evict_oldest()
 
     # -- the storage contract ------------------------------------------------------------------
 
@@ -209,8 +319,15 @@ class MemoryStorage(SyncStorage):
     def reset(self) -> None:
         with self._lock:
             self._check_open()
-            self._data.clear()
-            self._heap.clear()
+            self._clear()
+
+    def _clear(self) -> None:
+        self._data.clear()
+        self._lanes.clear()
+        self._heap.clear()
+        if self._order is not None:
+            self._order.clear()
+        self._due = _NEVER
 
     # -- optional abilities for operators (see sessionkit._abilities) ----------------------------
 
@@ -238,5 +355,4 @@ class MemoryStorage(SyncStorage):
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            self._data.clear()
-            self._heap.clear()
+            self._clear()
