@@ -166,12 +166,14 @@ def _healthy(port: int) -> bool:
         return False
 
 
-def uvicorn_server(log: Path, env: dict[str, str], workers: int = 1) -> AppServer:
-    """uvicorn serving ``tests.load.app_asgi:app`` with its default settings."""
+def uvicorn_server(
+    log: Path, env: dict[str, str], workers: int = 1, app: str = "tests.load.app_asgi:app"
+) -> AppServer:
+    """uvicorn serving ``app`` (the suite's own by default) with its default settings."""
 
     def argv(port: int) -> list[str]:
         return [
-            sys.executable, "-m", "uvicorn", "tests.load.app_asgi:app", "--host", HOST,
+            sys.executable, "-m", "uvicorn", app, "--host", HOST,
             "--port", str(port), "--workers", str(workers), "--no-access-log",
             "--log-level", "warning", "--timeout-graceful-shutdown", "2",
         ]  # fmt: skip
@@ -182,13 +184,13 @@ def uvicorn_server(log: Path, env: dict[str, str], workers: int = 1) -> AppServe
 
 def gunicorn_server(
     log: Path, env: dict[str, str], workers: int = 1, worker_class: str = "gthread",
-    threads: int = 32,
+    threads: int = 32, app: str = "tests.load.app_wsgi:app",
 ) -> AppServer:  # fmt: skip
-    """gunicorn serving ``tests.load.app_wsgi:app``."""
+    """gunicorn serving ``app`` (the suite's own by default)."""
 
     def argv(port: int) -> list[str]:
         return [
-            sys.executable, "-m", "gunicorn", "tests.load.app_wsgi:app", "--bind",
+            sys.executable, "-m", "gunicorn", app, "--bind",
             f"{HOST}:{port}", "--workers", str(workers), "--worker-class", worker_class,
             "--threads", str(threads), "--log-level", "warning", "--graceful-timeout", "2",
             "--timeout", "60", "--keep-alive", "5",

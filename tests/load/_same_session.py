@@ -14,7 +14,7 @@ n = 1, 2, ..., one request in flight each (``app_same_session``). A change is *a
   acknowledged value (or a later unacknowledged one) (``lost_final``, clients).
 
 The servers are the load suite's (``uvicorn_server``, ``gunicorn_server``: the same settings,
-process group and CPU accounting), serving ``app_same_session`` instead of the suite's app.
+process group and CPU accounting), serving ``app_same_session``.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from tests.load._http import Connection, HTTPError, Response
 
 __all__ = ["SameSession", "run_same_session", "same_session_server"]
 
-#: The load suite's app in the harness's command lines, and what serves this scenario instead.
+#: What serves this scenario, by server.
 _APPS = {
-    "uvicorn": ("tests.load.app_asgi:app", "tests.load.app_same_session:asgi"),
-    "gunicorn": ("tests.load.app_wsgi:app", "tests.load.app_same_session:wsgi"),
+    "uvicorn": "tests.load.app_same_session:asgi",
+    "gunicorn": "tests.load.app_same_session:wsgi",
 }
 COOKIE = "session_id"
 _NO_ANSWER = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, HTTPError,
@@ -49,16 +49,11 @@ def same_session_server(
     the default configuration)."""
     env = {"LOAD_STORAGE": storage, "LOAD_CONFLICT": conflict or ""}
     if kind == "uvicorn":
-        server = uvicorn_server(log, env, workers)
+        server = uvicorn_server(log, env, workers, app=_APPS[kind])
     elif kind == "gunicorn":
-        server = gunicorn_server(log, env, workers)
+        server = gunicorn_server(log, env, workers, app=_APPS[kind])
     else:
         raise ValueError(f"{kind!r}: uvicorn or gunicorn")
-    suite_app, app = _APPS[kind]
-    argv = server._argv
-    if suite_app not in argv(0):
-        raise RuntimeError(f"the harness's {kind} command line no longer names {suite_app}")
-    server._argv = lambda port: [app if arg == suite_app else arg for arg in argv(port)]
     server.name = f"{server.name}-{conflict or 'default'}"
     return server
 
