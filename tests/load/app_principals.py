@@ -3,14 +3,13 @@
 ``asgi`` (Starlette, served by uvicorn) and ``wsgi`` (Flask with ``sessionkit.flask``, served by
 gunicorn), each built on first use. ``LOAD_STORAGE`` (environment) is the storage URL.
 
-Routes (plain text bodies):
+Routes (plain text bodies), beside ``/health``:
 
 * ``/login?u=NAME``: ``regenerate()``, then ``user = NAME``: a log-in, with its new cookie;
 * ``/touch``: counts a visit in the session (a save); answers the user, or ``anon``;
 * ``/who``: the user, or ``anon`` (reads only);
 * ``/everywhere``: ``destroy_all(user, keep=<this session>)``: "log out my other devices";
-  answers how many sessions ended;
-* ``/health``: never touches the session (the harness waits for it).
+  answers how many sessions ended.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ import os
 from typing import Any
 
 from sessionkit import Store
+from tests.load._apps import built_on_first_use, flask_app, starlette_app
 
 __all__ = ["store"]  # and asgi, wsgi: see __getattr__
 
@@ -26,89 +26,50 @@ store = Store(storage=os.environ.get("LOAD_STORAGE", "memory://"), principal_key
 
 
 def _asgi() -> Any:
-    from starlette.applications import Starlette
-    from starlette.middleware import Middleware
-    from starlette.requests import Request
-    from starlette.responses import PlainTextResponse
-    from starlette.routing import Route
-
-    from sessionkit.asgi import SessionMiddleware
-
-    async def health(request: Request) -> PlainTextResponse:
-        return PlainTextResponse("ok")
-
-    async def login(request: Request) -> PlainTextResponse:
+    async def login(request: Any) -> str:
         session = request.session
         await session.aregenerate()
         session["user"] = request.query_params["u"]
-        return PlainTextResponse("ok")
+        return "ok"
 
-    async def touch(request: Request) -> PlainTextResponse:
+    async def touch(request: Any) -> str:
         session = request.session
         session["n"] = session.get("n", 0) + 1
-        return PlainTextResponse(session.get("user", "anon"))
+        return str(session.get("user", "anon"))
 
-    async def who(request: Request) -> PlainTextResponse:
-        return PlainTextResponse(request.session.get("user", "anon"))
+    async def who(request: Any) -> str:
+        return str(request.session.get("user", "anon"))
 
-    async def everywhere(request: Request) -> PlainTextResponse:
+    async def everywhere(request: Any) -> str:
         session = request.session
-        ended = await store.adestroy_all(session["user"], keep=session.id)
-        return PlainTextResponse(str(ended))
+        return str(await store.adestroy_all(session["user"], keep=session.id))
 
-    routes = [
-        Route("/health", health),
-        Route("/login", login),
-        Route("/touch", touch),
-        Route("/who", who),
-        Route("/everywhere", everywhere),
-    ]
-    return Starlette(routes=routes, middleware=[Middleware(SessionMiddleware, store=store)])
+    routes = {"/login": login, "/touch": touch, "/who": who, "/everywhere": everywhere}
+    return starlette_app(store, routes)
 
 
 def _wsgi() -> Any:
     import flask
 
-    from sessionkit.flask import init_app
+    session: Any = flask.session
 
-    app = flask.Flask(__name__)
+    def login() -> str:
+        session.regenerate()
+        session["user"] = flask.request.args["u"]
+        return "ok"
 
-    def text(body: str) -> flask.Response:
-        return flask.Response(body, mimetype="text/plain")
+    def touch() -> str:
+        session["n"] = session.get("n", 0) + 1
+        return str(session.get("user", "anon"))
 
-    @app.get("/health")
-    def health() -> flask.Response:
-        return text("ok")
+    def who() -> str:
+        return str(session.get("user", "anon"))
 
-    @app.get("/login")
-    def login() -> flask.Response:
-        flask.session.regenerate()  # type: ignore[attr-defined]
-        flask.session["user"] = flask.request.args["u"]
-        return text("ok")
+    def everywhere() -> str:
+        return str(store.destroy_all(session["user"], keep=session.id))
 
-    @app.get("/touch")
-    def touch() -> flask.Response:
-        flask.session["n"] = flask.session.get("n", 0) + 1
-        return text(flask.session.get("user", "anon"))
-
-    @app.get("/who")
-    def who() -> flask.Response:
-        return text(flask.session.get("user", "anon"))
-
-    @app.get("/everywhere")
-    def everywhere() -> flask.Response:
-        session: Any = flask.session
-        return text(str(store.destroy_all(session["user"], keep=session.id)))
-
-    init_app(app, store)
-    return app
+    routes = {"/login": login, "/touch": touch, "/who": who, "/everywhere": everywhere}
+    return flask_app(store, routes)
 
 
-def __getattr__(name: str) -> Any:
-    """``asgi`` and ``wsgi``, built on first use (and kept)."""
-    builders = {"asgi": _asgi, "wsgi": _wsgi}
-    if name not in builders:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    app = builders[name]()
-    globals()[name] = app
-    return app
+__getattr__ = built_on_first_use(globals(), {"asgi": _asgi, "wsgi": _wsgi})

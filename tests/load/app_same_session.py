@@ -25,6 +25,7 @@ import os
 from typing import Any
 
 from sessionkit import Store
+from tests.load._apps import built_on_first_use, flask_app, starlette_app
 
 __all__ = ["CONFLICT", "STORAGE", "dump_text", "store"]  # and asgi, wsgi: see __getattr__
 
@@ -42,79 +43,42 @@ def dump_text(session: Any) -> str:
 
 
 def _asgi() -> Any:
-    from starlette.applications import Starlette
-    from starlette.middleware import Middleware
-    from starlette.requests import Request
-    from starlette.responses import PlainTextResponse
-    from starlette.routing import Route
-
-    from sessionkit.asgi import SessionMiddleware
-
-    async def health(request: Request) -> PlainTextResponse:
-        return PlainTextResponse("ok")
-
-    async def create(request: Request) -> PlainTextResponse:
+    async def create(request: Any) -> str:
         request.session["created"] = 1
-        return PlainTextResponse("ok")
+        return "ok"
 
-    async def set_key(request: Request) -> PlainTextResponse:
+    async def set_key(request: Any) -> str:
         key, value = request.query_params["k"], int(request.query_params["v"])
         session = request.session
         previous = session.get(key, 0)
         session[key] = value
-        return PlainTextResponse(str(previous))
+        return str(previous)
 
-    async def dump(request: Request) -> PlainTextResponse:
-        return PlainTextResponse(dump_text(request.session))
+    async def dump(request: Any) -> str:
+        return dump_text(request.session)
 
-    routes = [
-        Route("/health", health),
-        Route("/create", create),
-        Route("/set", set_key),
-        Route("/dump", dump),
-    ]
-    return Starlette(routes=routes, middleware=[Middleware(SessionMiddleware, store=store)])
+    return starlette_app(store, {"/create": create, "/set": set_key, "/dump": dump})
 
 
 def _wsgi() -> Any:
     import flask
 
-    from sessionkit.flask import init_app
+    session: Any = flask.session
 
-    app = flask.Flask(__name__)
+    def create() -> str:
+        session["created"] = 1
+        return "ok"
 
-    def text(body: str) -> flask.Response:
-        return flask.Response(body, mimetype="text/plain")
-
-    @app.get("/health")
-    def health() -> flask.Response:
-        return text("ok")
-
-    @app.get("/create")
-    def create() -> flask.Response:
-        flask.session["created"] = 1
-        return text("ok")
-
-    @app.get("/set")
-    def set_key() -> flask.Response:
+    def set_key() -> str:
         key, value = flask.request.args["k"], int(flask.request.args["v"])
-        previous = flask.session.get(key, 0)
-        flask.session[key] = value
-        return text(str(previous))
+        previous = session.get(key, 0)
+        session[key] = value
+        return str(previous)
 
-    @app.get("/dump")
-    def dump() -> flask.Response:
-        return text(dump_text(flask.session))
+    def dump() -> str:
+        return dump_text(session)
 
-    init_app(app, store)
-    return app
+    return flask_app(store, {"/create": create, "/set": set_key, "/dump": dump})
 
 
-def __getattr__(name: str) -> Any:
-    """``asgi`` and ``wsgi``, built on first use (and kept)."""
-    builders = {"asgi": _asgi, "wsgi": _wsgi}
-    if name not in builders:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    app = builders[name]()
-    globals()[name] = app
-    return app
+__getattr__ = built_on_first_use(globals(), {"asgi": _asgi, "wsgi": _wsgi})
