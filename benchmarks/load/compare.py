@@ -76,14 +76,15 @@ POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 MYSQL_SERVER = "mysql://root@127.0.0.1:3306"
 
 FRAMEWORKS = ("starlette", "flask", "litestar")
-BACKENDS = ("memory", "sqlite", "redis", "postgres", "mysql", "file")
+BACKENDS = ("memory", "sqlite", "redis", "redis-cached", "postgres", "mysql", "file")
 #: The peer of each framework, and the backends it is measured on.
 PEERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "starlette": ("starsessions", ("memory", "redis")),
     "flask": ("Flask-Session", ("memory", "redis", "sqlite", "postgres", "mysql")),
     "litestar": ("Litestar sessions", ("memory", "redis", "file")),
 }
-SESSIONKIT_BACKENDS = ("memory", "sqlite", "redis", "postgres", "mysql")
+#: ``redis-cached``: the Redis storage with its client-side cache on (``client_cache=true``).
+SESSIONKIT_BACKENDS = ("memory", "sqlite", "redis", "redis-cached", "postgres", "mysql")
 FLOOR_BACKENDS = ("redis", "postgres", "mysql")
 SERVER = {"starlette": "uvicorn", "litestar": "uvicorn", "flask": "gunicorn"}
 #: How each peer stores on a backend, for the tables.
@@ -101,6 +102,7 @@ BACKEND_NAME = {
     "memory": "memory",
     "sqlite": "SQLite",
     "redis": "Redis",
+    "redis-cached": "Redis, client cache",
     "postgres": "PostgreSQL",
     "mysql": "MariaDB",
     "file": "files",
@@ -207,6 +209,9 @@ class Resources:
                 "memory": "memory://",
                 "sqlite": f"sqlite:///{self.tmp / f'sk-{fw}.db'}",
                 "redis": f"{REDIS}?prefix={self.redis_prefix(f'sk:{fw}')}",
+                "redis-cached": (
+                    f"{REDIS}?prefix={self.redis_prefix(f'skc:{fw}')}&client_cache=true"
+                ),
                 "postgres": f"{POSTGRES}?schema={self.schema}&table=sk_{fw}",
                 "mysql": f"{MYSQL_SERVER}/{self.mysql_db}?table=sk_{fw}",
             }.get(backend, "")
