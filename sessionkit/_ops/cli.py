@@ -17,6 +17,7 @@ import json
 import os
 import shlex
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -56,12 +57,21 @@ def _cmd_backends(args: argparse.Namespace) -> int:
         hint = install_hint("sessionkit-memory")
         print(f"no storage backends installed; install the default one (memory://) with: {hint}")
         return 1
-    rows = [(i.backend.name, _schemes(i), i.distribution, i.version) for i in backends]
     header = ("backend", "schemes", "distribution", "version")
-    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(4)]
-    for row in [header, *rows]:
+    rows = [header]
+    for installed in backends:
+        # A long list of schemes (Redis has thirteen) wraps within its column, between schemes.
+        lines = textwrap.wrap(_schemes(installed), _SCHEMES_WIDTH, break_long_words=False) or [""]
+        first = (installed.backend.name, lines[0], installed.distribution, installed.version)
+        rows += [first, *(("", more, "", "") for more in lines[1:])]
+    widths = [max(len(r[c]) for r in rows) for c in range(4)]
+    for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return 0
+
+
+#: The widest the schemes column of ``sessionkit backends`` gets before it wraps.
+_SCHEMES_WIDTH = 48
 
 
 def version_lines() -> list[str]:
