@@ -55,10 +55,11 @@ from typing import Any, ClassVar, cast
 import pymysql  # type: ignore[import-untyped, unused-ignore]
 import pymysql.constants  # type: ignore[import-untyped, unused-ignore]
 
+from sessionkit._pools import AsyncPool, DriverOps, PoolClosed, PoolTimeout, SyncPool
 from sessionkit.storage import ConfigError, PerLoop, StorageError, ttl_seconds
 
 from ._options import MySQLOptions
-from ._pool import AsyncPool, PoolClosed, PoolTimeout, SyncPool, bounded, socket_has_news
+from ._pool import bounded, socket_has_news
 from ._sql import COLUMNS, KEY_BYTES, Statements
 
 __all__ = ["MySQLStorage"]
@@ -256,6 +257,12 @@ def _async_abandon(conn: Any) -> None:
     conn._writer = conn._reader = None
 
 
+_SYNC_OPS: DriverOps[Any] = DriverOps(alive=_sync_alive, discard=_sync_discard, close=_sync_close)
+_ASYNC_OPS: DriverOps[Any] = DriverOps(
+    alive=_async_alive, discard=_async_discard, close=_async_close, abandon=_async_abandon
+)
+
+
 def _release_dead_pool(pool: AsyncPool[Any], loop: asyncio.AbstractEventLoop) -> None:
     """``PerLoop``'s ``release``: free the sockets of a closed loop's pool."""
     pool.release_dead()
@@ -303,12 +310,7 @@ class MySQLStorage:
         self._ready_lock = threading.Lock()
         self._writes = itertools.count(1)
         self._pool: SyncPool[Any] = SyncPool(
-            self._connect,
-            size=opts.max_connections,
-            wait=opts.pool_timeout,
-            alive=_sync_alive,
-            discard=_sync_discard,
-            close=_sync_close,
+            self._connect, _SYNC_OPS, size=opts.max_connections, wait=opts.pool_timeout
         )
         self._loop_pools: PerLoop[AsyncPool[Any]] = PerLoop(self._async_pool, _release_dead_pool)
 
@@ -348,9 +350,10 @@ class MySQLStorage:
             program_name=_PROGRAM,
         )
 
-    async def _aconnect(self) -> Any:
+    async def _aconnect(self, deadline: float = 0.0) -> Any:
         """A new aiomysql connection, made within ``connect_timeout + read_timeout`` (aiomysql
-        bounds only the TCP connect by itself), and closed if that fails or is cancelled."""
+        bounds only the TCP connect by itself), and closed if that fails or is cancelled. The
+        pool's ``deadline`` (of the wait for a connection) does not bound it."""
         opts = self.options
         conn = _async_connection_class()(
             host=opts.host or "localhost",
@@ -386,13 +389,10 @@ class MySQLStorage:
     def _async_pool(self) -> AsyncPool[Any]:
         opts = self.options
         return AsyncPool(
-            self._aconnect,
+            self._aconnect,  # bounded by its own timeouts, not by the call's pool_timeout
+            _ASYNC_OPS,
             size=opts.max_connections,
             wait=opts.pool_timeout,
-            alive=_async_alive,
-            discard=_async_discard,
-            close=_async_close,
-            abandon=_async_abandon,
         )
 
     def _failed(self, op: str, exc: BaseException) -> StorageError:

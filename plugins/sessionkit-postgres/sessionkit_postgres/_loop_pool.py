@@ -1,4 +1,5 @@
-"""The async connections of one event loop, in a pool that runs no task of its own.
+"""The async connections of one event loop: sessionkit's :class:`~sessionkit._pools.AsyncPool`
+of psycopg ``AsyncConnection``\\ s, a pool that runs no task of its own.
 
 Why not ``psycopg_pool.AsyncConnectionPool``: it connects in worker tasks of its loop, and
 those catch ``asyncio.CancelledError`` while connecting (to keep their books straight), so a
@@ -16,7 +17,10 @@ attempt. At most ``max_size`` connections are out or idle at once; a call that f
 busy waits for one to come back, up to its timeout. Idle connections beyond ``min_size``
 unused for ``max_idle`` seconds, and any older than ``max_lifetime``, are closed when next seen
 (at the next call: a loop that goes quiet keeps its few idle connections until it ends, or
-until ``aclose()``).
+until ``close()``). What is psycopg's is here: connecting within the call's deadline, the
+errors (psycopg_pool's, which are ``psycopg.OperationalError``\\ s), which connection may go
+back to the pool, and closing one (``PQfinish``: a goodbye, then the socket closed; libpq's own
+socket, so it needs no loop, and a dead loop's connections are closed the same way).
 """
 
 from __future__ import annotations
@@ -24,15 +28,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import weakref
-from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg_pool import PoolClosed, PoolTimeout
 
-__all__ = ["LoopPool"]
+from sessionkit._pools import AsyncPool, DriverOps
+
+__all__ = ["LoopPool", "reusable"]
 
 AsyncConnection = psycopg.AsyncConnection[Any]
 
@@ -42,8 +47,10 @@ MAX_IDLE = 600.0
 MAX_LIFETIME = 3600.0
 
 
-class LoopPool:
-    """Connections for the coroutines of one event loop (see the module's notes)."""
+class LoopPool(AsyncPool[AsyncConnection]):
+    """Connections for the coroutines of one event loop (see the module's notes):
+    ``await acquire(timeout)`` raises :class:`~psycopg_pool.PoolTimeout` when none came in
+    time, and a failure to connect as psycopg raised it."""
 
     def __init__(
         self,
@@ -53,144 +60,46 @@ class LoopPool:
         kwargs: dict[str, Any],
         min_size: int,
         max_size: int,
+        timeout: float,
         max_idle: float = MAX_IDLE,
         max_lifetime: float = MAX_LIFETIME,
     ) -> None:
-        self._conninfo = conninfo
-        self._class = connection_class
-        self._kwargs = kwargs
-        self._min_size = min_size
-        self._max_idle = max_idle
-        self._max_lifetime = max_lifetime
-        self._max_size = max_size
-        #: Connections out or idle (the slots taken), and the calls waiting for a slot, each
-        #: handed one by :meth:`_release` (its future's result) in the order they came.
-        self._taken = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-        #: Idle connections, most recently returned last: (connection, returned at).
-        self._idle: deque[tuple[AsyncConnection, float]] = deque()
-        self._born: weakref.WeakKeyDictionary[AsyncConnection, float] = weakref.WeakKeyDictionary()
-        self._closed = False
+        super().__init__(
+            _connector(connection_class, conninfo, kwargs),
+            _OPS,
+            size=max_size,
+            wait=timeout,
+            min_idle=min_size,
+            max_idle=max_idle,
+            max_lifetime=max_lifetime,
+            timeout_error=PoolTimeout,
+            closed_error=PoolClosed,
+        )
 
-    @property
-    def connections(self) -> list[AsyncConnection]:
-        """Every connection this pool made that is still open, idle or in use."""
-        return [conn for conn in list(self._born) if not conn.closed]
 
-    def available(self) -> int:
-        """How many idle connections the pool holds."""
-        return len(self._idle)
+def reusable(conn: AsyncConnection) -> bool:
+    """Whether ``conn`` may go back to the pool after a call: open, and in no transaction."""
+    return not conn.closed and conn.pgconn.transaction_status == TransactionStatus.IDLE
 
-    async def getconn(self, timeout: float) -> AsyncConnection:
-        """A connection within ``timeout`` seconds, else :class:`~psycopg_pool.PoolTimeout`
-        (a ``psycopg.OperationalError``); a failure to connect is raised as psycopg raised it."""
-        if self._closed:
-            raise PoolClosed("the pool is closed")
-        deadline = time.monotonic() + timeout
-        await self._acquire(timeout)
-        try:
-            conn = self._take_idle()
-            if conn is None:
-                conn = await self._connect(deadline)
-        except BaseException:
-            self._release()
-            raise
-        return conn
 
-    async def _acquire(self, timeout: float) -> None:
-        """Take a slot: at once when one is free, else the next one given back, within
-        ``timeout`` (a slot handed to a call cancelled meanwhile goes on to the next)."""
-        if self._taken < self._max_size and not self._waiters:
-            self._taken += 1
-            return
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(waiter)
-        timer = loop.call_later(timeout, _expire, waiter, timeout)
-        try:
-            await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self._release()  # handed a slot, but leaving (cancelled): pass it on
-            with contextlib.suppress(ValueError):
-                self._waiters.remove(waiter)
-            raise
-        finally:
-            timer.cancel()
-
-    def _release(self) -> None:
-        """Give a slot back: to the first call still waiting, else to the free ones."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._taken -= 1
-
-    async def putconn(self, conn: AsyncConnection) -> None:
-        """Give ``conn`` back: kept idle when healthy, else closed."""
-        try:
-            now = time.monotonic()
-            healthy = (
-                not self._closed
-                and not conn.closed
-                and conn.pgconn.transaction_status == TransactionStatus.IDLE
-                and now - self._born.get(conn, now) < self._max_lifetime
-            )
-            if healthy:
-                self._idle.append((conn, now))
-                self._trim(now)
-            else:
-                await _close(conn)
-        finally:
-            self._release()
-
-    async def close(self) -> None:
-        """Close the idle connections; those in use are closed when given back."""
-        self._closed = True
-        idle, self._idle = self._idle, deque()
-        for conn, _ in idle:
-            await _close(conn)
-
-    def finish_all(self) -> None:
-        """Close every connection at once, without the loop (which has ended)."""
-        self._closed = True
-        self._idle.clear()
-        for conn in list(self._born):
-            with contextlib.suppress(Exception):
-                conn.pgconn.finish()
-
-    def _take_idle(self) -> AsyncConnection | None:
-        now = time.monotonic()
-        while self._idle:
-            conn, _ = self._idle.pop()
-            if not conn.closed and now - self._born.get(conn, now) < self._max_lifetime:
-                return conn
-            _finish(conn)
-        return None
-
-    def _trim(self, now: float) -> None:
-        """Close the idle connections (oldest first) unused for ``max_idle`` seconds, keeping
-        ``min_size`` of them."""
-        while len(self._idle) > self._min_size and now - self._idle[0][1] > self._max_idle:
-            conn, _ = self._idle.popleft()
-            _finish(conn)
-
-    async def _connect(self, deadline: float) -> AsyncConnection:
+def _connector(
+    connection_class: type[AsyncConnection], conninfo: str, kwargs: dict[str, Any]
+) -> Callable[[float], Awaitable[AsyncConnection]]:
+    async def connect(deadline: float) -> AsyncConnection:
+        """A new connection by ``deadline`` (the call's), else :class:`PoolTimeout`."""
         left = deadline - time.monotonic()
         if left <= 0:
             raise PoolTimeout("no time left to connect")
         try:
-            conn = await asyncio.wait_for(self._class.connect(self._conninfo, **self._kwargs), left)
+            return await asyncio.wait_for(connection_class.connect(conninfo, **kwargs), left)
         except asyncio.TimeoutError:
             raise PoolTimeout(f"could not connect within {left:.2g} s") from None
-        self._born[conn] = time.monotonic()
-        return conn
+
+    return connect
 
 
-def _expire(waiter: asyncio.Future[None], timeout: float) -> None:
-    if not waiter.done():
-        waiter.set_exception(PoolTimeout(f"no connection came free within {timeout:g} s"))
+def _open(conn: AsyncConnection) -> bool:
+    return not conn.closed
 
 
 def _finish(conn: AsyncConnection) -> None:
@@ -199,6 +108,6 @@ def _finish(conn: AsyncConnection) -> None:
         conn.pgconn.finish()
 
 
-async def _close(conn: AsyncConnection) -> None:
-    with contextlib.suppress(Exception):
-        await conn.close()
+#: Closing, in every case, is ``PQfinish`` (what ``AsyncConnection.close()`` does, without
+#: awaiting): libpq's own socket, so it needs no loop, a dead loop's included.
+_OPS: DriverOps[AsyncConnection] = DriverOps(alive=_open, discard=_finish, close=_finish)

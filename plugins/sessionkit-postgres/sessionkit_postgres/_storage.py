@@ -65,7 +65,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from sessionkit.storage import ConfigError, PerLoop, StorageError, ttl_seconds
 
 from ._deadlines import WATCHER, AsyncWatch
-from ._loop_pool import LoopPool
+from ._loop_pool import LoopPool, reusable
 from ._options import PostgresOptions
 from ._sql import Names, Statements, lock_id
 
@@ -165,7 +165,7 @@ def _connection_classes(
 def _release_dead_loop(pool: LoopPool, loop: asyncio.AbstractEventLoop) -> None:
     """Close the connections of a pool whose event loop was closed (``PerLoop``'s ``release``):
     each is finished synchronously (``PQfinish``: a goodbye to the server, the socket closed)."""
-    pool.finish_all()
+    pool.release_dead()
 
 
 def _key(key: str) -> bytes:
@@ -317,6 +317,7 @@ class PostgresStorage:
             kwargs=self._connection_kwargs(),
             min_size=options.pool_min_size,
             max_size=options.pool_max_size,
+            timeout=options.pool_timeout,
         )
 
     def _refused(self, op: str, available: Callable[[], int]) -> None:
@@ -473,13 +474,13 @@ class PostgresStorage:
                 if fired:
                     with contextlib.suppress(Exception):
                         await conn.close()
-                await pool.putconn(conn)
+                pool.release(conn, broken=not reusable(conn))
 
     async def _agetconn(self, pool: LoopPool, op: str, deadline: float) -> AsyncConnection:
-        self._refused(op, pool.available)
+        self._refused(op, pool.idle)
         wait = min(self.options.pool_timeout, deadline - time.monotonic())
         try:
-            return await pool.getconn(timeout=max(wait, 0.001))
+            return await pool.acquire(max(wait, 0.001))
         except psycopg.Error as exc:
             error, cause = self._no_connection(op, exc)
             raise error from cause
@@ -655,7 +656,7 @@ class PostgresStorage:
         self._loop_pools.clear()
         try:
             if loop_pool is not None:
-                await loop_pool.close()
+                loop_pool.close()
             if pool is not None and self._pool_pid == os.getpid():
                 # Joins the pool's threads: not on the event loop.
                 await asyncio.to_thread(pool.close)
