@@ -81,6 +81,7 @@ class _State(NamedTuple):
     created: float | None
     written: float | None
     modified: bool
+    indexed: tuple[str, float] | None
 
 
 class SessionStore(FailureNoting, SessionBase):
@@ -108,6 +109,10 @@ class SessionStore(FailureNoting, SessionBase):
         self._written: float | None = None
         #: A storage call for this session failed in this request (see the middleware).
         self._broke: StorageError | None = None
+        #: With ``principal_key``: the principal the record under ``_known`` was indexed
+        #: under and the horizon it was indexed until, so a save that keeps both does not
+        #: index it again (see sessionkit._principals).
+        self._indexed: tuple[str, float] | None = None
         #: ``flush()`` ended the session in this request: the middleware expires its cookie.
         self._flushed = False
 
@@ -170,7 +175,7 @@ class SessionStore(FailureNoting, SessionBase):
         expiry = await self.aget("_session_expiry")
         return engine().cookie.session_only if expiry is None else expiry == 0
 
-    def _write_for(self, store: Store, data: dict[str, Any]) -> _Write:
+    def _write_for(self, store: Store, data: dict[str, Any], same_key: bool = False) -> _Write:
         """Encode ``data`` for a write now (``max_size`` and the values checked here).
 
         Its age is Django's (``get_expiry_age``), reckoned from the store's clock, which also
@@ -183,8 +188,31 @@ class SessionStore(FailureNoting, SessionBase):
         created = now if self._created is None else self._created
         if age <= 0:
             return _Write(None, age, created)
-        plan = store._plan(data, created, min(age, _MAX_AGE))
+        plan = store._plan(
+            data, created, min(age, _MAX_AGE), indexed=self._horizon(store, data, same_key)
+        )
         return _Write(plan, plan.lifetime, created)
+
+    def _horizon(self, store: Store, data: dict[str, Any], same_key: bool) -> float | None:
+        """The horizon the record is known to be indexed until, if a write of ``data`` under
+        the same key keeps its principal (``None``: the write indexes it first)."""
+        index, indexed = store._principals, self._indexed
+        if not same_key or index is None or indexed is None:
+            return None
+        try:
+            return indexed[1] if index.principal_of(data) == indexed[0] else None
+        except TypeError:  # a principal the index cannot name: the plan refuses it
+            return None
+
+    def _wrote(self, write: _Write) -> None:
+        """A write of ``write`` stands under ``_known``."""
+        plan = write.plan
+        self._stored = plan is not None
+        self._written = write.age
+        if plan is None or plan.principal is None or plan.horizon is None:
+            self._indexed = None
+        else:
+            self._indexed = (plan.principal, plan.horizon)
 
     def _max_age(self) -> int:
         """The cookie's ``Max-Age`` after a save: the stored record's lifetime."""
@@ -205,14 +233,14 @@ class SessionStore(FailureNoting, SessionBase):
         self._stored = False
         self._created = None
         self._written = None
+        self._indexed = None
 
     def _took(self, key: str, write: _Write) -> None:
         """A new record (or, for an expired session, none) now stands under ``key``."""
         self._session_key = key
         self._known = key
-        self._stored = write.plan is not None
         self._created = write.created
-        self._written = write.age
+        self._wrote(write)
         self._flushed = False
 
     def _state(self) -> _State:
@@ -223,6 +251,7 @@ class SessionStore(FailureNoting, SessionBase):
             self._created,
             self._written,
             self.modified,
+            self._indexed,
         )
 
     def _restore(self, state: _State) -> None:
@@ -232,6 +261,7 @@ class SessionStore(FailureNoting, SessionBase):
         self._created = state.created
         self._written = state.written
         self.modified = state.modified
+        self._indexed = state.indexed
 
     # -- storage calls ------------------------------------------------------------------------
 
@@ -255,6 +285,15 @@ class SessionStore(FailureNoting, SessionBase):
         self._known = key
         self._stored = True
         self._created = record.created
+        self._indexed = None
+        index = store._principals
+        if index is not None and record.indexed is not None:
+            try:
+                principal = index.principal_of(record.data)
+            except TypeError:
+                principal = None
+            if principal is not None:
+                self._indexed = (principal, record.indexed)
         return record.data
 
     # -- Django's contract --------------------------------------------------------------------
@@ -326,7 +365,7 @@ class SessionStore(FailureNoting, SessionBase):
             key = self.session_key
         if key is None or key != self._known:
             return self.create()
-        write = self._write_for(store, data)
+        write = self._write_for(store, data, same_key=self._stored)
         if write.plan is None:
             self._end(store, key, write)
         elif must_create or not self._stored:
@@ -334,8 +373,7 @@ class SessionStore(FailureNoting, SessionBase):
                 raise CreateError if must_create else UpdateError
         elif not self._noting(replace_live, store, key, write.plan):
             raise UpdateError
-        self._stored = True
-        self._written = write.age
+        self._wrote(write)
 
     async def asave(self, must_create: bool = False) -> None:
         if self.session_key is None:
@@ -348,7 +386,7 @@ class SessionStore(FailureNoting, SessionBase):
             key = self.session_key
         if key is None or key != self._known:
             return await self.acreate()
-        write = self._write_for(store, data)
+        write = self._write_for(store, data, same_key=self._stored)
         if write.plan is None:
             await self._aend(store, key, write)
         elif must_create or not self._stored:
@@ -356,21 +394,18 @@ class SessionStore(FailureNoting, SessionBase):
                 raise CreateError if must_create else UpdateError
         elif not await self._anoting(areplace_live(store, key, write.plan)):
             raise UpdateError
-        self._stored = True
-        self._written = write.age
+        self._wrote(write)
 
     def _end(self, store: Store, key: str, write: _Write) -> None:
         """A save after the session's expiry date: its record goes, nothing is written."""
         if self._stored:
             self._noting(store._delete_key, key)
-        self._stored = False
-        self._written = write.age
+        self._wrote(write)
 
     async def _aend(self, store: Store, key: str, write: _Write) -> None:
         if self._stored:
             await self._anoting(store._adelete_key(key))
-        self._stored = False
-        self._written = write.age
+        self._wrote(write)
 
     def delete(self, session_key: str | None = None) -> None:
         if session_key is None:

@@ -17,7 +17,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
 
 from sessionkit.django import SessionStore, get_store
+from sessionkit_memory import MemoryStorage
 from tests.django.conftest import _MARKS, STORAGES, url_for, using
+from tests.web._support import CountingStorage
 
 NAME = "sessionid"
 
@@ -48,3 +50,23 @@ def test_a_password_change_logs_the_other_devices_out() -> None:
     assert phone.get("/user").json() == {"user": "AnonymousUser"}
     assert not SessionStore().exists(keys[1]) and not SessionStore().exists(keys[2])
     assert get_store().sessions_for(str(account.pk)) == [laptop.cookies[NAME].value]
+
+
+def test_a_save_of_a_signed_in_session_does_not_index_it_again() -> None:
+    """The index is written at log-in; later saves that keep the user (a message, a cart)
+    cost what they did without ``principal_key``: no read or write of the user's index."""
+    storage = CountingStorage(MemoryStorage())
+    with (
+        using(storage, principal_key="_auth_user_id"),
+        override_settings(ROOT_URLCONF="tests.django._views"),
+    ):
+        name = f"principal-{secrets.token_hex(4)}"
+        get_user_model().objects.create_user(name, password="Correct-Horse-7")
+        client = Client()
+        client.get("/login", {"u": name, "p": "Correct-Horse-7"})
+        assert storage.calls["create"] >= 2  # the index, then the session
+        storage.clear()
+        for n in range(3):
+            assert client.get("/put", {"cart": str(n)}).status_code == 200
+        assert storage.calls["replace"] == 3  # one write per save
+        assert storage.calls["replace_if"] == 0 and storage.calls["create"] == 0, storage.calls
