@@ -9,6 +9,7 @@ traceback.
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import pytest
@@ -29,6 +30,9 @@ async def test_fifty_failed_requests_log_one_warning_line(
     browser = Browser(client)
     await browser.get("/set?user=ada")
     storage.down = True
+    # Garbage earlier tests left (a client of an event loop they closed logs "Unclosed" at
+    # ERROR when collected) is collected now, not inside the window this test judges.
+    gc.collect()
     caplog.clear()
     for _ in range(50):
         assert (await browser.get("/get?k=user")).status == 503
