@@ -211,10 +211,10 @@ class PrincipalIndex:
         store = self._store
         listed: dict[str, Entry] = {}
         for namer in self._namers:  # the older secrets' indexes too, while rotating
-            listed.update((k, e) for k, e in _decode((yield GET, (namer(principal),))).items())
-        live = []
+            listed.update(_decode((yield GET, (namer(principal),))))
+        live, now = [], store.now()
         for entry in listed.values():
-            if entry.until <= store.now():
+            if entry.until <= now:
                 continue
             for name in entry.names:
                 payload: bytes | None = yield GET, (name,)
@@ -222,16 +222,18 @@ class PrincipalIndex:
                     break
             else:
                 continue  # destroyed, expired, or never written (a failed save)
-            record = store._record_of(payload, entry.names, store.now())
-            if record is not None and self._holds(record.data, principal):
+            record = store._record_of(payload, entry.names, now)
+            if record is not None and self.named_in(record.data) == principal:
                 live.append(entry)
         return live
 
-    def _holds(self, data: dict[str, Any], principal: str) -> bool:
+    def named_in(self, data: dict[str, Any]) -> str | None:
+        """:meth:`principal_of` for stored data, which may hold a value the index cannot name
+        (written before ``principal_key`` was set): ``None`` then, rather than an error."""
         try:
-            return self.principal_of(data) == principal
+            return self.principal_of(data)
         except TypeError:
-            return False
+            return None
 
     def session_id(self, entry: Entry) -> str:
         """The id of a listed session."""

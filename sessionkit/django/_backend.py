@@ -199,10 +199,7 @@ class SessionStore(FailureNoting, SessionBase):
         index, indexed = store._principals, self._indexed
         if not same_key or index is None or indexed is None:
             return None
-        try:
-            return indexed[1] if index.principal_of(data) == indexed[0] else None
-        except TypeError:  # a principal the index cannot name: the plan refuses it
-            return None
+        return indexed[1] if index.named_in(data) == indexed[0] else None
 
     def _wrote(self, write: _Write) -> None:
         """A write of ``write`` stands under ``_known``."""
@@ -288,10 +285,7 @@ class SessionStore(FailureNoting, SessionBase):
         self._indexed = None
         index = store._principals
         if index is not None and record.indexed is not None:
-            try:
-                principal = index.principal_of(record.data)
-            except TypeError:
-                principal = None
+            principal = index.named_in(record.data)
             if principal is not None:
                 self._indexed = (principal, record.indexed)
         return record.data
