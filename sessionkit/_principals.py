@@ -222,7 +222,10 @@ class PrincipalIndex:
                     break
             else:
                 continue  # destroyed, expired, or never written (a failed save)
-            record = store._record_of(payload, entry.names, now)
+            try:
+                record = store._record_of(payload, entry.names, now)
+            except DecodeError:  # no configured key opens it, or it is no envelope: lost
+                continue
             if record is not None and self.named_in(record.data) == principal:
                 live.append(entry)
         return live

@@ -292,3 +292,17 @@ def _every_record(store: Store) -> list[bytes]:
     if not isinstance(storage, ScannableStorage):
         pytest.skip("the backend cannot list its records")
     return [key.encode() + value for key, value in storage.scan()]
+
+
+def test_a_session_no_key_opens_is_skipped_not_an_error(store: Store) -> None:
+    """A listed session sealed with a key since removed is a lost session: it is not listed,
+    and it does not stop the user's other sessions being listed or logged out."""
+    pytest.importorskip("cryptography")
+    old, new = secrets.token_bytes(32), secrets.token_bytes(32)
+    before = _indexed(store, encryption_keys=[old])
+    lost = _login(before, "ada")
+    after = _indexed(store, encryption_keys=[new])
+    kept = _login(after, "ada")
+    assert after.sessions_for("ada") == [kept]
+    assert after.destroy_all("ada") == 1 and after.get_by_id(kept) is None
+    assert before.get_by_id(lost) is not None  # not destroyed: no key here could read it
