@@ -26,6 +26,12 @@ nox.options.sessions = ["lint", "typing", "django", "tests", "load"]
 nox.options.default_venv_backend = "none"
 nox.options.error_on_missing_interpreters = False
 
+# Every session caches compiled bytecode (and pytest's rewritten test modules). Where the
+# environment sets PYTHONDONTWRITEBYTECODE (this machine kind does), every process would
+# otherwise compile each module it imports from source again: each pytest worker, and every
+# uvicorn, gunicorn and test-server process the tests start.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 
 def sync(session: nox.Session, *requirements: Path) -> None:
     """Bring the shared ``.venv`` up to date: the whole dev set, plus ``requirements``.

@@ -9,11 +9,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
-# Cache compiled bytecode (and pytest's rewritten test modules) for this run. A machine whose
-# environment sets PYTHONDONTWRITEBYTECODE (this kind does) otherwise compiles every module
-# from source again in every process: each pytest worker, and every uvicorn, gunicorn and
-# test-server process the tests start, which on a fresh clone took about a quarter of the run.
-unset PYTHONDONTWRITEBYTECODE
 elapsed() { echo "test: $1 after $((SECONDS - start)) s" >&2; }
 
 if (($#)); then
