@@ -13,12 +13,15 @@ through :func:`ttl_seconds`. The storage's URL options are declared as an attrs 
 reads once with :func:`parse_options`; a driver's own options pass through a field declared
 with :func:`driver_options`, a field with checks of its own reads its text with
 :func:`read_with`, and a storage built from a URL directly reads the query with
-:func:`query_options`. The conformance suite stays in :mod:`sessionkit.testing`.
+:func:`query_options`. Driver work of several calls that decides between them (a script,
+then a transaction where scripts are refused) is written once as a :data:`Plan`, a generator
+of driver calls that :func:`run_plan` makes and :func:`arun_plan` awaits. The conformance
+suite stays in :mod:`sessionkit.testing`.
 
 The same names are importable from :mod:`sessionkit`, where they were first published (all but
 the ones added with this module: :class:`SyncStorage`, :class:`WouldBlock`,
-:func:`current_async_call`, :class:`AsyncCall`, and the option helpers after
-:func:`parse_options`).
+:func:`current_async_call`, :class:`AsyncCall`, the option helpers after
+:func:`parse_options`, and the plans).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ._abilities import CountableStorage, PurgeableStorage, ScannableStorage
 from ._errors import ConfigError, StorageError
 from ._hookspec import Backend, hookimpl
 from ._loops import PerLoop
+from ._plans import ENTER, EXIT, Plan, PlanCall, arun_plan, run_plan
 from ._storage import (
     AsyncFromSyncMixin,
     AtomicStorage,
@@ -47,6 +51,8 @@ from ._url_options import (
 )
 
 __all__ = [
+    "ENTER",
+    "EXIT",
     "AsyncCall",
     "AsyncFromSyncMixin",
     "AtomicStorage",
@@ -56,12 +62,15 @@ __all__ = [
     "CountableStorage",
     "CreatingStorage",
     "PerLoop",
+    "Plan",
+    "PlanCall",
     "PurgeableStorage",
     "ScannableStorage",
     "Storage",
     "StorageError",
     "SyncStorage",
     "WouldBlock",
+    "arun_plan",
     "current_async_call",
     "driver_options",
     "hookimpl",
@@ -71,5 +80,6 @@ __all__ = [
     "parse_options",
     "query_options",
     "read_with",
+    "run_plan",
     "ttl_seconds",
 ]

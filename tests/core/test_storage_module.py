@@ -8,10 +8,11 @@ import sessionkit.storage
 
 FACE = [
     "AsyncCall", "AsyncFromSyncMixin", "AtomicStorage", "Backend", "ConditionalStorage",
-    "ConfigError", "CountableStorage", "CreatingStorage", "PerLoop", "PurgeableStorage",
+    "ConfigError", "CountableStorage", "CreatingStorage", "ENTER", "EXIT", "PerLoop", "Plan",
+    "PlanCall", "PurgeableStorage",
     "ScannableStorage", "Storage", "StorageError", "SyncStorage", "WouldBlock",
-    "current_async_call", "driver_options", "hookimpl", "in_range", "matches", "option_names",
-    "parse_options", "query_options", "read_with", "ttl_seconds",
+    "arun_plan", "current_async_call", "driver_options", "hookimpl", "in_range", "matches", "option_names",
+    "parse_options", "query_options", "read_with", "run_plan", "ttl_seconds",
 ]  # fmt: skip
 
 

@@ -60,6 +60,7 @@ from pymongo.collection import Collection
 from pymongo.write_concern import WriteConcern
 
 from sessionkit import ConfigError, PerLoop, StorageError, ttl_seconds
+from sessionkit.storage import ENTER, EXIT, Plan, arun_plan, run_plan
 
 from ._options import (
     DEFAULT_COLLECTION,
@@ -70,10 +71,16 @@ from ._options import (
     parse_write_concern,
     typed_driver_options,
 )
+from ._plan import BLOCKING, Blocking, call
 
 __all__ = ["MongoStorage"]
 
 Document: TypeAlias = dict[str, Any]
+#: A side's collection and the lock its index is made under, as a plan gets them:
+#: ``MongoStorage._sync_place`` or ``_async_place``.
+Place: TypeAlias = Callable[
+    [], tuple[Collection[Document], threading.Lock] | tuple[AsyncCollection[Document], asyncio.Lock]
+]
 
 #: Records per batch of the cursor that ``scan`` reads: the most it holds in memory at once.
 SCAN_BATCH = 256
@@ -325,17 +332,30 @@ class MongoStorage:
         if self._closed:
             raise StorageError("mongo storage is closed")
 
-    def _sync(self) -> Collection[Document]:
-        """The collection, its TTL index made on first use (call inside ``_failures``)."""
+    def _sync_place(self) -> tuple[Collection[Document], threading.Lock]:
+        """The collection and the lock its index is made under, for sync calls."""
         self._check_open()
         if self._collection is None:
             raise ConfigError("client", "this storage has only an async_client; pass client= too")
-        if not self._index_ready:
-            with self._index_lock:
-                if not self._index_ready:
-                    self._collection.create_index("expires_at", expireAfterSeconds=0)
-                    self._index_ready = True
-        return self._collection
+        return self._collection, self._index_lock
+
+    def _async_place(self) -> tuple[AsyncCollection[Document], asyncio.Lock]:
+        """The asyncio collection of the running loop and its loop's index lock."""
+        self._check_open()
+        side = self._async_side if self._loop_sides is None else self._loop_sides.get()
+        if side is None:
+            raise ConfigError("async_client", "this storage has only a client; pass async_client=")
+        return side.collection, side.index_lock
+
+    def _sync(self) -> Collection[Document]:
+        """The collection, its TTL index made on first use (call inside ``_failures``)."""
+        collection: Collection[Document] = run_plan(self._indexed(self._sync_place))
+        return collection
+
+    async def _async(self) -> AsyncCollection[Document]:
+        """The asyncio collection of the running loop, its TTL index made on first use."""
+        collection: AsyncCollection[Document] = await arun_plan(self._indexed(self._async_place))
+        return collection
 
     def conn(self) -> Collection[Document]:
         """The pymongo collection this storage keeps its sessions in (Fiber's ``Conn()``), its
@@ -349,78 +369,139 @@ class MongoStorage:
         with self._failures("connect"):
             return await self._async()
 
-    async def _async(self) -> AsyncCollection[Document]:
-        """The asyncio collection of the running loop, its TTL index made on first use."""
-        self._check_open()
-        side = self._async_side if self._loop_sides is None else self._loop_sides.get()
-        if side is None:
-            raise ConfigError("async_client", "this storage has only a client; pass async_client=")
+    # -- plans: each operation's calls and decisions, written once (see ``_plan``) -------------
+    # ``place`` is the side's collection getter, ``_sync_place`` or ``_async_place``.
+
+    def _indexed(self, place: Place) -> Plan[Any]:
+        """The side's collection, its TTL index made first if it is not known to exist (once
+        per storage, by one caller at a time; again after a failure)."""
+        collection, lock = place()
         if not self._index_ready:
-            async with side.index_lock:
+            yield call(lock, ENTER)
+            try:
                 if not self._index_ready:
-                    await side.collection.create_index("expires_at", expireAfterSeconds=0)
+                    yield call(collection, "create_index", "expires_at", expireAfterSeconds=0)
                     self._index_ready = True
-        return side.collection
+            finally:
+                yield call(lock, EXIT, None, None, None)
+        return collection
 
-    # -- sync ----------------------------------------------------------------------------------
-
-    def get(self, key: str) -> bytes | None:
+    def _get(self, place: Place, key: str) -> Plan[bytes | None]:
         with self._failures("find"):
-            doc = self._sync().find_one(_live(key, self._now()), {"v": True, "_id": False})
+            collection = yield from self._indexed(place)
+            found = _live(key, self._now())
+            doc = yield call(collection, "find_one", found, {"v": True, "_id": False})
         return None if doc is None else bytes(doc["v"])
 
-    def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
+    def _set(self, place: Place, key: str, value: bytes, ttl: timedelta | None) -> Plan[None]:
         record = {"v": Binary(bytes(value)), "expires_at": _expires(self._now(), ttl)}
         with self._failures("replace_one"):
-            self._sync().replace_one(_by_id(key), record, upsert=True)
+            collection = yield from self._indexed(place)
+            yield call(collection, "replace_one", _by_id(key), record, upsert=True)
 
-    def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        """Write ``key`` only if its record exists and has not expired."""
+    def _replace(self, place: Place, key: str, value: bytes, ttl: timedelta | None) -> Plan[bool]:
         now = self._now()
         change = {"$set": {"v": Binary(bytes(value)), "expires_at": _expires(now, ttl)}}
         with self._failures("update_one"):
-            return self._sync().update_one(_live(key, now), change).matched_count == 1
+            collection = yield from self._indexed(place)
+            result = yield call(collection, "update_one", _live(key, now), change)
+            return bool(result.matched_count == 1)
 
-    def create(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        """Write ``key`` only if no live record holds it; False (nothing written) otherwise."""
+    def _create(self, place: Place, key: str, value: bytes, ttl: timedelta | None) -> Plan[bool]:
         now = self._now()
         change = {"$set": {"v": Binary(bytes(value)), "expires_at": _expires(now, ttl)}}
         with self._failures("update_one"):
+            collection = yield from self._indexed(place)
             try:
-                self._sync().update_one(_expired(key, now), change, upsert=True)
+                yield call(collection, "update_one", _expired(key, now), change, upsert=True)
             except pymongo.errors.DuplicateKeyError:  # a live record holds the _id
                 return False
         return True
 
-    def touch(self, key: str, ttl: timedelta | None) -> bool:
+    def _touch(self, place: Place, key: str, ttl: timedelta | None) -> Plan[bool]:
         now = self._now()
         change = {"$set": {"expires_at": _expires(now, ttl)}}
         with self._failures("update_one"):
-            return self._sync().update_one(_live(key, now), change).matched_count == 1
+            collection = yield from self._indexed(place)
+            result = yield call(collection, "update_one", _live(key, now), change)
+            return bool(result.matched_count == 1)
 
-    def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
-        """Write ``key`` only if its record is live and holds exactly ``expected``."""
+    def _replace_if(
+        self, place: Place, key: str, expected: bytes, value: bytes, ttl: timedelta | None
+    ) -> Plan[bool]:
         now = self._now()
         change = {"$set": {"v": Binary(bytes(value)), "expires_at": _expires(now, ttl)}}
         match = {**_live(key, now), "v": Binary(bytes(expected))}
         with self._failures("update_one"):
-            return self._sync().update_one(match, change).matched_count == 1
+            collection = yield from self._indexed(place)
+            result = yield call(collection, "update_one", match, change)
+            return bool(result.matched_count == 1)
+
+    def _take(self, place: Place, key: str) -> Plan[bool]:
+        now = self._now()
+        with self._failures("find_one_and_delete"):
+            collection = yield from self._indexed(place)
+            doc = yield call(collection, "find_one_and_delete", _by_id(key), _TAKE_PROJECTION)
+        return _was_live(doc, now)
+
+    def _delete(self, place: Place, key: str) -> Plan[None]:
+        with self._failures("delete_one"):
+            collection = yield from self._indexed(place)
+            yield call(collection, "delete_one", _by_id(key))
+
+    def _reset(self, place: Place) -> Plan[None]:
+        with self._failures("delete_many"):
+            collection = yield from self._indexed(place)
+            yield call(collection, "delete_many", {})
+
+    def _close(self, in_loop: bool) -> Plan[None]:
+        """``close`` (``in_loop``: ``aclose``, which also closes the running loop's client).
+        ``MongoClient.close()`` may talk to the server (``endSessions``): from a loop, it runs
+        in a thread."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owned and self._client is not None and self._loop_sides is not None:
+            side = self._loop_sides.pop_current() if in_loop else None
+            self._loop_sides.clear()
+            with self._failures("close"):
+                if side is not None:
+                    yield call(side.client, "close")
+                yield call(Blocking, BLOCKING, self._client.close)
+
+    # -- sync ----------------------------------------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        return run_plan(self._get(self._sync_place, key))
+
+    def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
+        run_plan(self._set(self._sync_place, key, value, ttl))
+
+    def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        """Write ``key`` only if its record exists and has not expired."""
+        return run_plan(self._replace(self._sync_place, key, value, ttl))
+
+    def create(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        """Write ``key`` only if no live record holds it; False (nothing written) otherwise."""
+        return run_plan(self._create(self._sync_place, key, value, ttl))
+
+    def touch(self, key: str, ttl: timedelta | None) -> bool:
+        return run_plan(self._touch(self._sync_place, key, ttl))
+
+    def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
+        """Write ``key`` only if its record is live and holds exactly ``expected``."""
+        return run_plan(self._replace_if(self._sync_place, key, expected, value, ttl))
 
     def take(self, key: str) -> bool:
         """Delete ``key`` (expired or not); return whether its record was live."""
-        now = self._now()
-        with self._failures("find_one_and_delete"):
-            doc = self._sync().find_one_and_delete(_by_id(key), _TAKE_PROJECTION)
-        return _was_live(doc, now)
+        return run_plan(self._take(self._sync_place, key))
 
     def delete(self, key: str) -> None:
-        with self._failures("delete_one"):
-            self._sync().delete_one(_by_id(key))
+        run_plan(self._delete(self._sync_place, key))
 
     def reset(self) -> None:
         """Delete every record of this storage's collection; the collection and indexes stay."""
-        with self._failures("delete_many"):
-            self._sync().delete_many({})
+        run_plan(self._reset(self._sync_place))
 
     def drop(self) -> None:
         """Drop this storage's collection, its TTL index with it (``reset`` empties it and
@@ -472,91 +553,39 @@ class MongoStorage:
 
         asyncio clients cannot be closed from sync code; call ``aclose()`` from the loop.
         """
-        if self._closed:
-            return
-        self._closed = True
-        if self._owned and self._client is not None:
-            if self._loop_sides is not None:
-                self._loop_sides.clear()
-            with self._failures("close"):
-                self._client.close()
+        run_plan(self._close(in_loop=False))
 
     # -- async ---------------------------------------------------------------------------------
 
     async def aget(self, key: str) -> bytes | None:
-        with self._failures("find"):
-            collection = await self._async()
-            doc = await collection.find_one(_live(key, self._now()), {"v": True, "_id": False})
-        return None if doc is None else bytes(doc["v"])
+        return await arun_plan(self._get(self._async_place, key))
 
     async def aset(self, key: str, value: bytes, ttl: timedelta | None) -> None:
-        record = {"v": Binary(bytes(value)), "expires_at": _expires(self._now(), ttl)}
-        with self._failures("replace_one"):
-            collection = await self._async()
-            await collection.replace_one(_by_id(key), record, upsert=True)
+        await arun_plan(self._set(self._async_place, key, value, ttl))
 
     async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        now = self._now()
-        change = {"$set": {"v": Binary(bytes(value)), "expires_at": _expires(now, ttl)}}
-        with self._failures("update_one"):
-            collection = await self._async()
-            return (await collection.update_one(_live(key, now), change)).matched_count == 1
+        return await arun_plan(self._replace(self._async_place, key, value, ttl))
 
     async def acreate(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        now = self._now()
-        change = {"$set": {"v": Binary(bytes(value)), "expires_at": _expires(now, ttl)}}
-        with self._failures("update_one"):
-            collection = await self._async()
-            try:
-                await collection.update_one(_expired(key, now), change, upsert=True)
-            except pymongo.errors.DuplicateKeyError:
-                return False
-        return True
+        return await arun_plan(self._create(self._async_place, key, value, ttl))
 
     async def atouch(self, key: str, ttl: timedelta | None) -> bool:
-        now = self._now()
-        change = {"$set": {"expires_at": _expires(now, ttl)}}
-        with self._failures("update_one"):
-            collection = await self._async()
-            return (await collection.update_one(_live(key, now), change)).matched_count == 1
+        return await arun_plan(self._touch(self._async_place, key, ttl))
 
     async def areplace_if(
         self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
     ) -> bool:
-        now = self._now()
-        change = {"$set": {"v": Binary(bytes(value)), "expires_at": _expires(now, ttl)}}
-        match = {**_live(key, now), "v": Binary(bytes(expected))}
-        with self._failures("update_one"):
-            collection = await self._async()
-            return (await collection.update_one(match, change)).matched_count == 1
+        return await arun_plan(self._replace_if(self._async_place, key, expected, value, ttl))
 
     async def atake(self, key: str) -> bool:
-        now = self._now()
-        with self._failures("find_one_and_delete"):
-            collection = await self._async()
-            doc = await collection.find_one_and_delete(_by_id(key), _TAKE_PROJECTION)
-        return _was_live(doc, now)
+        return await arun_plan(self._take(self._async_place, key))
 
     async def adelete(self, key: str) -> None:
-        with self._failures("delete_one"):
-            collection = await self._async()
-            await collection.delete_one(_by_id(key))
+        await arun_plan(self._delete(self._async_place, key))
 
     async def areset(self) -> None:
-        with self._failures("delete_many"):
-            collection = await self._async()
-            await collection.delete_many({})
+        await arun_plan(self._reset(self._async_place))
 
     async def aclose(self) -> None:
         """Close this loop's asyncio client and the sync client, if this storage made them."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._owned and self._client is not None and self._loop_sides is not None:
-            side = self._loop_sides.pop_current()
-            self._loop_sides.clear()
-            with self._failures("close"):
-                if side is not None:
-                    await side.client.close()
-                # MongoClient.close() may talk to the server (endSessions): not on the loop.
-                await asyncio.to_thread(self._client.close)
+        await arun_plan(self._close(in_loop=True))

@@ -72,6 +72,8 @@ import redis.asyncio.sentinel
 import redis.cluster
 import redis.sentinel
 
+from sessionkit.storage import Plan, arun_plan, run_plan
+
 __all__ = ["AsyncClient", "AsyncLane", "LaneFull", "SyncClient", "SyncLane", "lane_limit"]
 
 SyncClient: TypeAlias = redis.Redis | redis.cluster.RedisCluster
@@ -190,6 +192,10 @@ class SyncLane:
         for helper in self.helpers:
             helper.close()
 
+    def ready(self) -> None:
+        """Nothing to do: :meth:`AsyncLane.ready`'s twin (a sync cluster client reads the
+        cluster's layout when it is made), so a plan makes the same call on either side."""
+
     def forget(self) -> None:
         self._idle.clear()
         self._owned = 0
@@ -283,27 +289,14 @@ class SyncLane:
         ``short_of``: the last command is a ``WAIT`` for that many replicas, and a connection
         whose ``WAIT`` counted fewer is closed (its server may have been replaced:
         reconnecting asks the Sentinels again)."""
-        if self._check_every is not None and time.monotonic() >= self._next_check:
-            self.check_primary()
-        if self._checkout is None:
-            return _pipelined(self.client, commands)
-        conn, reused = self._acquire()
-        try:
-            if self._sentinel_pool is not None:
-                self._follow(conn)
-            try:
-                replies = _exchange_many(conn, commands)
-            except redis.ConnectionError:
-                if not reused:
-                    raise
-                if self._sentinel_pool is not None:
-                    self._follow(conn)
-                replies = _exchange_many(conn, commands)  # idempotent, as above
-            if short_of and _short_of(replies, short_of):
-                conn.disconnect()
-            return replies
-        finally:
-            self._release(conn)
+        return run_plan(_commands(self, commands, short_of))
+
+    def _exchange_on(self, conn: Any, commands: tuple[tuple[Arg, ...], ...]) -> list[Any]:
+        """The I/O :func:`_commands` calls on either lane: here sync, on the async lane awaited."""
+        return _exchange_many(conn, commands)
+
+    def _pipeline(self, commands: tuple[tuple[Arg, ...], ...]) -> list[Any]:
+        return _pipelined(self.client, commands)
 
     def check_primary(self) -> None:
         """Ask the Sentinels which server is the primary (one caller at a time; the others
@@ -319,6 +312,38 @@ class SyncLane:
                 pool.get_master_address()
         finally:
             self._checking.release()
+
+
+def _commands(
+    lane: SyncLane | AsyncLane, commands: tuple[tuple[Arg, ...], ...], short_of: int
+) -> Plan[list[Any]]:
+    """The calls and decisions of :meth:`SyncLane.commands`, for either lane (see ``_plan``).
+
+    The single ``command`` of each lane is not a plan: it serves every ``get``, and makes the
+    same decisions without a generator to drive."""
+    if lane._check_every is not None and time.monotonic() >= lane._next_check:
+        yield lane, "check_primary", ()
+    replies: list[Any]
+    if lane._checkout is None:
+        replies = yield lane, "_pipeline", (commands,)
+        return replies
+    conn, reused = yield lane, "_acquire", ()
+    try:
+        if lane._sentinel_pool is not None:
+            yield lane, "_follow", (conn,)
+        try:
+            replies = yield lane, "_exchange_on", (conn, commands)
+        except redis.ConnectionError:
+            if not reused:
+                raise
+            if lane._sentinel_pool is not None:
+                yield lane, "_follow", (conn,)
+            replies = yield lane, "_exchange_on", (conn, commands)  # idempotent, as above
+        if short_of and _short_of(replies, short_of):
+            yield conn, "disconnect", ()
+        return replies
+    finally:
+        lane._release(conn)
 
 
 def _exchange(conn: Any, args: tuple[Arg, ...]) -> Any:
@@ -545,29 +570,15 @@ class AsyncLane:
         self, commands: tuple[tuple[Arg, ...], ...], *, short_of: int = 0
     ) -> list[Any]:
         """:meth:`SyncLane.commands`."""
-        if self._check_every is not None and time.monotonic() >= self._next_check:
-            await self.check_primary()
-        if self._checkout is None:
-            if self._init is not None:
-                await self.ready()
-            return await _apipelined(self.client, commands)
-        conn, reused = await self._acquire()
-        try:
-            if self._sentinel_pool is not None:
-                await self._follow(conn)
-            try:
-                replies = await _aexchange_many(conn, commands)
-            except redis.ConnectionError:
-                if not reused:
-                    raise
-                if self._sentinel_pool is not None:
-                    await self._follow(conn)
-                replies = await _aexchange_many(conn, commands)
-            if short_of and _short_of(replies, short_of):
-                await conn.disconnect()
-            return replies
-        finally:
-            self._release(conn)
+        return await arun_plan(_commands(self, commands, short_of))
+
+    async def _exchange_on(self, conn: Any, commands: tuple[tuple[Arg, ...], ...]) -> list[Any]:
+        return await _aexchange_many(conn, commands)
+
+    async def _pipeline(self, commands: tuple[tuple[Arg, ...], ...]) -> list[Any]:
+        if self._init is not None:
+            await self.ready()
+        return await _apipelined(self.client, commands)
 
     async def check_primary(self) -> None:
         """:meth:`SyncLane.check_primary`."""

@@ -54,9 +54,9 @@ its key from the cache as it returns.
 
 With ``wait_replicas=N`` every write is followed by ``WAIT N ms`` on its connection, in the
 same round trip, and one that fewer than ``N`` replicas acknowledged within ``wait_timeout``
-is a :class:`~sessionkit.StorageError` (a delete is logged instead: see :meth:`_erase`): Redis
-replicates asynchronously, and a write only the primary had is lost when a replica takes its
-place. ``WAIT`` must follow the write on its own connection, so it is refused for Redis
+is a :class:`~sessionkit.StorageError` (a delete is logged instead: see
+:meth:`_check_acked`): Redis replicates asynchronously, and a write only the primary had is
+lost when a replica takes its place. ``WAIT`` must follow the write on its own connection, so it is refused for Redis
 Cluster, whose clients may send the two on different ones.
 
 Or pass clients you built, which the storage uses through their own ``execute_command`` and
@@ -89,7 +89,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -99,6 +99,7 @@ import redis.asyncio.cluster
 import redis.cluster
 
 from sessionkit import ConfigError, PerLoop, StorageError, ttl_seconds
+from sessionkit.storage import ENTER, EXIT, Plan, arun_plan, run_plan
 
 from ._cache import ClientCache
 from ._lane import Arg, AsyncClient, AsyncLane, SyncClient, SyncLane, Wait
@@ -111,9 +112,13 @@ from ._options import (
     typed_target,
     wait_options,
 )
+from ._plan import TAKE, Batches
 from ._topology import async_lane, connections, sync_lane
 
 __all__ = ["AsyncClient", "RedisStorage", "SyncClient", "glob_escape"]
+
+#: A side's lane, as a plan gets it: ``RedisStorage._sync_lane`` or ``_async_lane_here``.
+LaneOf = Callable[[], SyncLane | AsyncLane]
 
 #: Keys asked of each SCAN call (a hint to the server), and the size of the pages that
 #: ``reset`` unlinks and ``scan`` fetches in one round trip each.
@@ -201,6 +206,19 @@ def _expiry_args(ttl: timedelta | None) -> tuple[str, int] | tuple[str]:
     """``PX ms``, or ``PERSIST`` for no expiry (as ``GETEX`` takes them)."""
     ms = ttl_ms(ttl)
     return ("PERSIST",) if ms is None else ("PX", ms)
+
+
+def _touch_args(name: str, ms: int | None) -> tuple[str, str, str, str] | tuple[str, str, str, int]:
+    """``touch``'s operation and command: ``PEXPIRE key ms``, or ``GETEX key PERSIST`` for no
+    expiry (``PERSIST`` alone would answer 0 for a live key that has none already)."""
+    if ms is None:
+        return ("GETEX", "GETEX", name, "PERSIST")
+    return ("PEXPIRE", "PEXPIRE", name, ms)
+
+
+def _touched(ms: int | None, reply: object) -> bool:
+    """Whether ``touch`` found a live key: ``PEXPIRE`` answers 1, ``GETEX`` the value."""
+    return reply is not None if ms is None else bool(reply)
 
 
 def _set_args(name: str, value: bytes, ttl: timedelta | None) -> tuple[Arg, ...]:
@@ -426,56 +444,169 @@ class RedisStorage:
     async def _acall(self, *args: Arg) -> Any:
         return await self._async_lane_here().command(*args)
 
-    def _write(self, operation: str, *args: Arg) -> Any:
-        """A command that stores a session; with ``wait_replicas``, ``WAIT`` behind it, and a
-        StorageError when fewer replicas than that acknowledged it in time."""
-        wait = self._wait
-        if wait is None:
+    def _write(self, operation: str, *args: Arg, erase: bool = False) -> Any:
+        """A command that stores a session (``erase``: that deletes); with ``wait_replicas``,
+        ``WAIT`` behind it (see :meth:`_written`). Without, the one call goes straight out:
+        there is nothing to decide, so no plan to drive."""
+        if self._wait is None:
             return self._sync_lane().command(*args)
-        reply, acked = self._sync_lane().command_waited(args, wait)
-        if acked < wait[1]:
-            raise StorageError(_short(operation, acked, wait))
-        return reply
+        return run_plan(self._written(self._sync_lane, operation, args, erase))
 
-    async def _awrite(self, operation: str, *args: Arg) -> Any:
-        wait = self._wait
-        if wait is None:
+    async def _awrite(self, operation: str, *args: Arg, erase: bool = False) -> Any:
+        if self._wait is None:
             return await self._async_lane_here().command(*args)
-        reply, acked = await self._async_lane_here().command_waited(args, wait)
-        if acked < wait[1]:
-            raise StorageError(_short(operation, acked, wait))
-        return reply
+        return await arun_plan(self._written(self._async_lane_here, operation, args, erase))
 
-    def _erase(self, operation: str, *args: Arg) -> Any:
-        """A command that deletes; with ``wait_replicas``, ``WAIT`` behind it, but a delete
-        that fewer replicas acknowledged is logged, not raised: it is done on the primary and
-        cannot be undone, and reporting it failed would make the caller act as if the record
-        were still there (a ``regenerate()`` would drop its new copy: a user logged out)."""
-        wait = self._wait
-        if wait is None:
-            return self._sync_lane().command(*args)
-        reply, acked = self._sync_lane().command_waited(args, wait)
-        if acked < wait[1]:
-            logger.warning("%s", _short(operation, acked, wait))
-        return reply
-
-    async def _aerase(self, operation: str, *args: Arg) -> Any:
-        wait = self._wait
-        if wait is None:
-            return await self._async_lane_here().command(*args)
-        reply, acked = await self._async_lane_here().command_waited(args, wait)
-        if acked < wait[1]:
-            logger.warning("%s", _short(operation, acked, wait))
-        return reply
-
-    def _check_acked(self, operation: str, acked: int) -> None:
+    def _check_acked(self, operation: str, acked: int, erase: bool = False) -> None:
+        """A write that fewer replicas than ``wait_replicas`` acknowledged is a StorageError; a
+        delete (``erase``) is logged, not raised: it is done on the primary and cannot be
+        undone, and reporting it failed would make the caller act as if the record were
+        still there (a ``regenerate()`` would drop its new copy: a user logged out)."""
         wait = self._wait
         if wait is not None and acked < wait[1]:
-            raise StorageError(_short(operation, acked, wait))
+            if not erase:
+                raise StorageError(_short(operation, acked, wait))
+            logger.warning("%s", _short(operation, acked, wait))
+
+    # -- plans: the calls and decisions of each operation of several steps, written once -------
+    # ``lane`` is the side's lane getter (``_sync_lane`` or ``_async_lane_here``), called where
+    # the direct code called it; see ``_plan``.
+
+    def _written(
+        self, lane: LaneOf, operation: str, args: tuple[Arg, ...], erase: bool = False
+    ) -> Plan[Any]:
+        """The reply to a write, with ``WAIT`` behind it in the same round trip when
+        ``wait_replicas`` asks for it (see :meth:`_check_acked` for a short count)."""
+        wait = self._wait
+        if wait is None:
+            return (yield lane(), "command", args)
+        reply, acked = yield lane(), "command_waited", (args, wait)
+        self._check_acked(operation, acked, erase)
+        return reply
+
+    def _read_through(self, lane: LaneOf, cache: ClientCache, name: str) -> Plan[bytes | None]:
+        """A read the client cache could not serve: ``GET`` and ``PTTL`` together, the value
+        kept if nothing changed the key meanwhile (see ``_cache``); a plain ``GET`` while
+        the cache cannot keep anything."""
+        with _failures("GET"):
+            ticket = cache.begin(name)
+            if ticket is None:  # the cache cannot keep what is read now
+                return _as_bytes((yield lane(), "command", ("GET", name)))
+            sent = time.monotonic()
+            try:
+                replies = yield lane(), "commands", ((("GET", name), ("PTTL", name)),)
+            except BaseException:  # a cancelled task too
+                cache.abandon(name, ticket)
+                raise
+            return _filled(cache, name, ticket, sent, replies)
+
+    def _replace_if(
+        self, lane: LaneOf, key: str, expected: bytes, value: bytes, ttl: timedelta | None
+    ) -> Plan[bool]:
+        """``replace_if``: the script by SHA, in full if the server lost it, and the ``WATCH``
+        transaction once the server has refused scripts."""
+        name = self._key(key)
+        args = _replace_if_args(name, expected, value, ttl)
+        with _failures("replace_if", self._cache, name):
+            if not self._no_scripts:
+                try:
+                    try:
+                        sha = ("EVALSHA", REPLACE_IF_SHA, *args)
+                        reply = yield from self._written(lane, "replace_if", sha)
+                    except redis.exceptions.NoScriptError:  # not cached there: send it whole
+                        whole = ("EVAL", REPLACE_IF_SCRIPT, *args)
+                        reply = yield from self._written(lane, "replace_if", whole)
+                    return bool(reply)
+                except redis.exceptions.ResponseError as exc:
+                    if not _scripts_refused(exc):
+                        raise
+                    self._no_scripts = True
+            write = _set_args(name, value, ttl)
+            return (yield from self._watched(lane().client, name, expected, write))
+
+    def _watched(
+        self, client: SyncClient | AsyncClient, name: str, expected: bytes, write: tuple[Arg, ...]
+    ) -> Plan[bool]:
+        """``WATCH``, ``GET``, compare, then ``MULTI``/the write/``EXEC`` on a pipeline (a ``with``
+        block; redis-py's pipelines ignore the exception their exit is given)."""
+        manager = client.pipeline(transaction=True)
+        pipe = yield manager, ENTER, ()
+        try:
+            yield pipe, "watch", (name,)
+            if (yield pipe, "get", (name,)) != expected:
+                return False
+            if self._wait is not None:
+                return (yield from self._exec_waited(pipe, write))
+            pipe.multi()
+            pipe.execute_command(*write)
+            yield pipe, "execute", ()
+        except redis.exceptions.WatchError:  # written meanwhile: that write stands
+            return False
+        finally:
+            yield manager, EXIT, (None, None, None)
+        return True
+
+    def _exec_waited(self, pipe: Any, write: tuple[Arg, ...]) -> Plan[bool]:
+        """``MULTI``, the write, ``EXEC`` then ``WAIT``, each at once on the connection the
+        pipeline holds since its ``WATCH`` (``WAIT`` must follow on that one). A connection
+        an error leaves inside ``MULTI`` is closed, never given back that way."""
+        try:
+            yield pipe, "immediate_execute_command", ("MULTI",)
+            yield pipe, "immediate_execute_command", write
+            if (yield pipe, "immediate_execute_command", ("EXEC",)) is None:
+                return False  # written meanwhile: that write stands
+            acked = yield pipe, "immediate_execute_command", self._wait  # type: ignore[misc]
+        except BaseException:
+            if pipe.connection is not None:
+                yield pipe.connection, "disconnect", ()
+            raise
+        self._check_acked("replace_if", int(acked))
+        return True
+
+    def _reset(self, lane: LaneOf) -> Plan[None]:
+        """``reset``: unlink the names under the prefix a page at a time (through the client,
+        which splits them per hash slot on a cluster), and ``WAIT`` behind each page when
+        ``wait_replicas`` asks for it."""
+        here = lane()
+        client = here.client
+        with _failures("reset", self._cache):
+            yield here, "ready", ()
+            pages = self._walk(client)
+            while names := (yield pages, TAKE, ()):
+                if self._wait is None:
+                    yield client, "unlink", tuple(names)
+                else:
+                    yield from self._written(lane, "UNLINK", ("UNLINK", *names), erase=True)
+
+    def _walk(self, client: SyncClient | AsyncClient) -> Batches[bytes]:
+        """The names under this storage's prefix, in pages of at most ``SCAN_COUNT``.
+
+        ``SCAN`` walks the keyspace a slice at a time without blocking the server (``KEYS``
+        would), and tolerates keys being deleted meanwhile; a cluster client scans every
+        primary. Use inside ``_failures``.
+        """
+        return Batches(client.scan_iter(match=self._pattern, count=SCAN_COUNT), SCAN_COUNT)
+
+    def _close(self, in_loop: bool) -> Plan[None]:
+        """``close`` (``in_loop``: ``aclose``, which also closes the running loop's client)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._cache is not None:
+            self._cache.close()
+        if self._loop_lanes is not None:  # the storage made its clients
+            lane = self._loop_lanes.pop_current() if in_loop else None
+            self._loop_lanes.clear()
+            with _failures("close"):
+                if lane is not None:
+                    yield lane, "aclose", ()
+                if self._lane is not None:
+                    self._lane.close()
 
     # -- sync ----------------------------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
+        # Not a plan: the hottest call, one command, or an answer from the client cache.
         name = self._key(key)
         cache = self._cache
         if cache is None:
@@ -484,17 +615,7 @@ class RedisStorage:
         value = cache.get(name)
         if value is not None:
             return value
-        with _failures("GET"):
-            ticket = cache.begin(name)
-            if ticket is None:  # the cache cannot keep what is read now
-                return _as_bytes(self._call("GET", name))
-            sent = time.monotonic()
-            try:
-                replies = self._sync_lane().commands((("GET", name), ("PTTL", name)))
-            except BaseException:
-                cache.abandon(name, ticket)
-                raise
-            return _filled(cache, name, ticket, sent, replies)
+        return run_plan(self._read_through(self._sync_lane, cache, name))
 
     def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
         name = self._key(key)
@@ -522,9 +643,7 @@ class RedisStorage:
         ms = ttl_ms(ttl)
         name = self._key(key)
         with _failures("PEXPIRE", self._cache, name):
-            if ms is None:
-                return self._write("GETEX", "GETEX", name, "PERSIST") is not None
-            return bool(self._write("PEXPIRE", "PEXPIRE", name, ms))
+            return _touched(ms, self._write(*_touch_args(name, ms)))
 
     def get_and_touch(self, key: str, ttl: timedelta | None) -> bytes | None:
         """Read ``key`` and renew its TTL in one round trip (``GETEX``); ``None`` if absent."""
@@ -535,85 +654,27 @@ class RedisStorage:
     def delete(self, key: str) -> None:
         name = self._key(key)
         with _failures("DEL", self._cache, name):
-            self._erase("DEL", "DEL", name)
+            self._write("DEL", "DEL", name, erase=True)
 
     def take(self, key: str) -> bool:
         """Delete ``key``; return whether a live record was there (``DEL`` counted it)."""
         name = self._key(key)
         with _failures("DEL", self._cache, name):
-            return bool(self._erase("DEL", "DEL", name))
+            return bool(self._write("DEL", "DEL", name, erase=True))
 
     def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
         """Write ``key`` only if it lives and holds exactly ``expected`` (one Lua script, or a
         ``WATCH`` transaction where the server refuses scripts)."""
-        name = self._key(key)
-        args = _replace_if_args(name, expected, value, ttl)
-        with _failures("replace_if", self._cache, name):
-            if not self._no_scripts:
-                try:
-                    try:
-                        return bool(self._write("replace_if", "EVALSHA", REPLACE_IF_SHA, *args))
-                    except redis.exceptions.NoScriptError:  # not cached there: send it whole
-                        return bool(self._write("replace_if", "EVAL", REPLACE_IF_SCRIPT, *args))
-                except redis.exceptions.ResponseError as exc:
-                    if not _scripts_refused(exc):
-                        raise
-                    self._no_scripts = True
-            with self._sync().pipeline(transaction=True) as pipe:
-                try:
-                    pipe.watch(name)
-                    if pipe.get(name) != expected:
-                        return False
-                    if self._wait is not None:
-                        return self._exec_waited(pipe, _set_args(name, value, ttl))
-                    pipe.multi()
-                    pipe.execute_command(*_set_args(name, value, ttl))
-                    pipe.execute()
-                except redis.exceptions.WatchError:  # written meanwhile: that write stands
-                    return False
-            return True
-
-    def _exec_waited(self, pipe: Any, write: tuple[Arg, ...]) -> bool:
-        """``MULTI``, the write, ``EXEC`` then ``WAIT``, each at once on the connection the
-        pipeline holds since its ``WATCH`` (``WAIT`` must follow on that one). A connection
-        an error leaves inside ``MULTI`` is closed, never given back that way."""
-        try:
-            pipe.immediate_execute_command("MULTI")
-            pipe.immediate_execute_command(*write)
-            if pipe.immediate_execute_command("EXEC") is None:
-                return False  # written meanwhile: that write stands
-            acked = pipe.immediate_execute_command(*self._wait)  # type: ignore[misc]
-        except BaseException:
-            if pipe.connection is not None:
-                pipe.connection.disconnect()
-            raise
-        self._check_acked("replace_if", int(acked))
-        return True
+        return run_plan(self._replace_if(self._sync_lane, key, expected, value, ttl))
 
     def reset(self) -> None:
         """Delete every key under this storage's prefix, and no other."""
-        client = self._sync()
-        with _failures("reset", self._cache):
-            for names in self._pages(client):
-                if self._wait is None:
-                    client.unlink(*names)
-                else:
-                    self._erase("UNLINK", "UNLINK", *names)
+        run_plan(self._reset(self._sync_lane))
 
     def _pages(self, client: SyncClient) -> Iterator[list[bytes]]:
-        """The names under this storage's prefix, in lists of at most ``SCAN_COUNT``.
-
-        ``SCAN`` walks the keyspace a slice at a time without blocking the server (``KEYS``
-        would), and tolerates keys being deleted meanwhile; a cluster client scans every
-        primary. Call inside ``_failures``.
-        """
-        page: list[bytes] = []
-        for name in client.scan_iter(match=self._pattern, count=SCAN_COUNT):
-            page.append(name)
-            if len(page) >= SCAN_COUNT:
-                yield page
-                page = []
-        if page:
+        """:meth:`_walk` as an iterator of pages (for the sync walks, ``count`` and ``scan``)."""
+        pages = self._walk(client)
+        while page := pages.take():
             yield page
 
     def _unprefixed(self, name: bytes) -> str | None:
@@ -686,16 +747,7 @@ class RedisStorage:
 
         asyncio clients cannot be closed from sync code; call ``aclose()`` from the loop.
         """
-        if self._closed:
-            return
-        self._closed = True
-        if self._cache is not None:
-            self._cache.close()
-        if self._loop_lanes is not None:  # the storage made its clients
-            self._loop_lanes.clear()
-            with _failures("close"):
-                if self._lane is not None:
-                    self._lane.close()
+        run_plan(self._close(in_loop=False))
 
     # -- async ---------------------------------------------------------------------------------
 
@@ -708,18 +760,7 @@ class RedisStorage:
         value = cache.get(name)
         if value is not None:
             return value
-        with _failures("GET"):
-            ticket = cache.begin(name)
-            if ticket is None:
-                return _as_bytes(await self._acall("GET", name))
-            sent = time.monotonic()
-            try:
-                lane = self._async_lane_here()
-                replies = await lane.commands((("GET", name), ("PTTL", name)))
-            except BaseException:  # a cancelled task too
-                cache.abandon(name, ticket)
-                raise
-            return _filled(cache, name, ticket, sent, replies)
+        return await arun_plan(self._read_through(self._async_lane_here, cache, name))
 
     async def aset(self, key: str, value: bytes, ttl: timedelta | None) -> None:
         name = self._key(key)
@@ -740,9 +781,7 @@ class RedisStorage:
         ms = ttl_ms(ttl)
         name = self._key(key)
         with _failures("PEXPIRE", self._cache, name):
-            if ms is None:
-                return await self._awrite("GETEX", "GETEX", name, "PERSIST") is not None
-            return bool(await self._awrite("PEXPIRE", "PEXPIRE", name, ms))
+            return _touched(ms, await self._awrite(*_touch_args(name, ms)))
 
     async def aget_and_touch(self, key: str, ttl: timedelta | None) -> bytes | None:
         name = self._key(key)
@@ -752,96 +791,21 @@ class RedisStorage:
     async def adelete(self, key: str) -> None:
         name = self._key(key)
         with _failures("DEL", self._cache, name):
-            await self._aerase("DEL", "DEL", name)
+            await self._awrite("DEL", "DEL", name, erase=True)
 
     async def atake(self, key: str) -> bool:
         name = self._key(key)
         with _failures("DEL", self._cache, name):
-            return bool(await self._aerase("DEL", "DEL", name))
+            return bool(await self._awrite("DEL", "DEL", name, erase=True))
 
     async def areplace_if(
         self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
     ) -> bool:
-        name = self._key(key)
-        args = _replace_if_args(name, expected, value, ttl)
-        with _failures("replace_if", self._cache, name):
-            if not self._no_scripts:
-                try:
-                    try:
-                        return bool(
-                            await self._awrite("replace_if", "EVALSHA", REPLACE_IF_SHA, *args)
-                        )
-                    except redis.exceptions.NoScriptError:
-                        return bool(
-                            await self._awrite("replace_if", "EVAL", REPLACE_IF_SCRIPT, *args)
-                        )
-                except redis.exceptions.ResponseError as exc:
-                    if not _scripts_refused(exc):
-                        raise
-                    self._no_scripts = True
-            async with self._async().pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(name)
-                    if await pipe.get(name) != expected:
-                        return False
-                    if self._wait is not None:
-                        return await self._aexec_waited(pipe, _set_args(name, value, ttl))
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.execute_command(*_set_args(name, value, ttl))
-                    await pipe.execute()
-                except redis.exceptions.WatchError:
-                    return False
-            return True
-
-    async def _aexec_waited(self, pipe: Any, write: tuple[Arg, ...]) -> bool:
-        """:meth:`_exec_waited` through an asyncio pipeline."""
-        try:
-            await pipe.immediate_execute_command("MULTI")
-            await pipe.immediate_execute_command(*write)
-            if await pipe.immediate_execute_command("EXEC") is None:
-                return False
-            acked = await pipe.immediate_execute_command(*self._wait)  # type: ignore[misc]
-        except BaseException:
-            if pipe.connection is not None:
-                await pipe.connection.disconnect()
-            raise
-        self._check_acked("replace_if", int(acked))
-        return True
+        return await arun_plan(self._replace_if(self._async_lane_here, key, expected, value, ttl))
 
     async def areset(self) -> None:
-        lane = self._async_lane_here()
-        client = lane.client
-        with _failures("reset", self._cache):
-            await lane.ready()
-            async for names in self._apages(client):
-                if self._wait is None:
-                    await client.unlink(*names)
-                else:
-                    await self._aerase("UNLINK", "UNLINK", *names)
-
-    async def _apages(self, client: AsyncClient) -> AsyncIterator[list[bytes]]:
-        """:meth:`_pages` through an asyncio client."""
-        page: list[bytes] = []
-        async for name in client.scan_iter(match=self._pattern, count=SCAN_COUNT):
-            page.append(name)
-            if len(page) >= SCAN_COUNT:
-                yield page
-                page = []
-        if page:
-            yield page
+        await arun_plan(self._reset(self._async_lane_here))
 
     async def aclose(self) -> None:
         """Disconnect this loop's asyncio pool and the sync pool, if this storage made them."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._cache is not None:
-            self._cache.close()
-        if self._loop_lanes is not None:  # the storage made its clients
-            lane = self._loop_lanes.pop_current()
-            self._loop_lanes.clear()
-            with _failures("close"):
-                if lane is not None:
-                    await lane.aclose()
-                if self._lane is not None:
-                    self._lane.close()
+        await arun_plan(self._close(in_loop=True))
