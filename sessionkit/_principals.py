@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._errors import ConfigError, StorageError
-from ._steps import CREATE, GET, PAUSE, REPLACE_IF, SET, Steps
+from ._steps import GET, PAUSE, Steps
 from ._values import DecodeError
 
 if TYPE_CHECKING:
@@ -185,17 +185,11 @@ class PrincipalIndex:
         """Write the index over exactly ``current`` (``None``: over no record); whether it
         was. A storage without ``create``/``replace_if`` gets a plain write (a race of two
         logins may then drop an entry: see docs/principals.md)."""
-        store = self._store
         entries = list(entries)
         payload = _encode(entries)
         # One second more than the latest entry: the record never expires before its entries.
         ttl = timedelta(seconds=max(e.until for e in entries) - now + 1.0)
-        if current is None and store._creating:
-            return bool((yield CREATE, (name, payload, ttl)))
-        if current is not None and store._atomic:
-            return bool((yield REPLACE_IF, (name, current, payload, ttl)))
-        yield SET, (name, payload, ttl)
-        return True
+        return (yield from self._store._strategy.swap(name, current, payload, ttl))
 
     def _token(self, session_id: str, name: str) -> str | None:
         keyring = self._store._keyring

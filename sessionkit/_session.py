@@ -25,7 +25,19 @@ if TYPE_CHECKING:
     from ._errors import SessionKitError
     from ._store import Store
 
-__all__ = ["DESTROYED", "MOVING", "NEW", "PENDING", "STORED", "Session", "State"]
+__all__ = [
+    "DEFERRED",
+    "DESTROYED",
+    "EAGER",
+    "LAZY",
+    "MOVING",
+    "NEW",
+    "PENDING",
+    "STORED",
+    "Loading",
+    "Session",
+    "State",
+]
 
 _MISSING: Any = object()
 _T = TypeVar("_T")
@@ -40,7 +52,7 @@ class State(enum.Enum):
 
     #: The client's id is known, its record not read yet: the first use reads it (see
     #: :meth:`Store._fill`), so a request that never touches its session costs no storage call
-    #: (the WSGI middleware, Flask; ``autoload=False`` and a failed load under ASGI).
+    #: (a :data:`LAZY` or :data:`DEFERRED` session, or one whose load failed).
     PENDING = "pending"
     #: Nothing is stored under its id: a new session, or one whose record a save removed.
     NEW = "new"
@@ -55,6 +67,25 @@ class State(enum.Enum):
 
 
 PENDING, NEW, STORED, MOVING, DESTROYED = State
+
+
+class Loading(enum.Enum):
+    """When a request's session reads its record: the one thing the ways of obtaining a
+    session differ in (see :meth:`Store._session_for`)."""
+
+    #: Now, before the session is handed out: ``store.get``/``aget`` and the ASGI middleware,
+    #: whose sessions cannot read on first use (their methods are synchronous, and a read
+    #: there would block the event loop).
+    EAGER = "eager"
+    #: At the first use (the session is :data:`PENDING` until then): the WSGI middleware and
+    #: Flask, so a route that never touches its session costs no storage call.
+    LAZY = "lazy"
+    #: Only when a coroutine calls ``await store.aget(request)``
+    #: (``SessionMiddleware(autoload=False)``); a use before that raises, naming the fix.
+    DEFERRED = "deferred"
+
+
+EAGER, LAZY, DEFERRED = Loading
 
 
 class Session(FailureNoting, MutableMapping[str, Any]):
@@ -98,6 +129,7 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         client_id: str | None = None,
         pending: bool = False,
         raw: bytes | None = None,
+        failure: SessionKitError | None = None,
     ) -> None:
         self._store = store
         #: The well-formed id the client presented, if any (the middleware uses it to decide
@@ -111,7 +143,7 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         #: Set on a pending session that must not read synchronously (the ASGI middleware):
         #: the load's storage error, or why it was not loaded; its first use raises it again
         #: instead of reading (see :meth:`Store._fill`).
-        self._failure: SessionKitError | None = None
+        self._failure = failure
         #: A storage call made for this session in this request failed (see :meth:`_noting`).
         self._broke: StorageError | None = None
         #: The id :meth:`regenerate` moved away from, whose record the next save takes once

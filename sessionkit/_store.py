@@ -29,23 +29,20 @@ from ._envelope import Record, decode_record, encode_envelope
 from ._errors import ConfigError, SessionGone, SessionKitError, SessionTooLarge, StorageError
 from ._id_lookup import ASGI_KEY, WSGI_KEY, asgi_values, carrier_of, client_values, wsgi_values
 from ._principals import Entry, PrincipalIndex, principal_text
-from ._session import PENDING, STORED, Session
+from ._session import DEFERRED, EAGER, PENDING, STORED, Loading, Session
 from ._steps import (
-    CREATE,
     DELETE,
     GET,
     PAUSE,
-    REPLACE,
     REPLACE_IF,
     SET,
-    TAKE,
-    TOUCH,
     Steps,
     adrive,
     drive,
     storage_error,
 )
-from ._storage import AtomicStorage, ConditionalStorage, CreatingStorage, Storage
+from ._storage import Storage
+from ._strategy import strategy_for
 from ._values import DecodeError, TypeRegistry
 
 __all__ = ["Store"]
@@ -114,11 +111,9 @@ class Store:
         )
         storage = config.storage
         self.storage: Storage = open_storage(storage) if isinstance(storage, str) else storage
-        self._conditional = isinstance(self.storage, ConditionalStorage)
-        self._atomic = isinstance(self.storage, AtomicStorage)
-        self._creating = isinstance(self.storage, CreatingStorage)
-        # A merge needs replace_if: it writes only over the exact bytes it last saw.
-        self._merging = config.conflict == "merge" and self._atomic
+        #: How the writes go with what this storage can do (see sessionkit._strategy).
+        self._strategy = strategy_for(self.storage)
+        self._merging = config.conflict == "merge" and self._strategy.compares
         principal = config.principal_key
         self._principals = (
             None if principal is None else PrincipalIndex(self, principal, secret_bytes)
@@ -168,13 +163,8 @@ class Store:
         or one that is unknown or expired, is never adopted: the session is then fresh, with
         a new id made here.
         """
-        carrier, cached = self._cached(request)
-        if cached is not None:
-            return cached
-        sid = self.client_id(request)
-        session = self._from_payload(sid, None if sid is None else self._read(sid))
-        carrier[self._cache_key(request)] = session
-        return session
+        is_asgi, carrier = carrier_of(request)
+        return self._session_for(is_asgi, carrier)
 
     async def aget(self, request: Any) -> Session:
         """Async twin of :meth:`get`.
@@ -184,15 +174,8 @@ class Store:
         as it is (its first use raises the error): during an outage, retrying on every call
         would only stack up timeouts.
         """
-        carrier, cached = self._cached(request)
-        if cached is not None:
-            if cached._state is PENDING and not isinstance(cached._failure, StorageError):
-                await self._afill(cached)
-            return cached
-        sid = self.client_id(request)
-        session = self._from_payload(sid, None if sid is None else await self._aread(sid))
-        carrier[self._cache_key(request)] = session
-        return session
+        is_asgi, carrier = carrier_of(request)
+        return await self._asession_for(is_asgi, carrier)
 
     def get_by_id(self, session_id: str) -> Session | None:
         """Load a session by id, or ``None`` for an empty, malformed, unknown or expired id."""
@@ -309,15 +292,65 @@ class Store:
 
     # -- loading ------------------------------------------------------------------------------
 
-    def _cache_key(self, request: Any) -> str:
-        return ASGI_KEY if carrier_of(request)[0] else WSGI_KEY
+    def _session_for(
+        self,
+        is_asgi: bool,
+        carrier: MutableMapping[str, Any],
+        loading: Loading = EAGER,
+        cls: type[Session] = Session,
+        *,
+        failure: StorageError | None = None,
+    ) -> Session:
+        """The request's session: the one way it is obtained, by :meth:`get` and by every
+        middleware (:meth:`_asession_for` is the twin whose eager read is async).
 
-    def _cached(self, request: Any) -> tuple[Any, Session | None]:
-        is_asgi, carrier = carrier_of(request)
-        cached = carrier.get(ASGI_KEY if is_asgi else WSGI_KEY)
+        ``carrier`` is the request's scope (``is_asgi``) or environ, and keeps the session for
+        the rest of the request: one already there is returned as it is. Otherwise the id the
+        client sent is read from it, and ``loading`` says when the record is read (see
+        :class:`~sessionkit._session.Loading`). A request without a well-formed id has nothing
+        to read, so its session is fresh at once, unless it is :data:`DEFERRED`: a handler
+        that forgot the ``aget`` must fail on its first request, not only once visitors come
+        back with cookies.
+
+        ``failure``: the storage error an eager load of this request met (the ASGI
+        middleware's). The session is then pending and its first use raises the error again,
+        so a route that never touches its session is served during an outage, and one that
+        does answers 503.
+        """
+        key, values = _CARRIERS[is_asgi]
+        cached = carrier.get(key)
         if isinstance(cached, Session) and cached._store is self:
-            return carrier, cached
-        return carrier, None
+            return cached
+        sid = self._sid(values(carrier, self._sources))
+        if loading is EAGER:
+            session = self._from_payload(sid, None if sid is None else self._read(sid), cls)
+        elif loading is DEFERRED:
+            why = failure or SessionKitError(_UNLOADED)
+            session = cls(self, sid or "", None, now=0.0, client_id=sid, pending=True, failure=why)
+        elif sid is None:  # nothing to read
+            session = self._from_payload(None, None, cls)
+        else:
+            session = cls(self, sid, None, now=0.0, client_id=sid, pending=True, failure=failure)
+        carrier[key] = session
+        return session
+
+    async def _asession_for(self, is_asgi: bool, carrier: MutableMapping[str, Any]) -> Session:
+        """:meth:`_session_for`, :data:`EAGER`, with the storage's async read: :meth:`aget`,
+        and the ASGI middleware before its app runs (one read, and the session built once).
+
+        A session already in ``carrier`` but not read yet (``autoload=False``) is read now,
+        unless its load failed (see :meth:`aget`).
+        """
+        key, values = _CARRIERS[is_asgi]
+        cached = carrier.get(key)
+        if isinstance(cached, Session) and cached._store is self:
+            if cached._state is PENDING and not isinstance(cached._failure, StorageError):
+                await self._afill(cached)
+            return cached
+        sid = self._sid(values(carrier, self._sources))
+        session = self._from_payload(sid, None if sid is None else await self._aread(sid))
+        carrier[key] = session
+        return session
 
     def _read(self, session_id: str) -> bytes | None:
         result: bytes | None = _guard(self.storage.get, self.storage_key(session_id))
@@ -394,81 +427,9 @@ class Store:
         record = decode_record(self.types, payload)
         return None if self._expired(record, now) else record
 
-    async def _aload_scope(self, scope: MutableMapping[str, Any]) -> Session:
-        """:meth:`aget` for the ASGI middleware, which knows it holds a scope: the same
-        session, without the plumbing that works out what kind of request it was given."""
-        cached = scope.get(ASGI_KEY)
-        if isinstance(cached, Session) and cached._store is self:
-            return cached
-        sid = self._sid(asgi_values(scope, self._sources))
-        session = self._from_payload(sid, None if sid is None else await self._aread(sid))
-        scope[ASGI_KEY] = session
-        return session
-
-    def _lazy_environ(
-        self, environ: MutableMapping[str, Any], cls: type[Session] = Session
-    ) -> Session:
-        """:meth:`_get_lazy` for the WSGI middleware and Flask, which know they hold an environ."""
-        cached = environ.get(WSGI_KEY)
-        if isinstance(cached, Session) and cached._store is self:
-            return cached
-        session = self._pending_or_new(self._sid(wsgi_values(environ, self._sources)), cls)
-        environ[WSGI_KEY] = session
-        return session
-
-    def _pending_or_new(self, sid: str | None, cls: type[Session]) -> Session:
-        if sid is None:
-            return self._from_payload(None, None, cls)
-        return cls(self, sid, None, now=0.0, client_id=sid, pending=True)
-
-    def _get_lazy(self, request: Any, cls: type[Session] = Session) -> Session:
-        """Like :meth:`get`, but the storage is read on the session's first use, not here.
-
-        For the WSGI middleware and Flask, whose session methods are synchronous and so can
-        load on demand: a route that never touches its session costs no storage call, and
-        keeps answering while the storage is down. A request without a well-formed id gets a
-        fresh session at once (there is nothing to read).
-        """
-        carrier, cached = self._cached(request)
-        if cached is not None:
-            return cached
-        session = self._pending_or_new(self.client_id(request), cls)
-        carrier[self._cache_key(request)] = session
-        return session
-
-    def _get_unloaded(self, scope: MutableMapping[str, Any]) -> Session:
-        """The request's session, not read yet (``SessionMiddleware(autoload=False)``): a
-        coroutine loads it with ``await store.aget(request)``; touching it before that raises,
-        since a synchronous read would block the event loop.
-
-        That holds for a request without a cookie too, which has nothing to read: a handler
-        that forgot the ``aget`` fails on its first request, not only once visitors come back
-        with cookies.
-        """
-        cached = scope.get(ASGI_KEY)
-        if isinstance(cached, Session) and cached._store is self:
-            return cached
-        sid = self._sid(asgi_values(scope, self._sources))
-        session = Session(self, sid or "", None, now=0.0, client_id=sid, pending=True)
-        session._failure = SessionKitError(
-            "the session is not loaded: the ASGI middleware runs with autoload=False, so "
-            "call `await store.aget(request)` before using request.session"
-        )
-        scope[ASGI_KEY] = session
-        return session
-
-    def _get_unavailable(self, request: Any, error: StorageError) -> Session:
-        """The request's session after loading it failed with ``error`` (the ASGI middleware).
-
-        It is pending and its first use raises the storage error again, so a route that never
-        touches its session is served during an outage, and one that does answers 503.
-        """
-        session = self._get_lazy(request)
-        session._failure = error
-        return session
-
     def _fill(self, session: Session) -> None:
-        """Load a pending session (see :meth:`_get_lazy`); on a storage error it stays pending."""
+        """Load a pending session (see :meth:`_session_for`); on a storage error it stays
+        pending."""
         failure = session._failure
         if failure is not None:
             if isinstance(failure, StorageError):
@@ -746,16 +707,9 @@ class Store:
         return await adrive(self.storage, self._create_once_steps(session_id, plan))
 
     def _create_once_steps(self, session_id: str, plan: _Plan) -> Steps[bool]:
-        """Storages without ``create`` get a read, then a write."""
         yield from self._index_steps(session_id, plan)
         key = self.storage_key(session_id)
-        payload, ttl = self._sealed(key, plan), plan.ttl
-        if self._creating:
-            return bool((yield CREATE, (key, payload, ttl)))
-        if (yield GET, (key,)) is not None:
-            return False
-        yield SET, (key, payload, ttl)
-        return True
+        return (yield from self._strategy.create(key, self._sealed(key, plan), plan.ttl))
 
     def _replace_live(self, session_id: str, plan: _Plan) -> bool:
         """Replace the record under ``session_id`` only if it is still live; whether it was
@@ -767,9 +721,8 @@ class Store:
         return await adrive(self.storage, self._replace_steps(session_id, plan))
 
     def _replace_steps(self, session_id: str, plan: _Plan) -> Steps[bool]:
-        """Storages without ``replace`` get a touch, then a write. A miss while
-        ``storage_key_secret`` rotates may be a record still under an older name: it is moved
-        (see :meth:`_move_steps`)."""
+        """A miss while ``storage_key_secret`` rotates may be a record still under an older
+        name: it is moved (see :meth:`_move_steps`)."""
         yield from self._index_steps(session_id, plan)
         if (yield from self._replace_once_steps(session_id, plan)):
             return True
@@ -779,13 +732,7 @@ class Store:
 
     def _replace_once_steps(self, session_id: str, plan: _Plan) -> Steps[bool]:
         key = self.storage_key(session_id)
-        payload, ttl = self._sealed(key, plan), plan.ttl
-        if self._conditional:
-            return bool((yield REPLACE, (key, payload, ttl)))
-        if not (yield TOUCH, (key, ttl)):
-            return False
-        yield SET, (key, payload, ttl)
-        return True
+        return (yield from self._strategy.replace(key, self._sealed(key, plan), plan.ttl))
 
     def _move_steps(self, session_id: str, plan: _Plan) -> Steps[bool]:
         """Save a record found under an older secret's name to its current name, then take the
@@ -857,17 +804,8 @@ class Store:
         if raw is None or plan is None:
             return
         key = self.storage_key(session._id)
-        if not self._atomic:
-            # No replace_if: compare, then write; this narrows the race to the gap between.
-            if (yield GET, (key,)) == raw:
-                yield from self._save_steps(session, plan)
-            elif self._older_names:
-                yield from self._renew_older_steps(session, plan, raw)
-            return
-        yield from self._index_steps(session._id, plan)
-        if (yield REPLACE_IF, (key, raw, self._sealed(key, plan), plan.ttl)):
-            self._saved(session, True, plan)
-        elif self._older_names:
+        renewed = yield from self._strategy.renew(self, session, plan, key, raw)
+        if not renewed and self._older_names:
             yield from self._renew_older_steps(session, plan, raw)
 
     def _renew_older_steps(self, session: Session, plan: _Plan, raw: bytes) -> Steps[None]:
@@ -934,13 +872,7 @@ class Store:
         """Delete the records under ``keys``; whether a live one was under any."""
         taken = False
         for key in keys:
-            if self._atomic:
-                taken = bool((yield TAKE, (key,))) or taken
-                continue
-            # No take(): read, then delete; this narrows the race to the gap between.
-            existed = (yield GET, (key,)) is not None
-            yield DELETE, (key,)
-            taken = taken or existed
+            taken = (yield from self._strategy.take(key)) or taken
         return taken
 
     def _lost(self, session: Session, old_id: str) -> _Plan | None:
@@ -992,6 +924,16 @@ _CREATE_TRIES = 3
 #: try first waits a random while (exponential backoff with jitter, capped at 50 ms), so
 #: requests saving one session at once take turns: a handful merge in a few milliseconds.
 _MERGE_BUDGET = 5.0
+
+#: Where a WSGI environ (``False``) and an ASGI scope (``True``) keep the request's session, and
+#: how the id the client sent is read from each.
+_CARRIERS = ((WSGI_KEY, wsgi_values), (ASGI_KEY, asgi_values))
+
+#: Why a :data:`DEFERRED` session's use before ``await store.aget(request)`` fails.
+_UNLOADED = (
+    "the session is not loaded: the ASGI middleware runs with autoload=False, so "
+    "call `await store.aget(request)` before using request.session"
+)
 
 #: The names ``Store(**fields)`` takes: the config's fields.
 _FIELDS = frozenset(field.name for field in attrs.fields(Config))

@@ -30,7 +30,7 @@ from ._csrf import (
 from ._errors import SessionKitError, StorageError
 from ._finish import FAILURES, ErrorHook, Failure, Finisher, Outcome, add_vary
 from ._id_lookup import OWNER_KEY
-from ._session import Session
+from ._session import DEFERRED, LAZY, Session
 from ._skip import asgi_path, skipper
 from ._store import Store
 
@@ -129,17 +129,17 @@ class SessionMiddleware:
             return
         scope[OWNER_KEY] = self.store
         if not self.autoload and kind == "http":
-            session = self.store._get_unloaded(scope)
+            session = self.store._session_for(True, scope, DEFERRED)
         else:
             try:
-                session = await self.store._aload_scope(scope)
+                session = await self.store._asession_for(True, scope)
             except StorageError as exc:
                 if kind != "http":
                     self._finisher.failure(exc)  # logged
                     await send({"type": "websocket.close", "code": 1011})
                     return
                 # The app may never touch its session: it is served, and answers 503 if it does.
-                session = self.store._get_unavailable(scope, exc)
+                session = self.store._session_for(True, scope, LAZY, failure=exc)
         if kind == "websocket":
             await self.app(scope, receive, send)
             return

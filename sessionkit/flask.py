@@ -34,7 +34,7 @@ from ._csrf import DEFAULT_FIELD, DEFAULT_HEADER, FORBIDDEN_BODY, UNSAFE_METHODS
 from ._errors import SessionKitError
 from ._finish import FAILURES, ErrorHook, Failure, Finisher
 from ._id_lookup import WSGI_KEY
-from ._session import PENDING, Session
+from ._session import LAZY, PENDING, Session
 from ._skip import skipper
 from ._store import Store
 
@@ -194,7 +194,7 @@ class SessionkitInterface(SessionInterface):
     def open_session(self, app: flask.Flask, request: Request) -> FlaskSession | SkippedSession:
         if self._skip is not None and self._skip(request):
             return SkippedSession()
-        session = self.store._lazy_environ(request.environ, FlaskSession)
+        session = self.store._session_for(False, request.environ, LAZY, FlaskSession)
         if not isinstance(session, FlaskSession):
             raise SessionKitError(
                 "the request already has a session from sessionkit.wsgi.SessionMiddleware; "

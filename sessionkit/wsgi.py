@@ -27,7 +27,7 @@ from ._csrf import (
 from ._errors import SessionKitError
 from ._finish import FAILURES, ErrorHook, Finisher, Outcome, add_vary
 from ._id_lookup import OWNER_KEY
-from ._session import Session
+from ._session import LAZY, Session
 from ._skip import skipper, wsgi_path
 from ._store import Store
 
@@ -104,7 +104,8 @@ class SessionMiddleware:
             # Ours, further out (see OWNER_KEY), or a route the app excluded.
             return self.app(environ, start_response)
         environ[OWNER_KEY] = self.store
-        exchange = _Exchange(self, self.store._lazy_environ(environ), start_response, environ)
+        session = self.store._session_for(False, environ, LAZY)
+        exchange = _Exchange(self, session, start_response, environ)
         try:
             result = self.app(environ, exchange.start_response)
         except FAILURES as exc:
