@@ -43,6 +43,7 @@ from ._steps import (
 )
 from ._storage import Storage
 from ._strategy import strategy_for
+from ._turns import Turns
 from ._values import DecodeError, TypeRegistry
 
 __all__ = ["Store"]
@@ -114,6 +115,8 @@ class Store:
         #: How the writes go with what this storage can do (see sessionkit._strategy).
         self._strategy = strategy_for(self.storage)
         self._merging = config.conflict == "merge" and self._strategy.compares
+        #: This process's saves of one session take turns (sessionkit._turns).
+        self._turns = Turns()
         principal = config.principal_key
         self._principals = (
             None if principal is None else PrincipalIndex(self, principal, secret_bytes)
@@ -553,14 +556,37 @@ class Store:
     # with the storage's sync calls, its async twin with the async ones.
 
     def _run_save(self, session: Session, plan: _Plan | None = None) -> None:
-        """Save ``session`` (``plan``: already encoded, by a renewal)."""
-        drive(self.storage, self._save_steps(session, plan))
+        """Save ``session`` (``plan``: already encoded, by a renewal). A save that may merge
+        first waits its turn among this process's saves of the session (sessionkit._turns)."""
+        if not self._merges(session):
+            drive(self.storage, self._save_steps(session, plan))
+            return
+        deadline = time.monotonic() + _MERGE_BUDGET
+        with self._turns.turn(session._id, deadline) as had:
+            if not had:
+                raise _kept_changing(session)
+            drive(self.storage, self._save_steps(session, plan, deadline))
 
     async def _arun_save(self, session: Session, plan: _Plan | None = None) -> None:
-        """Async twin of :meth:`_run_save`."""
-        await adrive(self.storage, self._save_steps(session, plan))
+        """Async twin of :meth:`_run_save` (turns among the tasks of the running loop)."""
+        if not self._merges(session):
+            await adrive(self.storage, self._save_steps(session, plan))
+            return
+        deadline = time.monotonic() + _MERGE_BUDGET
+        async with self._turns.aturn(session._id, deadline) as had:
+            if not had:
+                raise _kept_changing(session)
+            await adrive(self.storage, self._save_steps(session, plan, deadline))
 
-    def _save_steps(self, session: Session, plan: _Plan | None) -> Steps[None]:
+    def _merges(self, session: Session) -> bool:
+        """Whether a save of ``session`` goes over what it loaded, merging if that changed."""
+        return self._merging and session._state is STORED and session._raw is not None
+
+    def _save_steps(
+        self, session: Session, plan: _Plan | None, deadline: float | None = None
+    ) -> Steps[None]:
+        """A save; ``deadline`` (``time.monotonic()``) bounds a merge's retries (default: the
+        merge budget from now)."""
         if plan is None:
             plan = self._plan_save(session)
         if plan is None:
@@ -576,11 +602,13 @@ class Store:
                 self._saved(session, True, plan)
             return
         if self._merging and session._raw is not None:
-            yield from self._merge_steps(session, plan)
+            yield from self._merge_steps(session, plan, deadline)
             return
         self._saved(session, (yield from self._replace_steps(session._id, plan)), plan)
 
-    def _merge_steps(self, session: Session, plan: _Plan) -> Steps[None]:
+    def _merge_steps(
+        self, session: Session, plan: _Plan, deadline: float | None = None
+    ) -> Steps[None]:
         """Save a loaded session over exactly the bytes it was loaded from (``replace_if``);
         when another request saved it meanwhile, re-read it, re-apply this request's own
         changes on top (:meth:`_rebase`) and try again, for at most :data:`_MERGE_BUDGET`.
@@ -592,7 +620,8 @@ class Store:
         """
         key = self.storage_key(session._id)
         expected = session._raw
-        deadline = time.monotonic() + _MERGE_BUDGET
+        if deadline is None:
+            deadline = time.monotonic() + _MERGE_BUDGET
         indexed = None
         for attempt in itertools.count():
             if attempt > 1:  # others keep saving: step aside a random while, up to 50 ms
@@ -623,13 +652,7 @@ class Store:
                 self._emptied(session, session._id, taken)
                 return
             plan, expected = rebased, current
-        # As many requests save this session at once as kept this one from landing for the
-        # whole budget: fail it (a 503; nothing written, so nothing acknowledged is lost, and
-        # the client may retry) rather than overwrite what the others saved.
-        raise StorageError(
-            f"session {fingerprint(session._id)} kept changing for {_MERGE_BUDGET:.0f} s while "
-            "this request merged its changes into it; nothing was written"
-        )
+        raise _kept_changing(session)  # others kept this one from landing for the whole budget
 
     def _rebase(self, session: Session, stored: bytes | None) -> bool:
         """Put ``session``'s own changes on top of the record as ``stored`` now; ``False`` when
@@ -937,6 +960,16 @@ _UNLOADED = (
 
 #: The names ``Store(**fields)`` takes: the config's fields.
 _FIELDS = frozenset(field.name for field in attrs.fields(Config))
+
+
+def _kept_changing(session: Session) -> StorageError:
+    """A save that others kept from landing for the whole merge budget, waiting its turn or
+    losing the race: it fails (a 503; nothing written, so nothing acknowledged is lost, and
+    the client may retry) rather than overwrite what the others saved."""
+    return StorageError(
+        f"session {fingerprint(session._id)} kept changing for {_MERGE_BUDGET:.0f} s while "
+        "this request merged its changes into it; nothing was written"
+    )
 
 
 def _not_a_config(value: object) -> ConfigError:

@@ -26,7 +26,7 @@ from sessionkit import ConfigError, SessionGone, Store
 from sessionkit.asgi import SessionMiddleware as ASGIMiddleware
 from sessionkit.wsgi import SessionMiddleware as WSGIMiddleware
 from tests.security._faults import in_threads, wsgi_get
-from tests.web._support import ASGIClient
+from tests.web._support import ASGIClient, CountingStorage
 
 
 def _stored(store: Store, sid: str) -> dict[str, Any] | None:
@@ -153,6 +153,48 @@ def test_writers_of_their_own_keys_lose_nothing(store: Store) -> None:
     assert stored is not None
     assert {f"k{i}": rounds - 1 for i in range(writers)}.items() <= stored.items()
     assert stored["user"] == "ada"
+
+
+def _counted(store: Store) -> tuple[Store, CountingStorage]:
+    storage = CountingStorage(store.storage)
+    return Store(attrs.evolve(store.config, storage=storage), clock=store.now), storage
+
+
+def test_saves_of_one_session_in_one_process_take_turns(store: Store) -> None:
+    """Twenty threads save one session at once: each waits for the save before it and then
+    merges once, so none races the others round after round (and none runs out of its
+    merge budget with a 503): at most two writes per save, the first save one."""
+    counted, storage = _counted(store)
+    sid = _logged_in(counted)
+    writers = 20
+
+    def work(index: int) -> None:
+        session = counted.load(sid)
+        session[f"k{index}"] = index
+        session.save()
+
+    storage.clear()
+    in_threads(writers, work)
+    stored = _stored(store, sid)
+    assert stored is not None and {f"k{i}": i for i in range(writers)}.items() <= stored.items()
+    assert storage.calls["replace_if"] <= 2 * writers - 1, storage.calls
+
+
+async def test_async_saves_of_one_session_take_turns_in_their_loop(store: Store) -> None:
+    counted, storage = _counted(store)
+    sid = _logged_in(counted)
+    writers = 20
+    sessions = [await counted.aload(sid) for _ in range(writers)]
+
+    async def save(index: int) -> None:
+        sessions[index][f"k{index}"] = index
+        await sessions[index].asave()
+
+    storage.clear()
+    await asyncio.gather(*(save(i) for i in range(writers)))
+    stored = _stored(store, sid)
+    assert stored is not None and {f"k{i}": i for i in range(writers)}.items() <= stored.items()
+    assert storage.calls["replace_if"] <= 2 * writers - 1, storage.calls
 
 
 # -- through the middlewares: a slow request saving after a parallel log-out ------------------
