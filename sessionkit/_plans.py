@@ -21,16 +21,20 @@ exception is thrown in, a cancelled task's too, so a plan's ``finally`` and ``ex
 BaseException`` run at once, as they would around an ``await``: a connection goes back to its
 pool, a half-done transaction is closed.
 
+Two calls every driver's plans need are here: :func:`blocking` (a sync call that may wait, made
+in a worker thread from an event loop) and :func:`within` (a ``with`` block around a plan).
+
 A call that decides nothing (one ``GET``) needs no plan: a generator and its driver would
 only add their cost (about a microsecond or two) to every request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import asyncio
+from collections.abc import Callable, Generator
 from typing import Any, TypeAlias, TypeVar
 
-__all__ = ["ENTER", "EXIT", "Plan", "PlanCall", "arun_plan", "run_plan"]
+__all__ = ["ENTER", "EXIT", "Plan", "PlanCall", "arun_plan", "blocking", "run_plan", "within"]
 
 T = TypeVar("T")
 
@@ -83,3 +87,37 @@ async def arun_plan(plan: Plan[T]) -> T:
     except StopIteration as stop:
         done: T = stop.value
         return done
+
+
+class _Blocking:
+    """The target of :func:`blocking`'s call."""
+
+    @staticmethod
+    def call(fn: Callable[..., T], *args: Any) -> T:
+        return fn(*args)
+
+    @staticmethod
+    async def acall(fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
+
+
+def blocking(fn: Callable[..., Any], *args: Any) -> PlanCall:
+    """The call ``fn(*args)``, a sync call that may wait (closing a sync pool joins its
+    threads), for a plan to yield: made at once from sync code, and in a worker thread from an
+    event loop, whose other tasks it would stall."""
+    return _Blocking, ("call", "acall"), (fn, *args)
+
+
+def within(manager: Any, body: Plan[T]) -> Plan[T | None]:
+    """``body`` run as ``with manager:`` (or ``async with``) would run it: ``manager`` entered
+    first, and left with the error that ends ``body``, if any, which it may swallow (then the
+    result is ``None``). A transaction commits when ``body`` returns, rolls back when it fails."""
+    yield manager, ENTER, ()
+    try:
+        result = yield from body
+    except BaseException as exc:  # a cancelled task's too: the transaction is rolled back
+        if not (yield manager, EXIT, (type(exc), exc, exc.__traceback__)):
+            raise
+        return None
+    yield manager, EXIT, (None, None, None)
+    return result

@@ -15,7 +15,8 @@ with :func:`driver_options`, a field with checks of its own reads its text with
 :func:`read_with`, and a storage built from a URL directly reads the query with
 :func:`query_options`. Driver work of several calls that decides between them (a script,
 then a transaction where scripts are refused) is written once as a :data:`Plan`, a generator
-of driver calls that :func:`run_plan` makes and :func:`arun_plan` awaits. The conformance
+of driver calls that :func:`run_plan` makes and :func:`arun_plan` awaits (with
+:func:`blocking` and :func:`within` for the calls every driver's plans need). The conformance
 suite stays in :mod:`sessionkit.testing`.
 
 The same names are importable from :mod:`sessionkit`, where they were first published (all but
@@ -30,7 +31,7 @@ from ._abilities import CountableStorage, PurgeableStorage, ScannableStorage
 from ._errors import ConfigError, StorageError
 from ._hookspec import Backend, hookimpl
 from ._loops import PerLoop
-from ._plans import ENTER, EXIT, Plan, PlanCall, arun_plan, run_plan
+from ._plans import ENTER, EXIT, Plan, PlanCall, arun_plan, blocking, run_plan, within
 from ._storage import (
     AsyncFromSyncMixin,
     AtomicStorage,
@@ -71,6 +72,7 @@ __all__ = [
     "SyncStorage",
     "WouldBlock",
     "arun_plan",
+    "blocking",
     "current_async_call",
     "driver_options",
     "hookimpl",
@@ -82,4 +84,5 @@ __all__ = [
     "read_with",
     "run_plan",
     "ttl_seconds",
+    "within",
 ]

@@ -11,8 +11,8 @@ FACE = [
     "ConfigError", "CountableStorage", "CreatingStorage", "ENTER", "EXIT", "PerLoop", "Plan",
     "PlanCall", "PurgeableStorage",
     "ScannableStorage", "Storage", "StorageError", "SyncStorage", "WouldBlock",
-    "arun_plan", "current_async_call", "driver_options", "hookimpl", "in_range", "matches", "option_names",
-    "parse_options", "query_options", "read_with", "run_plan", "ttl_seconds",
+    "arun_plan", "blocking", "current_async_call", "driver_options", "hookimpl", "in_range", "matches", "option_names",
+    "parse_options", "query_options", "read_with", "run_plan", "ttl_seconds", "within",
 ]  # fmt: skip
 
 

@@ -60,7 +60,7 @@ from pymongo.collection import Collection
 from pymongo.write_concern import WriteConcern
 
 from sessionkit import ConfigError, PerLoop, StorageError, ttl_seconds
-from sessionkit.storage import ENTER, EXIT, Plan, arun_plan, run_plan
+from sessionkit.storage import ENTER, EXIT, Plan, arun_plan, blocking, run_plan
 
 from ._options import (
     DEFAULT_COLLECTION,
@@ -71,7 +71,7 @@ from ._options import (
     parse_write_concern,
     typed_driver_options,
 )
-from ._plan import BLOCKING, Blocking, call
+from ._plan import call
 
 __all__ = ["MongoStorage"]
 
@@ -467,7 +467,7 @@ class MongoStorage:
             with self._failures("close"):
                 if side is not None:
                     yield call(side.client, "close")
-                yield call(Blocking, BLOCKING, self._client.close)
+                yield blocking(self._client.close)
 
     # -- sync ----------------------------------------------------------------------------------
 

@@ -38,6 +38,12 @@ Connections: a bounded pool of PyMySQL connections for the sync methods, and one
 connections per event loop for the async methods (``sessionkit.storage.PerLoop``); see
 ``_pool``. Every call is bounded by the timeouts of ``_options``, and every driver failure is a
 :class:`~sessionkit.StorageError` with the driver's exception chained.
+
+Sync and async share every decision: each operation is written once, as a plan
+(``sessionkit.storage.run_plan``), a generator of the statements it runs, which the sync
+methods run with PyMySQL and the async ones await with aiomysql. Which failure is whose, which
+connection goes back broken, the deadlock retries and the table's creation are decided in one
+place (``_executing`` and the plans it runs); what differs by side comes in as a ``_Side``.
 """
 
 from __future__ import annotations
@@ -48,15 +54,24 @@ import importlib
 import itertools
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, NamedTuple
 
 import pymysql  # type: ignore[import-untyped, unused-ignore]
 import pymysql.constants  # type: ignore[import-untyped, unused-ignore]
 
 from sessionkit._pools import AsyncPool, DriverOps, PoolClosed, PoolTimeout, SyncPool
-from sessionkit.storage import ConfigError, PerLoop, StorageError, ttl_seconds
+from sessionkit.storage import (
+    ConfigError,
+    PerLoop,
+    Plan,
+    StorageError,
+    arun_plan,
+    blocking,
+    run_plan,
+    ttl_seconds,
+)
 
 from ._options import MySQLOptions
 from ._pool import bounded, socket_has_news
@@ -132,19 +147,20 @@ def _async_connection_class() -> Any:
     return _async_connection
 
 
-#: What the sync client raises: its own errors (server and client), and socket errors.
-_SYNC_ERRORS: tuple[type[BaseException], ...] = (pymysql.err.MySQLError, OSError)
-#: The async client's, and the timeouts of ``bounded`` (the same class from Python 3.11).
-_ASYNC_ERRORS: tuple[type[BaseException], ...] = (
+#: What the clients raise: their own errors (server and client), socket errors, and the async
+#: client's timeouts of ``bounded`` (the same class as ``TimeoutError`` from Python 3.11).
+_ERRORS: tuple[type[BaseException], ...] = (
     pymysql.err.MySQLError,
     OSError,
     asyncio.TimeoutError,
 )
-
-
 #: What acquiring a connection may raise, beside the client's errors (opening one).
-_SYNC_ACQUIRE: tuple[type[BaseException], ...] = (PoolTimeout, PoolClosed, *_SYNC_ERRORS)
-_ASYNC_ACQUIRE: tuple[type[BaseException], ...] = (PoolTimeout, PoolClosed, *_ASYNC_ERRORS)
+_ACQUIRE_ERRORS: tuple[type[BaseException], ...] = (PoolTimeout, PoolClosed, *_ERRORS)
+
+#: :meth:`MySQLStorage._statement` and its async twin, for a plan.
+STATEMENT = ("_statement", "_astatement")
+#: :meth:`MySQLStorage._execute` and its async twin, for a plan of several calls of its own.
+EXECUTE = ("_execute", "_aexecute")
 
 
 def _code(exc: BaseException) -> int | None:
@@ -198,15 +214,6 @@ def _schema_problem(columns: tuple[tuple[Any, ...], ...]) -> str | None:
 
 
 # -- the sync client's connections ---------------------------------------------------------------
-
-
-def _statement(conn: Any, sql: str, rows: bool) -> Any:
-    """Run one statement on a PyMySQL connection: its rows, or its affected-row count."""
-    cursor = conn.cursor()
-    count = cursor.execute(sql)
-    result = cursor.fetchall() if rows else count
-    cursor.close()  # a buffered cursor: nothing left to read (left alone on failure)
-    return result
 
 
 def _sync_alive(conn: Any) -> bool:
@@ -263,6 +270,35 @@ _ASYNC_OPS: DriverOps[Any] = DriverOps(
 )
 
 
+def _sync_gone(conn: Any) -> bool:
+    return not conn.open
+
+
+def _async_gone(conn: Any) -> bool:
+    return bool(conn.closed)
+
+
+def _loop_running() -> bool:
+    """Whether a coroutine calls (an event loop runs in this thread)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class _Side(NamedTuple):
+    """What a statement's plan takes from its side, the sync one or the running loop's: the
+    pool, whether a connection of it is closed (``not open`` to PyMySQL, ``closed`` to
+    aiomysql), and the lock the table is made under. Threads take turns; a loop's coroutines
+    take none (a thread's lock held across an ``await`` would stall the loop, and two
+    coroutines making the table at once is harmless: ``CREATE TABLE IF NOT EXISTS``)."""
+
+    pool: Callable[[], Any]
+    gone: Callable[[Any], bool]
+    ready_lock: contextlib.AbstractContextManager[Any]
+
+
 def _release_dead_pool(pool: AsyncPool[Any], loop: asyncio.AbstractEventLoop) -> None:
     """``PerLoop``'s ``release``: free the sockets of a closed loop's pool."""
     pool.release_dead()
@@ -313,6 +349,8 @@ class MySQLStorage:
             self._connect, _SYNC_OPS, size=opts.max_connections, wait=opts.pool_timeout
         )
         self._loop_pools: PerLoop[AsyncPool[Any]] = PerLoop(self._async_pool, _release_dead_pool)
+        self._sync_side = _Side(lambda: self._pool, _sync_gone, self._ready_lock)
+        self._async_side = _Side(self._loop_pools.get, _async_gone, contextlib.nullcontext())
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> MySQLStorage:
@@ -329,25 +367,33 @@ class MySQLStorage:
 
     # -- connections ----------------------------------------------------------------------------
 
+    def _connection_settings(self) -> dict[str, Any]:
+        """What both clients tell each connection they open: the address, the account, strict
+        UTF-8 in autocommit mode, the timeout to connect, TLS, and no ``LOAD DATA LOCAL``."""
+        opts = self.options
+        return {
+            "host": opts.host or "localhost",
+            "port": opts.port,
+            "unix_socket": opts.unix_socket,
+            "user": opts.user,
+            "charset": "utf8mb4",
+            "autocommit": True,
+            "init_command": self._init_command,
+            "connect_timeout": opts.connect_timeout,
+            "ssl": opts.ssl_context,
+            "local_infile": False,
+            "program_name": _PROGRAM,
+        }
+
     def _connect(self) -> Any:
         opts = self.options
         return pymysql.connect(
-            host=opts.host or "localhost",
-            port=opts.port,
-            unix_socket=opts.unix_socket,
-            user=opts.user,
+            **self._connection_settings(),
             password=self._password,
             database=opts.database,
-            charset="utf8mb4",
-            autocommit=True,
-            init_command=self._init_command,
-            connect_timeout=opts.connect_timeout,
             read_timeout=opts.read_timeout,
             write_timeout=opts.write_timeout,
-            ssl=opts.ssl_context,
             ssl_disabled=opts.ssl_context is None,  # else PyMySQL tries TLS unverified
-            local_infile=False,
-            program_name=_PROGRAM,
         )
 
     async def _aconnect(self, deadline: float = 0.0) -> Any:
@@ -356,20 +402,10 @@ class MySQLStorage:
         pool's ``deadline`` (of the wait for a connection) does not bound it."""
         opts = self.options
         conn = _async_connection_class()(
-            host=opts.host or "localhost",
-            port=opts.port,
-            unix_socket=opts.unix_socket,
-            user=opts.user,
+            **self._connection_settings(),
             # aiomysql encodes the password as Latin-1: this text's Latin-1 is its UTF-8.
             password=self._password.decode("latin-1"),
             db=opts.database,
-            charset="utf8mb4",
-            autocommit=True,
-            init_command=self._init_command,
-            connect_timeout=opts.connect_timeout,
-            ssl=opts.ssl_context,
-            local_infile=False,
-            program_name=_PROGRAM,
         )
         limit = opts.connect_timeout + opts.read_timeout
         try:
@@ -420,74 +456,90 @@ class MySQLStorage:
             raise StorageError(f"{self!r} is closed")
         try:
             connection = self._pool.acquire()
-        except _SYNC_ACQUIRE as exc:
+        except _ACQUIRE_ERRORS as exc:
             raise self._failed("connect", exc) from exc
         try:
             yield connection
         finally:
             self._pool.release(connection, broken=not connection.open)
 
-    # -- running a statement: sync ----------------------------------------------------------
+    # -- running a statement, written once (see ``sessionkit.storage.run_plan``) ---------------
+    # ``side`` is ``self._sync_side`` or ``self._async_side``: the plans below decide, the
+    # drivers make each call as it is (``run_plan``) or await it (``arun_plan``).
 
-    def _execute(
-        self, op: str, sql: str, *, rows: bool = False, write: bool = False, ensure: bool = True
-    ) -> Any:
-        """Run ``sql`` on a connection of the pool: its rows, or its affected-row count;
-        ``ensure=False`` runs it without first making the table."""
+    def _executing(
+        self,
+        side: _Side,
+        op: str,
+        sql: str,
+        *,
+        rows: bool = False,
+        write: bool = False,
+        ensure: bool = True,
+    ) -> Plan[Any]:
+        """Run ``sql`` on a connection of ``side``'s pool: its rows, or its affected-row count;
+        ``ensure=False`` runs it without first making the table. The connection goes back
+        however the call ends (a cancelled task's too), closed if the failure was its own."""
         if self._closed:
             raise StorageError(f"{self!r} is closed")
+        pool = side.pool()
         try:
-            conn = self._pool.acquire()
-        except _SYNC_ACQUIRE as exc:
+            conn = yield pool, "acquire", ()
+        except _ACQUIRE_ERRORS as exc:
             raise self._failed(op, exc) from exc
         broken = True
         try:
-            result = self._run(conn, sql, rows) if ensure else _statement(conn, sql, rows)
+            if ensure:
+                result = yield from self._retried(side, conn, sql, rows)
+            else:
+                result = yield self, STATEMENT, (conn, sql, rows)
             if write:
-                self._after_write(conn)
-            broken = not conn.open
+                yield from self._after_write(conn)
+            broken = side.gone(conn)
             return result
         except StorageError:
-            broken = not conn.open
+            broken = side.gone(conn)
             raise
-        except _SYNC_ERRORS as exc:
-            broken = not conn.open or not _server_said(exc)
+        except _ERRORS as exc:
+            broken = side.gone(conn) or not _server_said(exc)
             raise self._failed(op, exc) from exc
         finally:
-            self._pool.release(conn, broken=broken)
+            pool.release(conn, broken=broken)
 
-    def _run(self, conn: Any, sql: str, rows: bool) -> Any:
+    def _retried(self, side: _Side, conn: Any, sql: str, rows: bool) -> Plan[Any]:
+        """``sql``, the table made and checked first if it is not known to be there; run again
+        when the server refused it without changing anything (see :meth:`_again`)."""
         attempt = 0
         while True:
             try:
                 if not self._ready:
-                    with self._ready_lock:
+                    with side.ready_lock:
                         if not self._ready:
-                            self._prepare(conn)
-                return _statement(conn, sql, rows)
+                            yield from self._prepared(conn)
+                return (yield self, STATEMENT, (conn, sql, rows))
             except pymysql.err.MySQLError as exc:
                 if not self._again(exc, attempt):
                     raise
                 attempt += 1
 
-    def _prepare(self, conn: Any) -> None:
+    def _prepared(self, conn: Any) -> Plan[None]:
         """Make the table if it is missing, and check that it is a sessionkit table."""
         refused: BaseException | None = None
         try:
-            _statement(conn, self._sql.create_table, False)
+            yield self, STATEMENT, (conn, self._sql.create_table, False)
         except pymysql.err.MySQLError as exc:
             if _code(exc) not in _CREATE_REFUSED | {ER_TABLE_EXISTS}:
                 raise
             refused = exc
         try:
-            columns = _statement(conn, self._sql.show_columns, True)
+            columns = yield self, STATEMENT, (conn, self._sql.show_columns, True)
         except pymysql.err.MySQLError as exc:
             if refused is not None and _code(exc) == ER_NO_SUCH_TABLE:
                 raise refused from None  # why the table could not be made
             raise
         self._check_columns(columns)
 
-    def _after_write(self, conn: Any) -> None:
+    def _after_write(self, conn: Any) -> Plan[None]:
         """Every ``purge_every`` writes, delete one bounded batch of expired rows.
 
         The write has succeeded by now, so a failed purge is logged, not raised: a clean-up
@@ -496,81 +548,40 @@ class MySQLStorage:
         if next(self._writes) % self.purge_every:
             return
         try:
-            _statement(conn, self._sql.purge(self.options.purge_batch), False)
-        except _SYNC_ERRORS as exc:
+            yield self, STATEMENT, (conn, self._sql.purge(self.options.purge_batch), False)
+        except _ERRORS as exc:
             log.warning("%r: purging expired rows failed: %s", self, exc)
 
-    # -- running a statement: async ----------------------------------------------------------
-
-    async def _aexecute(self, op: str, sql: str, *, rows: bool = False, write: bool = False) -> Any:
-        """:meth:`_execute` on this event loop's pool; each statement within ``read_timeout``."""
-        if self._closed:
-            raise StorageError(f"{self!r} is closed")
-        pool = self._loop_pools.get()
-        try:
-            conn = await pool.acquire()
-        except _ASYNC_ACQUIRE as exc:
-            raise self._failed(op, exc) from exc
-        broken = True
-        try:
-            result = await self._arun(conn, sql, rows)
-            if write:
-                await self._aafter_write(conn)
-            broken = bool(conn.closed)
-            return result
-        except StorageError:
-            broken = bool(conn.closed)
-            raise
-        except _ASYNC_ERRORS as exc:
-            broken = bool(conn.closed) or not _server_said(exc)
-            raise self._failed(op, exc) from exc
-        finally:
-            pool.release(conn, broken=broken)
+    @staticmethod
+    def _statement(conn: Any, sql: str, rows: bool) -> Any:
+        """Run one statement on a PyMySQL connection: its rows, or its affected-row count."""
+        cursor = conn.cursor()
+        count = cursor.execute(sql)
+        result = cursor.fetchall() if rows else count
+        cursor.close()  # a buffered cursor: nothing left to read (left alone on failure)
+        return result
 
     async def _astatement(self, conn: Any, sql: str, rows: bool) -> Any:
+        """:meth:`_statement` on an aiomysql connection, within ``read_timeout``."""
         # On the connection, not a cursor: aiomysql's cursors answer a statement's warnings
         # (a note that the table exists, a deprecation) with one more round trip, SHOW
         # WARNINGS, and a Python warning each. The result is read whole (buffered).
         count = await bounded(conn.query(sql), self.options.read_timeout)
         return conn._result.rows or () if rows else count
 
-    async def _arun(self, conn: Any, sql: str, rows: bool) -> Any:
-        attempt = 0
-        while True:
-            try:
-                if not self._ready:
-                    await self._aprepare(conn)
-                return await self._astatement(conn, sql, rows)
-            except pymysql.err.MySQLError as exc:
-                if not self._again(exc, attempt):
-                    raise
-                attempt += 1
+    def _execute(
+        self, op: str, sql: str, *, rows: bool = False, write: bool = False, ensure: bool = True
+    ) -> Any:
+        """:meth:`_executing` on the sync pool."""
+        plan = self._executing(self._sync_side, op, sql, rows=rows, write=write, ensure=ensure)
+        return run_plan(plan)
 
-    async def _aprepare(self, conn: Any) -> None:
-        refused: BaseException | None = None
-        try:
-            await self._astatement(conn, self._sql.create_table, False)
-        except pymysql.err.MySQLError as exc:
-            if _code(exc) not in _CREATE_REFUSED | {ER_TABLE_EXISTS}:
-                raise
-            refused = exc
-        try:
-            columns = await self._astatement(conn, self._sql.show_columns, True)
-        except pymysql.err.MySQLError as exc:
-            if refused is not None and _code(exc) == ER_NO_SUCH_TABLE:
-                raise refused from None
-            raise
-        self._check_columns(columns)
-
-    async def _aafter_write(self, conn: Any) -> None:
-        if next(self._writes) % self.purge_every:
-            return
-        try:
-            await self._astatement(conn, self._sql.purge(self.options.purge_batch), False)
-        except _ASYNC_ERRORS as exc:
-            log.warning("%r: purging expired rows failed: %s", self, exc)
-
-    # -- shared by both ------------------------------------------------------------------------
+    async def _aexecute(
+        self, op: str, sql: str, *, rows: bool = False, write: bool = False, ensure: bool = True
+    ) -> Any:
+        """:meth:`_executing` on this event loop's pool; each statement within ``read_timeout``."""
+        plan = self._executing(self._async_side, op, sql, rows=rows, write=write, ensure=ensure)
+        return await arun_plan(plan)
 
     def _again(self, exc: BaseException, attempt: int) -> bool:
         """Whether a statement that failed with ``exc`` is run again (it changed nothing)."""
@@ -589,68 +600,118 @@ class MySQLStorage:
             )
         self._ready = True
 
-    # -- the storage contract: sync -----------------------------------------------------------
+    # -- the operations, written once -----------------------------------------------------------
 
-    def get(self, key: str) -> bytes | None:
+    def _get(self, side: _Side, key: str) -> Plan[bytes | None]:
         data = _key(key)
         if not _fits(data):
             return None  # no such row can exist
-        found = self._execute("get", self._sql.get(data), rows=True)
+        found = yield from self._executing(side, "get", self._sql.get(data), rows=True)
         return bytes(found[0][0]) if found else None
 
-    def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
+    def _set(self, side: _Side, key: str, value: bytes, ttl: timedelta | None) -> Plan[None]:
         sql = self._sql.set(_writable(key), bytes(value), _check_ttl(ttl))
-        self._execute("set", sql, write=True)
+        yield from self._executing(side, "set", sql, write=True)
 
-    def create(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        """Write ``key`` only where no live record is (an expired one counts as none); one
-        statement. ``False``, and nothing written, when a live record holds the key."""
+    def _create(self, side: _Side, key: str, value: bytes, ttl: timedelta | None) -> Plan[bool]:
         sql = self._sql.create(_writable(key), bytes(value), _check_ttl(ttl))
-        return bool(self._execute("create", sql, write=True))
+        return bool((yield from self._executing(side, "create", sql, write=True)))
 
-    def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+    def _replace(self, side: _Side, key: str, value: bytes, ttl: timedelta | None) -> Plan[bool]:
         ttl = _check_ttl(ttl)
         data = _key(key)
         if not _fits(data):
             return False
-        return (
-            int(self._execute("replace", self._sql.replace(data, bytes(value), ttl), write=True))
-            == 1
-        )
+        sql = self._sql.replace(data, bytes(value), ttl)
+        return int((yield from self._executing(side, "replace", sql, write=True))) == 1
 
-    def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
-        """Write ``key`` only if it is live and holds exactly ``expected``; one ``UPDATE``."""
+    def _replace_if(
+        self, side: _Side, key: str, expected: bytes, value: bytes, ttl: timedelta | None
+    ) -> Plan[bool]:
         ttl = _check_ttl(ttl)
         data = _key(key)
         if not _fits(data):
             return False
         sql = self._sql.replace_if(data, bytes(expected), bytes(value), ttl)
-        return int(self._execute("replace_if", sql, write=True)) == 1
+        return int((yield from self._executing(side, "replace_if", sql, write=True))) == 1
 
-    def touch(self, key: str, ttl: timedelta | None) -> bool:
+    def _touch(self, side: _Side, key: str, ttl: timedelta | None) -> Plan[bool]:
         ttl = _check_ttl(ttl)
         data = _key(key)
         if not _fits(data):
             return False
-        return int(self._execute("touch", self._sql.touch(data, ttl))) == 1
+        return int((yield from self._executing(side, "touch", self._sql.touch(data, ttl)))) == 1
 
-    def take(self, key: str) -> bool:
-        """Delete ``key`` if it is live; return whether it was (one ``DELETE``)."""
+    def _take(self, side: _Side, key: str) -> Plan[bool]:
         data = _key(key)
         if not _fits(data):
             return False
-        return int(self._execute("take", self._sql.take(data))) == 1
+        return int((yield from self._executing(side, "take", self._sql.take(data)))) == 1
 
-    def delete(self, key: str) -> None:
+    def _delete(self, side: _Side, key: str) -> Plan[None]:
         data = _key(key)
         if _fits(data):
-            self._execute("delete", self._sql.delete(data))
+            yield from self._executing(side, "delete", self._sql.delete(data))
+
+    def _batches(self, op: str, sql: str, batch: int) -> Plan[int]:
+        """Run the bounded ``DELETE`` ``sql`` until it deletes fewer than ``batch`` rows; return
+        how many it deleted. Each batch is a call of its own (``_execute`` or ``_aexecute``),
+        so requests are served between them."""
+        total = 0
+        while True:
+            deleted = int((yield self, EXECUTE, (op, sql)))
+            total += deleted
+            if deleted < batch:
+                return total
+
+    def _closing(self, in_loop: bool) -> Plan[None]:
+        """Close the sync connections and, ``in_loop`` (from a coroutine), the running loop's;
+        forget the other loops' pools (a closed loop's sockets are freed). Each idle sync
+        connection gets a ``COM_QUIT``, a blocking send: from a loop, in a worker thread."""
+        loop_pool = self._loop_pools.pop_current() if in_loop else None
+        if loop_pool is not None:
+            loop_pool.close()
+        if not self._closed:
+            self._closed = True
+            if self._pool.idle():
+                yield blocking(self._pool.close)
+            else:
+                self._pool.close()
+        self._loop_pools.clear()
+
+    # -- the storage contract: sync -----------------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        return run_plan(self._get(self._sync_side, key))
+
+    def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
+        run_plan(self._set(self._sync_side, key, value, ttl))
+
+    def create(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        """Write ``key`` only where no live record is (an expired one counts as none); one
+        statement. ``False``, and nothing written, when a live record holds the key."""
+        return run_plan(self._create(self._sync_side, key, value, ttl))
+
+    def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
+        return run_plan(self._replace(self._sync_side, key, value, ttl))
+
+    def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
+        """Write ``key`` only if it is live and holds exactly ``expected``; one ``UPDATE``."""
+        return run_plan(self._replace_if(self._sync_side, key, expected, value, ttl))
+
+    def touch(self, key: str, ttl: timedelta | None) -> bool:
+        return run_plan(self._touch(self._sync_side, key, ttl))
+
+    def take(self, key: str) -> bool:
+        """Delete ``key`` if it is live; return whether it was (one ``DELETE``)."""
+        return run_plan(self._take(self._sync_side, key))
+
+    def delete(self, key: str) -> None:
+        run_plan(self._delete(self._sync_side, key))
 
     def reset(self) -> None:
         """Delete every row of this storage's table (and nothing else), in batches."""
-        batch = self.reset_batch
-        while self._execute("reset", self._sql.reset(batch)) >= batch:
-            pass
+        run_plan(self._batches("reset", self._sql.reset(self.reset_batch), self.reset_batch))
 
     def drop(self) -> None:
         """Drop this storage's table, its rows with it (``reset`` empties the table and keeps
@@ -670,86 +731,42 @@ class MySQLStorage:
         Called from a coroutine, it closes that event loop's connections too; those of other
         loops still running are closed by ``aclose()`` in their loop (or when the loop ends).
         """
-        if not self._closed:
-            self._closed = True
-            self._pool.close()
-        with contextlib.suppress(RuntimeError):  # RuntimeError: no loop runs in this thread
-            asyncio.get_running_loop()
-            pool = self._loop_pools.pop_current()
-            if pool is not None:
-                pool.close()
-        self._loop_pools.clear()
+        run_plan(self._closing(in_loop=_loop_running()))
 
     # -- the storage contract: async ----------------------------------------------------------
 
     async def aget(self, key: str) -> bytes | None:
-        data = _key(key)
-        if not _fits(data):
-            return None
-        found = await self._aexecute("get", self._sql.get(data), rows=True)
-        return bytes(found[0][0]) if found else None
+        return await arun_plan(self._get(self._async_side, key))
 
     async def aset(self, key: str, value: bytes, ttl: timedelta | None) -> None:
-        sql = self._sql.set(_writable(key), bytes(value), _check_ttl(ttl))
-        await self._aexecute("set", sql, write=True)
+        await arun_plan(self._set(self._async_side, key, value, ttl))
 
     async def acreate(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        sql = self._sql.create(_writable(key), bytes(value), _check_ttl(ttl))
-        return bool(await self._aexecute("create", sql, write=True))
+        return await arun_plan(self._create(self._async_side, key, value, ttl))
 
     async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        ttl = _check_ttl(ttl)
-        data = _key(key)
-        if not _fits(data):
-            return False
-        sql = self._sql.replace(data, bytes(value), ttl)
-        return int(await self._aexecute("replace", sql, write=True)) == 1
+        return await arun_plan(self._replace(self._async_side, key, value, ttl))
 
     async def areplace_if(
         self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
     ) -> bool:
-        ttl = _check_ttl(ttl)
-        data = _key(key)
-        if not _fits(data):
-            return False
-        sql = self._sql.replace_if(data, bytes(expected), bytes(value), ttl)
-        return int(await self._aexecute("replace_if", sql, write=True)) == 1
+        return await arun_plan(self._replace_if(self._async_side, key, expected, value, ttl))
 
     async def atouch(self, key: str, ttl: timedelta | None) -> bool:
-        ttl = _check_ttl(ttl)
-        data = _key(key)
-        if not _fits(data):
-            return False
-        return int(await self._aexecute("touch", self._sql.touch(data, ttl))) == 1
+        return await arun_plan(self._touch(self._async_side, key, ttl))
 
     async def atake(self, key: str) -> bool:
-        data = _key(key)
-        if not _fits(data):
-            return False
-        return int(await self._aexecute("take", self._sql.take(data))) == 1
+        return await arun_plan(self._take(self._async_side, key))
 
     async def adelete(self, key: str) -> None:
-        data = _key(key)
-        if _fits(data):
-            await self._aexecute("delete", self._sql.delete(data))
+        await arun_plan(self._delete(self._async_side, key))
 
     async def areset(self) -> None:
-        batch = self.reset_batch
-        while await self._aexecute("reset", self._sql.reset(batch)) >= batch:
-            pass
+        await arun_plan(self._batches("reset", self._sql.reset(self.reset_batch), self.reset_batch))
 
     async def aclose(self) -> None:
         """Close this event loop's connections and the sync ones (idempotent)."""
-        pool = self._loop_pools.pop_current()
-        if pool is not None:
-            pool.close()
-        if not self._closed:
-            self._closed = True
-            if self._pool.idle():  # each gets a COM_QUIT: a blocking send, so not on the loop
-                await asyncio.to_thread(self._pool.close)
-            else:
-                self._pool.close()
-        self._loop_pools.clear()
+        await arun_plan(self._closing(in_loop=True))
 
     # -- for operators (sessionkit stats, sessionkit purge) ---------------------------------
 
@@ -781,9 +798,4 @@ class MySQLStorage:
         (``sessionkit purge --expired-only``).
         """
         limit = self.options.purge_batch
-        total = 0
-        while True:
-            deleted = cast(int, self._execute("purge_expired", self._sql.purge(limit)))
-            total += deleted
-            if deleted < limit:
-                return total
+        return run_plan(self._batches("purge_expired", self._sql.purge(limit), limit))

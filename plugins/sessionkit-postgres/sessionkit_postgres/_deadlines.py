@@ -48,12 +48,18 @@ def shut_down(fd: int) -> None:
 class Watch:
     """One watched call: its socket, and whether it finished or was cut off first."""
 
-    __slots__ = ("done", "fd", "fired")
+    __slots__ = ("done", "fd", "fired", "watcher")
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, watcher: Watcher) -> None:
         self.fd = fd
         self.done = False
         self.fired = False
+        self.watcher = watcher
+
+    def finish(self) -> bool:
+        """:meth:`Watcher.finish` for this watch: finished as an :class:`AsyncWatch` is, so
+        one plan watches a call of either side."""
+        return self.watcher.finish(self)
 
 
 class Watcher:
@@ -72,7 +78,7 @@ class Watcher:
 
     def watch(self, fd: int, seconds: float) -> Watch:
         """Watch the call on socket ``fd``: shut it down if still running after ``seconds``."""
-        watch = Watch(fd)
+        watch = Watch(fd, self)
         entry = (time.monotonic() + seconds, next(self._order), watch)
         with self._cond:
             if self._thread is None:

@@ -76,6 +76,12 @@ class LoopPool(AsyncPool[AsyncConnection]):
             closed_error=PoolClosed,
         )
 
+    def putconn(self, conn: AsyncConnection) -> None:
+        """Give ``conn`` back after a call, by ``ConnectionPool``'s name (a plan gives a
+        connection back to either pool alike): kept only if :func:`reusable`, as
+        ``ConnectionPool.putconn`` judges for itself."""
+        self.release(conn, broken=not reusable(conn))
+
 
 def reusable(conn: AsyncConnection) -> bool:
     """Whether ``conn`` may go back to the pool after a call: open, and in no transaction."""

@@ -44,29 +44,48 @@ within the same bound: each statement here can be repeated safely (an upsert, a 
 guarded update; a ``create`` or ``take`` repeated after its first attempt really ran answers
 False, which the core takes the safe way). So a server restart costs no request an error once
 the server is back.
+
+**Sync and async** share every decision: each operation is written once, as a plan
+(``sessionkit.storage.run_plan``), a generator of the psycopg calls it makes, which the sync
+methods make as they are and the async ones await. The bound, the retry on a closed
+connection, the error that surfaces and the connection's way back to its pool are decided in
+one place (``_calling``), the table's creation in another (``_ensured``); what differs by side
+(the pool, the deadline's watcher) comes in as a ``_Side``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from sessionkit.storage import ConfigError, PerLoop, StorageError, ttl_seconds
+from sessionkit.storage import (
+    ConfigError,
+    PerLoop,
+    Plan,
+    StorageError,
+    arun_plan,
+    blocking,
+    run_plan,
+    ttl_seconds,
+    within,
+)
 
-from ._deadlines import WATCHER, AsyncWatch
-from ._loop_pool import LoopPool, reusable
+from ._deadlines import WATCHER, AsyncWatch, Watch, watch_async
+from ._loop_pool import LoopPool
 from ._options import PostgresOptions
+from ._plan import called
 from ._sql import Names, Statements, lock_id
 
 __all__ = ["COUNT_TIMEOUT", "PostgresStorage"]
@@ -74,9 +93,16 @@ __all__ = ["COUNT_TIMEOUT", "PostgresStorage"]
 T = TypeVar("T")
 SyncConnection = psycopg.Connection[Any]
 AsyncConnection = psycopg.AsyncConnection[Any]
-Work = Callable[[SyncConnection, Statements], T]
-AsyncWork = Callable[[AsyncConnection, Statements], Awaitable[T]]
+#: A connection of either side, as a plan sees it (psycopg's two classes share their names).
+Connection = SyncConnection | AsyncConnection
+#: An operation's work on a connection, written once: a plan of its calls.
+Work = Callable[[Connection, Statements], Plan[T]]
 Fetch = Literal["rowcount", "one", "rows"]
+
+#: A pool's ``getconn`` (``ConnectionPool``) and ``acquire`` (:class:`LoopPool`), for a plan.
+GETCONN = ("getconn", "acquire")
+#: :meth:`PostgresStorage._exec` and its async twin, for a plan of several calls of its own.
+EXEC = ("_exec", "_aexec")
 
 #: Seconds the client waits past ``statement_timeout`` for the server's own cancellation to
 #: arrive, before it shuts the connection's socket (the server is frozen or unreachable).
@@ -197,22 +223,30 @@ def _broken(conn: SyncConnection | AsyncConnection, exc: psycopg.Error) -> bool:
     return isinstance(exc, psycopg.OperationalError) and (conn.closed or conn.broken)
 
 
-def _sync_fetch(cursor: psycopg.Cursor[Any], fetch: Fetch) -> Any:
+def _sync_idle(pool: ConnectionPool[SyncConnection]) -> int:
+    """How many idle connections the sync pool holds (``LoopPool.idle`` for a loop's)."""
+    return int(pool.get_stats().get("pool_available", 0))
+
+
+def _fetched(conn: Connection, sql: Any, params: Mapping[str, Any], fetch: Fetch) -> Plan[Any]:
+    """One statement, its result as ``fetch`` says."""
+    cursor = yield conn, "execute", (sql, params), {"binary": True}
     if fetch == "rowcount":
         return cursor.rowcount
     if fetch == "one":
-        row = cursor.fetchone()
+        row = yield cursor, "fetchone", ()
         return None if row is None else row[0]
-    return cursor.fetchall()
+    return (yield cursor, "fetchall", ())
 
 
-async def _async_fetch(cursor: psycopg.AsyncCursor[Any], fetch: Fetch) -> Any:
-    if fetch == "rowcount":
-        return cursor.rowcount
-    if fetch == "one":
-        row = await cursor.fetchone()
-        return None if row is None else row[0]
-    return await cursor.fetchall()
+class _Side(NamedTuple):
+    """What a call's plan takes from its side, the sync one or the running loop's: the pool
+    (made on first use), how many idle connections it holds, and how a statement's deadline
+    is watched (see ``_deadlines``)."""
+
+    pool: Callable[[], Any]
+    idle: Callable[[Any], int]
+    watch: Callable[[int, float], Watch | AsyncWatch]
 
 
 class PostgresStorage:
@@ -245,6 +279,8 @@ class PostgresStorage:
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
         self._loop_pools: PerLoop[LoopPool] = PerLoop(self._make_loop_pool, _release_dead_loop)
+        self._sync_side = _Side(self._sync_pool, _sync_idle, WATCHER.watch)
+        self._async_side = _Side(self._loop_pools.get, LoopPool.idle, watch_async)
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any]) -> PostgresStorage:
@@ -275,8 +311,16 @@ class PostgresStorage:
         if self._closed:
             raise StorageError(f"{self!r} is closed")
 
-    def _connection_kwargs(self) -> dict[str, Any]:
-        return {"autocommit": True, "prepare_threshold": self.options.prepare_threshold}
+    def _pool_settings(self) -> dict[str, Any]:
+        """What both pools are told: how each connection is set up, how many to keep, and how
+        long a call waits for one."""
+        options = self.options
+        return {
+            "kwargs": {"autocommit": True, "prepare_threshold": options.prepare_threshold},
+            "min_size": options.pool_min_size,
+            "max_size": options.pool_max_size,
+            "timeout": options.pool_timeout,
+        }
 
     def _sync_pool(self) -> ConnectionPool[SyncConnection]:
         """This process's pool, made on first use (and again in a forked child)."""
@@ -291,10 +335,7 @@ class PostgresStorage:
                 pool = ConnectionPool(
                     options.conninfo,
                     connection_class=self._sync_class,
-                    kwargs=self._connection_kwargs(),
-                    min_size=options.pool_min_size,
-                    max_size=options.pool_max_size,
-                    timeout=options.pool_timeout,
+                    **self._pool_settings(),
                     # A failed connection attempt is tried again once after this, then given
                     # up: the next call that needs a connection tries afresh (see
                     # ``_Refusals``), rather than the pool backing off for minutes while the
@@ -310,14 +351,8 @@ class PostgresStorage:
     def _make_loop_pool(self) -> LoopPool:
         """The running loop's pool (``PerLoop``'s factory); see ``_loop_pool`` for why it is
         not psycopg_pool's ``AsyncConnectionPool``."""
-        options = self.options
         return LoopPool(
-            options.conninfo,
-            connection_class=self._async_class,
-            kwargs=self._connection_kwargs(),
-            min_size=options.pool_min_size,
-            max_size=options.pool_max_size,
-            timeout=options.pool_timeout,
+            self.options.conninfo, connection_class=self._async_class, **self._pool_settings()
         )
 
     def _refused(self, op: str, available: Callable[[], int]) -> None:
@@ -363,26 +398,37 @@ class PostgresStorage:
             )
         return StorageError(f"postgres {op} failed: {_brief(exc)}")
 
-    # -- running a call: sync ------------------------------------------------------------------
+    # -- running a call, written once (see ``sessionkit.storage.run_plan``) ---------------------
+    # ``side`` is ``self._sync_side`` or ``self._async_side``: the plans below decide, the
+    # drivers make each call as it is (``run_plan``) or await it (``arun_plan``).
 
-    def _run(self, op: str, work: Work[T], *, limit: float | None = None, ensure: bool = True) -> T:
-        """Run ``work(connection, statements)`` on a pooled connection, within the bound;
-        ``ensure=False`` runs it without first making the table."""
+    def _calling(
+        self,
+        side: _Side,
+        op: str,
+        work: Work[T],
+        limit: float | None = None,
+        ensure: bool = True,
+    ) -> Plan[T]:
+        """Run ``work(connection, statements)`` on a pooled connection of ``side``, within the
+        bound (see the module's notes); ``ensure=False`` runs it without first making the
+        table. The connection goes back to its pool however the call ends, a cancelled
+        task's included; a connection the server had closed is replaced, within the bound."""
         self._check_open()
-        pool = self._sync_pool()
+        pool = side.pool()
         limit = self._limit if limit is None else limit
         deadline = time.monotonic() + self.options.pool_timeout + limit
         while True:
-            conn = self._getconn(pool, op, deadline)
+            conn = yield from self._connection(side, pool, op, deadline)
             fired = False
             try:
-                watch = WATCHER.watch(conn.pgconn.socket, min(limit, deadline - time.monotonic()))
+                watch = side.watch(conn.pgconn.socket, min(limit, deadline - time.monotonic()))
                 try:
                     if not ensure:
-                        return work(conn, self._rendered(conn))
-                    return self._work(conn, work)
+                        return (yield from work(conn, self._rendered(conn)))
+                    return (yield from self._with_table(conn, work))
                 finally:
-                    fired = WATCHER.finish(watch)
+                    fired = watch.finish()
             except psycopg.Error as exc:
                 if not fired and _broken(conn, exc) and time.monotonic() < deadline:
                     continue  # closed by the server meanwhile: another connection
@@ -390,49 +436,55 @@ class PostgresStorage:
             finally:
                 if fired:  # its socket is shut: never back into the pool as if healthy
                     with contextlib.suppress(Exception):
-                        conn.close()
+                        yield conn, "close", ()
                 pool.putconn(conn)
 
-    def _getconn(
-        self, pool: ConnectionPool[SyncConnection], op: str, deadline: float
-    ) -> SyncConnection:
-        self._refused(op, lambda: int(pool.get_stats().get("pool_available", 0)))
+    def _connection(self, side: _Side, pool: Any, op: str, deadline: float) -> Plan[Any]:
+        """A connection of ``pool`` by ``deadline``, failing at once while the server refuses
+        them (see :meth:`_refused`); a timeout is told with its likely cause."""
+        self._refused(op, lambda: side.idle(pool))
         wait = min(self.options.pool_timeout, deadline - time.monotonic())
         try:
-            return pool.getconn(timeout=max(wait, 0.001))
+            return (yield pool, GETCONN, (max(wait, 0.001),))
         except psycopg.Error as exc:
             error, cause = self._no_connection(op, exc)
             raise error from cause
 
-    def _work(self, conn: SyncConnection, work: Work[T]) -> T:
+    def _with_table(self, conn: Connection, work: Work[T]) -> Plan[T]:
+        """``work``, the table made first when it is not known to exist, and made again (once)
+        when it was dropped meanwhile."""
         statements = self._statements
         if statements is None or not self._ready:
-            statements = self._ensure(conn)
+            statements = yield from self._ensured(conn)
         try:
-            return work(conn, statements)
+            return (yield from work(conn, statements))
         except psycopg.errors.UndefinedTable:  # dropped meanwhile: make it again, once
             self._ready = False
-            return work(conn, self._ensure(conn))
+            return (yield from work(conn, (yield from self._ensured(conn))))
 
-    def _rendered(self, conn: SyncConnection | AsyncConnection) -> Statements:
+    def _rendered(self, conn: Connection) -> Statements:
         """The statements, rendered on the first connection (its quoting rules)."""
         statements = self._statements or Statements.render(self._names, conn)
         self._statements = statements
         return statements
 
-    def _ensure(self, conn: SyncConnection) -> Statements:
+    def _ensured(self, conn: Connection) -> Plan[Statements]:
         """Render the statements and make the table if it does not exist (see the notes)."""
         statements = self._rendered(conn)
-        row = conn.execute(statements.relkind, {"name": statements.qualified}).fetchone()
+        cursor = yield conn, "execute", (statements.relkind, {"name": statements.qualified})
+        row = yield cursor, "fetchone", ()
         if row is None:
-            with conn.transaction():
-                conn.execute(statements.lock, {"lock": self._lock_id})
-                conn.execute(statements.create_table)
-                conn.execute(statements.create_index)
+            yield from within(conn.transaction(), self._created(conn, statements))
         else:
             self._check_relkind(row[0])
         self._ready = True
         return statements
+
+    def _created(self, conn: Connection, statements: Statements) -> Plan[None]:
+        """The table and its index, under the advisory lock (in a transaction, which ends it)."""
+        yield conn, "execute", (statements.lock, {"lock": self._lock_id})
+        yield conn, "execute", (statements.create_table,)
+        yield conn, "execute", (statements.create_index,)
 
     def _check_relkind(self, relkind: str) -> None:
         if relkind not in ("r", "p"):
@@ -441,121 +493,144 @@ class PostgresStorage:
                 f"(pg_class.relkind {relkind!r}): give the storage another table"
             )
 
-    def _exec(self, op: str, name: str, params: Mapping[str, Any], fetch: Fetch) -> Any:
+    def _query(
+        self, side: _Side, op: str, name: str, params: Mapping[str, Any], fetch: Fetch
+    ) -> Plan[Any]:
         """One statement (``name`` of :class:`Statements`), its result as ``fetch`` says."""
 
-        def work(conn: SyncConnection, statements: Statements) -> Any:
-            cursor = conn.execute(getattr(statements, name), params, binary=True)
-            return _sync_fetch(cursor, fetch)
+        def work(conn: Connection, statements: Statements) -> Plan[Any]:
+            return _fetched(conn, getattr(statements, name), params, fetch)
 
-        return self._run(op, work)
+        return self._calling(side, op, work)
 
-    # -- running a call: async -----------------------------------------------------------------
-
-    async def _arun(self, op: str, work: AsyncWork[T]) -> T:
-        """:meth:`_run` on the running loop's pool."""
-        self._check_open()
-        pool, limit = self._loop_pools.get(), self._limit
-        deadline = time.monotonic() + self.options.pool_timeout + limit
-        while True:
-            conn = await self._agetconn(pool, op, deadline)
-            fired = False
-            try:
-                watch = AsyncWatch(conn.pgconn.socket, min(limit, deadline - time.monotonic()))
-                try:
-                    return await self._awork(conn, work)
-                finally:
-                    fired = watch.finish()
-            except psycopg.Error as exc:
-                if not fired and _broken(conn, exc) and time.monotonic() < deadline:
-                    continue
-                raise self._failed(op, exc, fired, limit) from exc
-            finally:
-                if fired:
-                    with contextlib.suppress(Exception):
-                        await conn.close()
-                pool.release(conn, broken=not reusable(conn))
-
-    async def _agetconn(self, pool: LoopPool, op: str, deadline: float) -> AsyncConnection:
-        self._refused(op, pool.idle)
-        wait = min(self.options.pool_timeout, deadline - time.monotonic())
-        try:
-            return await pool.acquire(max(wait, 0.001))
-        except psycopg.Error as exc:
-            error, cause = self._no_connection(op, exc)
-            raise error from cause
-
-    async def _awork(self, conn: AsyncConnection, work: AsyncWork[T]) -> T:
-        statements = self._statements
-        if statements is None or not self._ready:
-            statements = await self._aensure(conn)
-        try:
-            return await work(conn, statements)
-        except psycopg.errors.UndefinedTable:
-            self._ready = False
-            return await work(conn, await self._aensure(conn))
-
-    async def _aensure(self, conn: AsyncConnection) -> Statements:
-        statements = self._statements or Statements.render(self._names, conn)
-        self._statements = statements
-        cursor = await conn.execute(statements.relkind, {"name": statements.qualified})
-        row = await cursor.fetchone()
-        if row is None:
-            async with conn.transaction():
-                await conn.execute(statements.lock, {"lock": self._lock_id})
-                await conn.execute(statements.create_table)
-                await conn.execute(statements.create_index)
-        else:
-            self._check_relkind(row[0])
-        self._ready = True
-        return statements
+    def _exec(self, op: str, name: str, params: Mapping[str, Any], fetch: Fetch) -> Any:
+        """:meth:`_query` from sync code."""
+        return run_plan(self._query(self._sync_side, op, name, params, fetch))
 
     async def _aexec(self, op: str, name: str, params: Mapping[str, Any], fetch: Fetch) -> Any:
-        async def work(conn: AsyncConnection, statements: Statements) -> Any:
-            cursor = await conn.execute(getattr(statements, name), params, binary=True)
-            return await _async_fetch(cursor, fetch)
+        return await arun_plan(self._query(self._async_side, op, name, params, fetch))
 
-        return await self._arun(op, work)
+    def _run(
+        self,
+        op: str,
+        work: Callable[[SyncConnection, Statements], T],
+        *,
+        limit: float | None = None,
+        ensure: bool = True,
+    ) -> T:
+        """Run a function ``work(connection, statements)`` as :meth:`_calling` runs a plan (an
+        operator's statements: ``count``, ``drop``)."""
+        plan = self._calling(self._sync_side, op, functools.partial(called, work), limit, ensure)
+        result: T = run_plan(plan)
+        return result
+
+    async def _arun(
+        self,
+        op: str,
+        work: Callable[[AsyncConnection, Statements], Awaitable[T]],
+        *,
+        limit: float | None = None,
+        ensure: bool = True,
+    ) -> T:
+        """:meth:`_run` on the running loop's pool, ``work`` a coroutine function."""
+        plan = self._calling(self._async_side, op, functools.partial(called, work), limit, ensure)
+        result: T = await arun_plan(plan)
+        return result
+
+    # -- the operations, written once -----------------------------------------------------------
+
+    def _get(self, side: _Side, key: str) -> Plan[bytes | None]:
+        value = yield from self._query(side, "get", "get", {"key": _key(key)}, "one")
+        return None if value is None else bytes(value)
+
+    def _written(
+        self, side: _Side, name: str, key: str, value: bytes, ttl: timedelta | None
+    ) -> Plan[bool]:
+        """``set``, ``create`` or ``replace`` (``name``): whether a row was written."""
+        params = {"key": _key(key), "value": value, "ttl": _ttl(ttl)}
+        return bool((yield from self._query(side, name, name, params, "rowcount")) == 1)
+
+    def _replaced_if(
+        self, side: _Side, key: str, expected: bytes, value: bytes, ttl: timedelta | None
+    ) -> Plan[bool]:
+        params = {"key": _key(key), "expected": expected, "value": value, "ttl": _ttl(ttl)}
+        return bool(
+            (yield from self._query(side, "replace_if", "replace_if", params, "rowcount")) == 1
+        )
+
+    def _taken(self, side: _Side, key: str) -> Plan[bool]:
+        return bool((yield from self._query(side, "take", "take", {"key": _key(key)}, "one")))
+
+    def _touched(self, side: _Side, key: str, ttl: timedelta | None) -> Plan[bool]:
+        params = {"key": _key(key), "ttl": _ttl(ttl)}
+        return bool((yield from self._query(side, "touch", "touch", params, "rowcount")) == 1)
+
+    def _deleted(self, side: _Side, key: str) -> Plan[None]:
+        yield from self._query(side, "delete", "delete", {"key": _key(key)}, "rowcount")
+
+    def _batches(self, op: str, name: str) -> Plan[int]:
+        """Run the bounded ``DELETE`` ``name`` until a batch finds less than a full one; each
+        batch is a call of its own (requests are served between them), made by ``_exec`` or
+        ``_aexec``."""
+        limit, total = self.options.purge_batch, 0
+        while True:
+            deleted = int((yield self, EXEC, (op, name, {"limit": limit}, "rowcount")))
+            total += deleted
+            if deleted < limit:
+                return total
+
+    def _closing(self, in_loop: bool) -> Plan[None]:
+        """``close`` (``in_loop``: ``aclose``, which also closes the running loop's pool). The
+        sync pool's ``close`` joins its threads: from a loop, it runs in a worker thread."""
+        with self._pool_lock:
+            if self._closed:
+                return
+            self._closed = True
+            pool, self._pool = self._pool, None
+        loop_pool = self._loop_pools.pop_current() if in_loop else None
+        self._loop_pools.clear()
+        try:
+            if loop_pool is not None:
+                loop_pool.close()
+            if pool is not None and self._pool_pid == os.getpid():
+                yield blocking(pool.close)
+        except psycopg.Error as exc:
+            raise StorageError(f"closing {self!r} failed: {_brief(exc)}") from exc
 
     # -- the storage contract ------------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
-        value = self._exec("get", "get", {"key": _key(key)}, "one")
-        return None if value is None else bytes(value)
+        return run_plan(self._get(self._sync_side, key))
 
     def set(self, key: str, value: bytes, ttl: timedelta | None) -> None:
-        self._exec("set", "set", {"key": _key(key), "value": value, "ttl": _ttl(ttl)}, "rowcount")
+        run_plan(self._written(self._sync_side, "set", key, value, ttl))
 
     def create(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
         """Write ``key`` only where no live record is (an expired one counts as none); one
         statement. ``False``, and nothing written, when a live record holds the key."""
-        params = {"key": _key(key), "value": value, "ttl": _ttl(ttl)}
-        return bool(self._exec("create", "create", params, "rowcount") == 1)
+        return run_plan(self._written(self._sync_side, "create", key, value, ttl))
 
     def replace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
         """Write ``key`` only if it exists and has not expired."""
-        params = {"key": _key(key), "value": value, "ttl": _ttl(ttl)}
-        return bool(self._exec("replace", "replace", params, "rowcount") == 1)
+        return run_plan(self._written(self._sync_side, "replace", key, value, ttl))
 
     def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
         """Write ``key`` only if it is live and holds exactly ``expected``; one ``UPDATE``."""
-        params = {"key": _key(key), "expected": expected, "value": value, "ttl": _ttl(ttl)}
-        return bool(self._exec("replace_if", "replace_if", params, "rowcount") == 1)
+        return run_plan(self._replaced_if(self._sync_side, key, expected, value, ttl))
 
     def take(self, key: str) -> bool:
         """Delete ``key`` (an expired remnant too); return whether a live record was there."""
-        return bool(self._exec("take", "take", {"key": _key(key)}, "one"))
+        return run_plan(self._taken(self._sync_side, key))
 
     def touch(self, key: str, ttl: timedelta | None) -> bool:
-        params = {"key": _key(key), "ttl": _ttl(ttl)}
-        return bool(self._exec("touch", "touch", params, "rowcount") == 1)
+        return run_plan(self._touched(self._sync_side, key, ttl))
 
     def delete(self, key: str) -> None:
-        self._exec("delete", "delete", {"key": _key(key)}, "rowcount")
+        run_plan(self._deleted(self._sync_side, key))
 
     def reset(self) -> None:
         """Delete every row of this storage's table (and nothing else), a batch at a time."""
-        self._batches("reset", "reset")
+        run_plan(self._batches("reset", "reset"))
 
     @contextlib.contextmanager
     def conn(self) -> Iterator[SyncConnection]:
@@ -594,86 +669,44 @@ class PostgresStorage:
         Async pools are closed by ``aclose()`` in their loop; those of loops already closed are
         released here.
         """
-        with self._pool_lock:
-            if self._closed:
-                return
-            self._closed = True
-            pool, self._pool = self._pool, None
-        self._loop_pools.clear()
-        if pool is not None and self._pool_pid == os.getpid():
-            try:
-                pool.close()
-            except psycopg.Error as exc:
-                raise StorageError(f"closing {self!r} failed: {_brief(exc)}") from exc
+        run_plan(self._closing(in_loop=False))
 
     # -- the async twins -----------------------------------------------------------------------
 
     async def aget(self, key: str) -> bytes | None:
-        value = await self._aexec("get", "get", {"key": _key(key)}, "one")
-        return None if value is None else bytes(value)
+        return await arun_plan(self._get(self._async_side, key))
 
     async def aset(self, key: str, value: bytes, ttl: timedelta | None) -> None:
-        params = {"key": _key(key), "value": value, "ttl": _ttl(ttl)}
-        await self._aexec("set", "set", params, "rowcount")
+        await arun_plan(self._written(self._async_side, "set", key, value, ttl))
 
     async def acreate(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        params = {"key": _key(key), "value": value, "ttl": _ttl(ttl)}
-        return bool(await self._aexec("create", "create", params, "rowcount") == 1)
+        return await arun_plan(self._written(self._async_side, "create", key, value, ttl))
 
     async def areplace(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
-        params = {"key": _key(key), "value": value, "ttl": _ttl(ttl)}
-        return bool(await self._aexec("replace", "replace", params, "rowcount") == 1)
+        return await arun_plan(self._written(self._async_side, "replace", key, value, ttl))
 
     async def areplace_if(
         self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
     ) -> bool:
-        params = {"key": _key(key), "expected": expected, "value": value, "ttl": _ttl(ttl)}
-        return bool(await self._aexec("replace_if", "replace_if", params, "rowcount") == 1)
+        return await arun_plan(self._replaced_if(self._async_side, key, expected, value, ttl))
 
     async def atake(self, key: str) -> bool:
-        return bool(await self._aexec("take", "take", {"key": _key(key)}, "one"))
+        return await arun_plan(self._taken(self._async_side, key))
 
     async def atouch(self, key: str, ttl: timedelta | None) -> bool:
-        params = {"key": _key(key), "ttl": _ttl(ttl)}
-        return bool(await self._aexec("touch", "touch", params, "rowcount") == 1)
+        return await arun_plan(self._touched(self._async_side, key, ttl))
 
     async def adelete(self, key: str) -> None:
-        await self._aexec("delete", "delete", {"key": _key(key)}, "rowcount")
+        await arun_plan(self._deleted(self._async_side, key))
 
     async def areset(self) -> None:
-        limit = self.options.purge_batch
-        while await self._aexec("reset", "reset", {"limit": limit}, "rowcount") >= limit:
-            pass
+        await arun_plan(self._batches("reset", "reset"))
 
     async def aclose(self) -> None:
         """Close this loop's pool and the sync pool; closing again does nothing."""
-        with self._pool_lock:
-            if self._closed:
-                return
-            self._closed = True
-            pool, self._pool = self._pool, None
-        loop_pool = self._loop_pools.pop_current()
-        self._loop_pools.clear()
-        try:
-            if loop_pool is not None:
-                loop_pool.close()
-            if pool is not None and self._pool_pid == os.getpid():
-                # Joins the pool's threads: not on the event loop.
-                await asyncio.to_thread(pool.close)
-        except psycopg.Error as exc:
-            raise StorageError(f"closing {self!r} failed: {_brief(exc)}") from exc
+        await arun_plan(self._closing(in_loop=True))
 
     # -- for operators (see sessionkit._inspect) ------------------------------------------------
-
-    def _batches(self, op: str, name: str) -> int:
-        """Run the bounded ``DELETE`` ``name`` until a batch finds less than a full one; each
-        batch is a call of its own (requests are served between them)."""
-        limit, total = self.options.purge_batch, 0
-        while True:
-            deleted = int(self._exec(op, name, {"limit": limit}, "rowcount"))
-            total += deleted
-            if deleted < limit:
-                return total
 
     def purge_expired(self) -> int:
         """Delete every expired row, ``purge_batch`` rows per statement; return how many.
@@ -681,7 +714,7 @@ class PostgresStorage:
         Rows a request holds locked are skipped (``SKIP LOCKED``), so a purge never waits for
         a request, nor a request for a purge; they are purged the next time.
         """
-        return self._batches("purge_expired", "purge")
+        return run_plan(self._batches("purge_expired", "purge"))
 
     def count(self) -> int:
         """Return the number of live sessions. Walks the table: for tools, not requests
