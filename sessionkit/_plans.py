@@ -25,7 +25,7 @@ Two calls every driver's plans need are here: :func:`blocking` (a sync call that
 in a worker thread from an event loop) and :func:`within` (a ``with`` block around a plan).
 
 A call that decides nothing (one ``GET``) needs no plan: a generator and its driver would
-only add their cost (about a microsecond or two) to every request.
+only add their cost to every request.
 """
 
 from __future__ import annotations
