@@ -53,7 +53,7 @@ from ._steps import GET, PAUSE, Steps
 from ._values import DecodeError
 
 if TYPE_CHECKING:
-    from ._store import Store
+    from ._records import Records
 
 __all__ = ["Entry", "PrincipalIndex", "is_index", "principal_text"]
 
@@ -136,10 +136,11 @@ def _secret_name(secret: bytes, principal: str) -> str:
 
 
 class PrincipalIndex:
-    """The index of one store (see the module's docstring); the store calls it."""
+    """The index of one store's records (see the module's docstring), written and read
+    through them (sessionkit._records); the store calls it."""
 
-    def __init__(self, store: Store, key: str, secrets: tuple[bytes, ...]) -> None:
-        self._store = store
+    def __init__(self, records: Records, key: str, secrets: tuple[bytes, ...]) -> None:
+        self._records = records
         #: The session key naming the user (``Config.principal_key``).
         self.key = key
         self._namers: tuple[Callable[[str], str], ...] = tuple(
@@ -157,9 +158,9 @@ class PrincipalIndex:
     def add_steps(self, session_id: str, principal: str, horizon: float) -> Steps[None]:
         """List ``session_id``'s record in ``principal``'s index until at least ``horizon``;
         done before the record is written (see the module's docstring)."""
-        store = self._store
+        records = self._records
         name = self._namers[0](principal)
-        names = tuple(store._names(session_id))
+        names = tuple(records.names(session_id))
         token = self._token(session_id, names[0])
         deadline = time.monotonic() + _BUDGET
         for attempt in itertools.count():
@@ -171,7 +172,7 @@ class PrincipalIndex:
                     )
                 yield PAUSE, (random.uniform(0, min(0.05, 0.001 * 2**attempt)),)
             current: bytes | None = yield GET, (name,)
-            now = store.now()
+            now = records.now()
             entries = {k: e for k, e in _decode(current).items() if e.until > now}
             old = entries.get(names[0])
             until = horizon if old is None else max(horizon, old.until)
@@ -189,10 +190,10 @@ class PrincipalIndex:
         payload = _encode(entries)
         # One second more than the latest entry: the record never expires before its entries.
         ttl = timedelta(seconds=max(e.until for e in entries) - now + 1.0)
-        return (yield from self._store._strategy.swap(name, current, payload, ttl))
+        return (yield from self._records.strategy.swap(name, current, payload, ttl))
 
     def _token(self, session_id: str, name: str) -> str | None:
-        keyring = self._store._keyring
+        keyring = self._records.keyring
         if not self._hidden_ids or keyring is None:
             return None
         sealed = keyring.seal(session_id.encode(), _ID_AAD + name)
@@ -202,11 +203,11 @@ class PrincipalIndex:
 
     def live_steps(self, principal: str) -> Steps[list[Entry]]:
         """The entries of ``principal``'s sessions that are live and still hold it."""
-        store = self._store
+        records = self._records
         listed: dict[str, Entry] = {}
         for namer in self._namers:  # the older secrets' indexes too, while rotating
             listed.update(_decode((yield GET, (namer(principal),))))
-        live, now = [], store.now()
+        live, now = [], records.now()
         for entry in listed.values():
             if entry.until <= now:
                 continue
@@ -217,7 +218,7 @@ class PrincipalIndex:
             else:
                 continue  # destroyed, expired, or never written (a failed save)
             try:
-                record = store._record_of(payload, entry.names, now)
+                record = records.record_of(payload, entry.names, now)
             except DecodeError:  # no configured key opens it, or it is no envelope: lost
                 continue
             if record is not None and self.named_in(record.data) == principal:
@@ -236,7 +237,7 @@ class PrincipalIndex:
         """The id of a listed session."""
         if not self._hidden_ids:
             return entry.names[0]
-        keyring = self._store._keyring
+        keyring = self._records.keyring
         if keyring is None:
             raise ConfigError(
                 "principal_key",
@@ -256,7 +257,7 @@ class PrincipalIndex:
         current: bytes | None = yield GET, (name,)
         if current is None:
             return
-        now = self._store.now()
+        now = self._records.now()
         entries = [e for k, e in _decode(current).items() if k not in gone and e.until > now]
         if entries:  # else left to lapse: a take could drop an entry a login adds meanwhile
             yield from self._write_steps(name, current, entries, now)

@@ -497,14 +497,14 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         """
         old, new_id = self._begin()
         if old is not None:
-            self._noting(self._store._delete_key, old)
+            self._noting(self._store._records.delete, old)
         self._switch(new_id, keep_data=False, destroyed=True)
 
     async def adestroy(self) -> None:
         """Async twin of :meth:`destroy`."""
         old, new_id = self._begin()
         if old is not None:
-            await self._anoting(self._store._adelete_key(old))
+            await self._anoting(self._store._records.adelete(old))
         self._switch(new_id, keep_data=False, destroyed=True)
 
     def regenerate(self) -> None:
@@ -536,14 +536,14 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         """Clear the data, delete the old record and take a new id (Fiber: ``Reset()``)."""
         old, new_id = self._begin()
         if old is not None:
-            self._noting(self._store._delete_key, old)
+            self._noting(self._store._records.delete, old)
         self._switch(new_id, keep_data=False, destroyed=False)
 
     async def areset(self) -> None:
         """Async twin of :meth:`reset`."""
         old, new_id = self._begin()
         if old is not None:
-            await self._anoting(self._store._adelete_key(old))
+            await self._anoting(self._store._records.adelete(old))
         self._switch(new_id, keep_data=False, destroyed=False)
 
     def _begin(self) -> tuple[str | None, str]:

@@ -1,48 +1,33 @@
 """``Store``: where sessions come from and go to (Fiber's ``session.Store``).
 
-The store owns the configuration, the storage, the value registry and the id format; every
-per-request decision that can be made once is made here at construction.
+The store owns the configuration, the value registry, the id format and the record layer
+under its sessions (sessionkit._records: the storage and how records are named, sealed and
+written); every per-request decision that can be made once is made here at construction.
 """
 
 from __future__ import annotations
 
-import base64
 import difflib
-import functools
-import hashlib
-import hmac
 import itertools
 import logging
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
-from datetime import timedelta
-from typing import Any, NamedTuple
+from collections.abc import Callable, MutableMapping
+from typing import Any
 
 import attrs
 
 from ._config import Config, KeyLookup, default_key_generator
-from ._crypto import Keyring, is_sealed
-from ._discovery import open_storage
-from ._envelope import Record, decode_record, encode_envelope
-from ._errors import ConfigError, SessionGone, SessionKitError, SessionTooLarge, StorageError
+from ._envelope import decode_record
+from ._errors import ConfigError, SessionGone, SessionKitError, StorageError
 from ._id_lookup import ASGI_KEY, WSGI_KEY, asgi_values, carrier_of, client_values, wsgi_values
 from ._principals import Entry, PrincipalIndex, principal_text
+from ._records import Plan, Records, aguard, cleanup_failed, guard
+from ._records import fingerprint as fingerprint  # for the core's logs (_finish, demo)
 from ._session import DEFERRED, EAGER, PENDING, STORED, Loading, Session
-from ._steps import (
-    DELETE,
-    GET,
-    PAUSE,
-    REPLACE_IF,
-    SET,
-    Steps,
-    adrive,
-    drive,
-    storage_error,
-)
+from ._steps import DELETE, GET, PAUSE, REPLACE_IF, SET, Steps, adrive, drive
 from ._storage import Storage
-from ._strategy import strategy_for
 from ._turns import Turns
 from ._values import DecodeError, TypeRegistry
 
@@ -51,16 +36,18 @@ __all__ = ["Store"]
 logger = logging.getLogger("sessionkit")
 
 
-def fingerprint(session_id: str) -> str:
-    """A short, non-reversible tag for logs: enough to correlate lines, useless as a credential."""
-    return hashlib.sha256(session_id.encode()).hexdigest()[:12]
-
-
 class Store:
     """Sessions for one application (Fiber: ``session.New(config)``).
 
     ``Store(config)`` or ``Store(**fields)``; fields given beside a config override it.
     ``clock`` (seconds since the epoch) is for tests that need to move time.
+
+    Under the sessions lie their records (:class:`~sessionkit._records.Records`): read, judged
+    live, encoded and written by id. The store keeps the one it builds as ``_records``, which
+    is not public API but is the designated entry point for the Django engine
+    (sessionkit.django), whose own session object needs the records without this store's
+    ``Session``: the engine calls the public names of ``_records`` and no other private name
+    here, so the store's internals are free to change under it.
     """
 
     def __init__(
@@ -93,34 +80,29 @@ class Store:
         self._generate = config.key_generator
         # The default draws from ``secrets`` and always has the shape: it needs no check.
         self._trusted_ids = config.key_generator is default_key_generator
-        self._expiration = config.expiration.total_seconds()
-        self._absolute = (
-            None if config.absolute_timeout is None else config.absolute_timeout.total_seconds()
-        )
-        secret = config.storage_key_secret
-        secrets = () if secret is None else (secret,) if isinstance(secret, bytes | str) else secret
-        secret_bytes = tuple(s.encode() if isinstance(s, str) else s for s in secrets)
-        namers = [functools.partial(_hashed_key, s) for s in secret_bytes]
-        self.storage_key: Callable[[str], str] = namers[0] if namers else _plain_key
-        #: The names records had under the earlier secrets of a ``storage_key_secret`` being
-        #: rotated: looked under only when the first name misses, and taken when the record
-        #: is moved (its next write) or the session ends.
-        self._older_names: tuple[Callable[[str], str], ...] = tuple(namers[1:])
-        keys = config.encryption_keys
-        self._keyring = (
-            None if keys is None else Keyring.from_config(keys, not config.encryption_required)
-        )
-        storage = config.storage
-        self.storage: Storage = open_storage(storage) if isinstance(storage, str) else storage
-        #: How the writes go with what this storage can do (see sessionkit._strategy).
-        self._strategy = strategy_for(self.storage)
-        self._merging = config.conflict == "merge" and self._strategy.compares
+        #: The record layer (see the class's docstring): the storage, the storage keys, the
+        #: keyring, the write strategy and the principal index are its.
+        records = self._records = Records(self, config)
+        self.storage: Storage = records.storage
+        self.storage_key: Callable[[str], str] = records.storage_key
+        self._keyring = records.keyring
+        self._strategy = records.strategy
+        self._merging = config.conflict == "merge" and records.strategy.compares
         #: This process's saves of one session take turns (sessionkit._turns).
         self._turns = Turns()
-        principal = config.principal_key
-        self._principals = (
-            None if principal is None else PrincipalIndex(self, principal, secret_bytes)
-        )
+        # The record layer's methods that this store's per-request path calls, and those
+        # other core modules call on the store (sessionkit._strategy, _session, _finish),
+        # bound once here under the names they had as Store's own: a call through one costs
+        # what a call of a method of Store's costs, with no hop to the record layer between.
+        self._read = records.read
+        self._aread = records.aread
+        self._live_record = records.live_record
+        self._plan = records.plan
+        self._sealed = records.sealed
+        self._index_steps = records.index_steps
+        self._lifetime = records.lifetime
+        self._ttl = records.ttl
+        self._absolute = records.absolute
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -209,12 +191,12 @@ class Store:
     def delete(self, session_id: str) -> None:
         """Delete one session by id (log a user out everywhere); a malformed id is ignored."""
         if self.is_valid_id(session_id):
-            self._delete_key(session_id)
+            self._records.delete(session_id)
 
     async def adelete(self, session_id: str) -> None:
         """Async twin of :meth:`delete`."""
         if self.is_valid_id(session_id):
-            await self._adelete_key(session_id)
+            await self._records.adelete(session_id)
 
     def sessions_for(self, principal: str | int) -> list[str]:
         """The ids of the live sessions holding ``principal`` under ``Config.principal_key``
@@ -240,26 +222,27 @@ class Store:
 
     def reset(self) -> None:
         """Delete every session of this store (its storage namespace only)."""
-        _guard(self.storage.reset)
+        guard(self.storage.reset)
 
     async def areset(self) -> None:
         """Async twin of :meth:`reset`."""
-        await _aguard(self.storage.areset())
+        await aguard(self.storage.areset())
 
     def close(self) -> None:
         """Release the storage's connections."""
-        _guard(self.storage.close)
+        guard(self.storage.close)
 
     async def aclose(self) -> None:
         """Async twin of :meth:`close`."""
-        await _aguard(self.storage.aclose())
+        await aguard(self.storage.aclose())
 
     # -- the principal index (see sessionkit._principals) ---------------------------------------
 
     def _index(self) -> PrincipalIndex:
-        if self._principals is None:
+        index = self._records.principals
+        if index is None:
             raise ConfigError("principal_key", "is not set: no index of sessions by user is kept")
-        return self._principals
+        return index
 
     def _live_steps(self, principal: str | int) -> Steps[list[Entry]]:
         return (yield from self._index().live_steps(principal_text(principal)))
@@ -280,18 +263,11 @@ class Store:
         for entry in (yield from index.live_steps(text)):
             if kept in entry.names:
                 continue
-            if (yield from self._take_each_steps(entry.names)):
+            if (yield from self._records.take_each_steps(entry.names)):
                 gone.add(entry.names[0])
         if gone:
             yield from index.prune_steps(text, gone)
         return len(gone)
-
-    def _index_steps(self, session_id: str, plan: _Plan) -> Steps[None]:
-        """Before ``plan`` is written under ``session_id``: list it in its principal's index
-        when the record would otherwise outlive what the index knows of it."""
-        if plan.indexing and self._principals is not None:
-            assert plan.principal is not None and plan.horizon is not None
-            yield from self._principals.add_steps(session_id, plan.principal, plan.horizon)
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -355,47 +331,6 @@ class Store:
         carrier[key] = session
         return session
 
-    def _read(self, session_id: str) -> bytes | None:
-        result: bytes | None = _guard(self.storage.get, self.storage_key(session_id))
-        if result is None and self._older_names:
-            result = drive(self.storage, self._older_read_steps(session_id))
-        return result
-
-    async def _aread(self, session_id: str) -> bytes | None:
-        # _aguard inlined: every ASGI request with a cookie comes through here, and a
-        # coroutine less is a measurable share of a memory-backed request.
-        try:
-            result: bytes | None = await self.storage.aget(self.storage_key(session_id))
-        except SessionKitError:
-            raise
-        except Exception as exc:
-            raise storage_error(exc) from exc
-        if result is None and self._older_names:
-            result = await adrive(self.storage, self._older_read_steps(session_id))
-        return result
-
-    def _older_read_steps(self, session_id: str) -> Steps[bytes | None]:
-        """A miss under the first name, while ``storage_key_secret`` rotates: the record may
-        still be under an earlier secret's name (one more read per older secret, on a miss
-        only)."""
-        for name in self._older_names:
-            found: bytes | None = yield GET, (name(session_id),)
-            if found is not None:
-                return found
-        return None
-
-    def _names(self, session_id: str) -> Iterator[str]:
-        """Every storage key ``session_id``'s record may be under, the current one first."""
-        yield self.storage_key(session_id)
-        for name in self._older_names:
-            yield name(session_id)
-
-    def _opened(self, session_id: str, payload: bytes) -> bytes:
-        """``payload`` decrypted when encryption is on (:class:`DecodeError` when no key opens
-        it under any of the record's names), else as it is."""
-        keyring = self._keyring
-        return payload if keyring is None else keyring.open(payload, self._names(session_id))
-
     def _from_payload(
         self, session_id: str | None, payload: bytes | None, cls: type[Session] = Session
     ) -> Session:
@@ -404,31 +339,6 @@ class Store:
         if record is not None and session_id is not None:
             return cls(self, session_id, record, now=now, client_id=session_id, raw=payload)
         return cls(self, self.new_id(), None, now=now, client_id=session_id)
-
-    def _live_record(
-        self, session_id: str | None, payload: bytes | None, now: float
-    ) -> Record | None:
-        """Decode ``payload``; ``None`` when absent, unreadable (logged) or expired."""
-        if payload is None or session_id is None:
-            return None
-        try:
-            return self._record_of(payload, self._names(session_id), now)
-        except DecodeError as exc:
-            why: object = exc
-            if self._keyring is None and is_sealed(payload):
-                why = "an encrypted record, and no encryption_keys are configured"
-            logger.warning(
-                "sessionkit: unreadable session %s dropped (%s)", fingerprint(session_id), why
-            )
-            return None
-
-    def _record_of(self, payload: bytes, names: Iterable[str], now: float) -> Record | None:
-        """The record ``payload`` holds, stored under one of ``names`` (decrypted when
-        encryption is on); ``None`` when expired, :class:`DecodeError` when unreadable."""
-        if self._keyring is not None:
-            payload = self._keyring.open(payload, names)
-        record = decode_record(self.types, payload)
-        return None if self._expired(record, now) else record
 
     def _fill(self, session: Session) -> None:
         """Load a pending session (see :meth:`_session_for`); on a storage error it stays
@@ -465,27 +375,9 @@ class Store:
         else:
             session._filled(sid, record, now, payload)
 
-    def _lifetime(self, per_session: float | None) -> float:
-        """Seconds a session lives after a save: its own ``set_expiry`` or the configured one."""
-        return self._expiration if per_session is None else per_session
-
-    def _ttl(self, per_session: float | None, created: float, now: float) -> float:
-        """Seconds a session created at ``created`` would live if saved at ``now``: its
-        lifetime, capped by ``absolute_timeout`` (the storage TTL and the cookie's Max-Age
-        both use it)."""
-        lifetime = self._lifetime(per_session)
-        if self._absolute is not None:
-            lifetime = max(1.0, min(lifetime, created + self._absolute - now))
-        return lifetime
-
-    def _expired(self, record: Record, now: float) -> bool:
-        if now >= record.saved + self._lifetime(record.lifetime):
-            return True
-        return self._absolute is not None and now >= record.created + self._absolute
-
     # -- saving -------------------------------------------------------------------------------
 
-    def _plan_save(self, session: Session) -> _Plan | None:
+    def _plan_save(self, session: Session) -> Plan | None:
         """Encode ``session``; ``None`` when it is empty and must not be stored."""
         if not session._data:
             return None
@@ -502,42 +394,7 @@ class Store:
             indexed=indexed,
         )
 
-    def _plan(
-        self,
-        data: dict[str, Any],
-        created: float,
-        per_session: float | None,
-        renewal: bool = False,
-        browser: bool = False,
-        indexed: float | None = None,
-    ) -> _Plan:
-        """Encode a record of ``data`` saved now, held to ``max_size`` unless it is a
-        ``renewal`` (see :meth:`_renewal_plan`). ``indexed``: the horizon the stored record
-        is known to be indexed until under the principal ``data`` holds (``None``: unknown)."""
-        now = self.now()
-        lifetime = self._ttl(per_session, created, now)
-        principal = horizon = None
-        indexing = False
-        if self._principals is not None:
-            principal = self._principals.principal_of(data)
-            if principal is None:
-                pass
-            elif indexed is not None and indexed >= now + lifetime:
-                horizon = indexed
-            else:  # twice the lifetime ahead: indexed again about once per lifetime
-                horizon, indexing = now + 2 * lifetime, True
-        payload = encode_envelope(self.types, data, created, now, per_session, browser, horizon)
-        if len(payload) > self.config.max_size and not renewal:
-            raise SessionTooLarge(
-                f"encoded session is {len(payload)} bytes, above max_size={self.config.max_size}"
-            )
-        # The usual case (no set_expiry, no absolute cap) reuses the config's timedelta.
-        ttl = (
-            self.config.expiration if lifetime == self._expiration else timedelta(seconds=lifetime)
-        )
-        return _Plan(payload, ttl, now, lifetime, principal, horizon, indexing)
-
-    def _saved(self, session: Session, wrote: bool, plan: _Plan) -> None:
+    def _saved(self, session: Session, wrote: bool, plan: Plan) -> None:
         if not wrote:
             # The session stays "persisted": a later save of this object is again a
             # conditional write, and fails the same way instead of re-creating the record.
@@ -555,7 +412,7 @@ class Store:
     # Each save is written once, as steps (see sessionkit._steps): the sync method drives them
     # with the storage's sync calls, its async twin with the async ones.
 
-    def _run_save(self, session: Session, plan: _Plan | None = None) -> None:
+    def _run_save(self, session: Session, plan: Plan | None = None) -> None:
         """Save ``session`` (``plan``: already encoded, by a renewal). A save that may merge
         first waits its turn among this process's saves of the session (sessionkit._turns)."""
         if not self._merges(session):
@@ -567,7 +424,7 @@ class Store:
                 raise _kept_changing(session)
             drive(self.storage, self._save_steps(session, plan, deadline))
 
-    async def _arun_save(self, session: Session, plan: _Plan | None = None) -> None:
+    async def _arun_save(self, session: Session, plan: Plan | None = None) -> None:
         """Async twin of :meth:`_run_save` (turns among the tasks of the running loop)."""
         if not self._merges(session):
             await adrive(self.storage, self._save_steps(session, plan))
@@ -583,7 +440,7 @@ class Store:
         return self._merging and session._state is STORED and session._raw is not None
 
     def _save_steps(
-        self, session: Session, plan: _Plan | None, deadline: float | None = None
+        self, session: Session, plan: Plan | None, deadline: float | None = None
     ) -> Steps[None]:
         """A save; ``deadline`` (``time.monotonic()``) bounds a merge's retries (default: the
         merge budget from now)."""
@@ -591,10 +448,12 @@ class Store:
             plan = self._plan_save(session)
         if plan is None:
             old = session._stored_id()
-            self._emptied(session, old, old is not None and (yield from self._take_steps(old)))
+            self._emptied(
+                session, old, old is not None and (yield from self._records.take_steps(old))
+            )
             return
         if session._state is not STORED:
-            new_id = yield from self._create_record_steps(session._id, plan)
+            new_id = yield from self._records.create_steps(session._id, plan)
             if session._retiring is not None:
                 plan = yield from self._retire_steps(session, new_id, plan)
             session._id = new_id
@@ -604,10 +463,10 @@ class Store:
         if self._merging and session._raw is not None:
             yield from self._merge_steps(session, plan, deadline)
             return
-        self._saved(session, (yield from self._replace_steps(session._id, plan)), plan)
+        self._saved(session, (yield from self._records.replace_steps(session._id, plan)), plan)
 
     def _merge_steps(
-        self, session: Session, plan: _Plan, deadline: float | None = None
+        self, session: Session, plan: Plan, deadline: float | None = None
     ) -> Steps[None]:
         """Save a loaded session over exactly the bytes it was loaded from (``replace_if``);
         when another request saved it meanwhile, re-read it, re-apply this request's own
@@ -638,17 +497,17 @@ class Store:
                     session._raw = payload
                 return
             current = yield GET, (key,)
-            if current is None and self._older_names:
+            if current is None and self._records.older_names:
                 # Perhaps still under an older secret's name (storage_key_secret rotating):
                 # the plain save moves it, or finds it gone.
-                ok = yield from self._replace_steps(session._id, plan)
+                ok = yield from self._records.replace_steps(session._id, plan)
                 self._saved(session, ok, plan)
                 return
             if not self._rebase(session, current):
                 self._saved(session, False, plan)  # raises SessionGone
             rebased = self._plan_save(session)
             if rebased is None:  # this request deleted every key the record still held
-                taken = yield from self._take_steps(session._id)
+                taken = yield from self._records.take_steps(session._id)
                 self._emptied(session, session._id, taken)
                 return
             plan, expected = rebased, current
@@ -668,7 +527,7 @@ class Store:
         )
         return True
 
-    def _retire_steps(self, session: Session, new_id: str, plan: _Plan) -> Steps[_Plan | None]:
+    def _retire_steps(self, session: Session, new_id: str, plan: Plan) -> Steps[Plan | None]:
         """The second step of a ``regenerate()``'s save, once ``plan`` is stored under
         ``new_id``: take the old record. Return the plan that now stands under ``new_id``
         (``None``: nothing does, and the session is empty).
@@ -681,12 +540,12 @@ class Store:
         assert retiring is not None
         new_key = self.storage_key(new_id)
         try:
-            taken = yield from self._take_steps(retiring)
+            taken = yield from self._records.take_steps(retiring)
         except StorageError:
             try:
                 yield DELETE, (new_key,)
             except StorageError as exc:
-                _cleanup_failed(exc)
+                cleanup_failed(exc)
             raise
         if taken:
             return plan
@@ -697,107 +556,6 @@ class Store:
             yield from self._index_steps(new_id, kept)
             yield SET, (new_key, self._sealed(new_key, kept), kept.ttl)
         return kept
-
-    def _create_record(self, session_id: str, plan: _Plan) -> str:
-        """Store a new record create-only; return the id it went under (see
-        :meth:`_create_record_steps`)."""
-        return drive(self.storage, self._create_record_steps(session_id, plan))
-
-    async def _acreate_record(self, session_id: str, plan: _Plan) -> str:
-        """Async twin of :meth:`_create_record`."""
-        return await adrive(self.storage, self._create_record_steps(session_id, plan))
-
-    def _create_record_steps(self, session_id: str, plan: _Plan) -> Steps[str]:
-        """A new record never overwrites a live one: an id that names a live record (a
-        collision, a weak custom ``key_generator``) is replaced by a fresh one and the write
-        tried again, a few times at most."""
-        for _ in range(_CREATE_TRIES):
-            if (yield from self._create_once_steps(session_id, plan)):
-                return session_id
-            session_id = self._collided(session_id)
-        raise _collisions()
-
-    # The two writes every save is made of, shared with the Django engine (sessionkit.django),
-    # each through the storage's atomic operation where it has one.
-
-    def _create_once(self, session_id: str, plan: _Plan) -> bool:
-        """Write a record under ``session_id`` only if no live one is there; whether it was
-        written."""
-        return drive(self.storage, self._create_once_steps(session_id, plan))
-
-    async def _acreate_once(self, session_id: str, plan: _Plan) -> bool:
-        """Async twin of :meth:`_create_once`."""
-        return await adrive(self.storage, self._create_once_steps(session_id, plan))
-
-    def _create_once_steps(self, session_id: str, plan: _Plan) -> Steps[bool]:
-        yield from self._index_steps(session_id, plan)
-        key = self.storage_key(session_id)
-        return (yield from self._strategy.create(key, self._sealed(key, plan), plan.ttl))
-
-    def _replace_live(self, session_id: str, plan: _Plan) -> bool:
-        """Replace the record under ``session_id`` only if it is still live; whether it was
-        (a session destroyed meanwhile by another request stays destroyed)."""
-        return drive(self.storage, self._replace_steps(session_id, plan))
-
-    async def _areplace_live(self, session_id: str, plan: _Plan) -> bool:
-        """Async twin of :meth:`_replace_live`."""
-        return await adrive(self.storage, self._replace_steps(session_id, plan))
-
-    def _replace_steps(self, session_id: str, plan: _Plan) -> Steps[bool]:
-        """A miss while ``storage_key_secret`` rotates may be a record still under an older
-        name: it is moved (see :meth:`_move_steps`)."""
-        yield from self._index_steps(session_id, plan)
-        if (yield from self._replace_once_steps(session_id, plan)):
-            return True
-        if not self._older_names:
-            return False
-        return (yield from self._move_steps(session_id, plan))
-
-    def _replace_once_steps(self, session_id: str, plan: _Plan) -> Steps[bool]:
-        key = self.storage_key(session_id)
-        return (yield from self._strategy.replace(key, self._sealed(key, plan), plan.ttl))
-
-    def _move_steps(self, session_id: str, plan: _Plan) -> Steps[bool]:
-        """Save a record found under an older secret's name to its current name, then take the
-        old copy; whether the session was still live.
-
-        The new copy is written create-only before the old one is taken, as
-        :meth:`_retire_steps` does: a load looks under the current name first, so it sees one
-        copy at every moment, and never none (nobody is logged out). A request that moved the
-        record first wins the create: this save then replaces its copy. If the old copy is
-        gone by the time it is taken, the session was destroyed meanwhile, and the new copy
-        is removed again: a save never resurrects a session.
-
-        The record changes its name: its principal's index lists it again first (the entry
-        may predate the secret it is moving to).
-        """
-        if plan.principal is not None:
-            plan = plan._replace(indexing=True)
-        older = [name(session_id) for name in self._older_names]
-        for key in older:
-            if (yield GET, (key,)) is not None:
-                break
-        else:
-            return False  # under no name: destroyed or regenerated away
-        if not (yield from self._create_once_steps(session_id, plan)):
-            return (yield from self._replace_once_steps(session_id, plan))
-        if (yield from self._take_each_steps(older)):
-            return True
-        yield DELETE, (self.storage_key(session_id),)
-        return False
-
-    def _sealed(self, key: str, plan: _Plan) -> bytes:
-        """``plan``'s bytes as stored under ``key``: sealed when encryption is on."""
-        keyring = self._keyring
-        return plan.payload if keyring is None else keyring.seal(plan.payload, key)
-
-    def _collided(self, session_id: str) -> str:
-        logger.warning(
-            "sessionkit: a new session id (%s) names a live session; another id is drawn. "
-            "Unless key_generator is custom and weak, this does not happen",
-            fingerprint(session_id),
-        )
-        return self.new_id()
 
     def _emptied(self, session: Session, old: str | None, taken: bool) -> None:
         """A save found ``session`` empty; ``old``: the id of its stored record (``None``:
@@ -828,19 +586,19 @@ class Store:
             return
         key = self.storage_key(session._id)
         renewed = yield from self._strategy.renew(self, session, plan, key, raw)
-        if not renewed and self._older_names:
+        if not renewed and self._records.older_names:
             yield from self._renew_older_steps(session, plan, raw)
 
-    def _renew_older_steps(self, session: Session, plan: _Plan, raw: bytes) -> Steps[None]:
+    def _renew_older_steps(self, session: Session, plan: Plan, raw: bytes) -> Steps[None]:
         """A renewal of a record still under an older secret's name: moved (a save of the
         renewal's plan) if it is still exactly what was loaded, else left to the save that
         changed it."""
-        for name in self._older_names:
+        for name in self._records.older_names:
             if (yield GET, (name(session._id),)) == raw:
                 yield from self._save_steps(session, plan)
                 return
 
-    def _renewal_plan(self, session: Session) -> _Plan | None:
+    def _renewal_plan(self, session: Session) -> Plan | None:
         """:meth:`_plan_save` for a renewal: the record *as stored* (``session._raw``, decoded
         again), with a new save time; ``None`` when there is nothing to renew.
 
@@ -858,7 +616,7 @@ class Store:
         if raw is None:
             return None
         try:
-            stored = decode_record(self.types, self._opened(session._id, raw))
+            stored = decode_record(self.types, self._records.opened(session._id, raw))
             if not stored.data:
                 return None
             return self._plan(
@@ -877,28 +635,7 @@ class Store:
             )
             return None
 
-    def _take_key(self, session_id: str) -> bool:
-        """Delete the record of ``session_id``; return whether a live one was there."""
-        return drive(self.storage, self._take_steps(session_id))
-
-    async def _atake_key(self, session_id: str) -> bool:
-        """Async twin of :meth:`_take_key`."""
-        return await adrive(self.storage, self._take_steps(session_id))
-
-    def _take_steps(self, session_id: str) -> Steps[bool]:
-        if not self._older_names:
-            return (yield from self._take_each_steps((self.storage_key(session_id),)))
-        # Every name: a session ending must not live on under an older secret's name.
-        return (yield from self._take_each_steps(list(self._names(session_id))))
-
-    def _take_each_steps(self, keys: Iterable[str]) -> Steps[bool]:
-        """Delete the records under ``keys``; whether a live one was under any."""
-        taken = False
-        for key in keys:
-            taken = (yield from self._strategy.take(key)) or taken
-        return taken
-
-    def _lost(self, session: Session, old_id: str) -> _Plan | None:
+    def _lost(self, session: Session, old_id: str) -> Plan | None:
         """A regenerated session's save found its old record gone: another request destroyed
         or regenerated it first. Its data is not carried over (see
         :meth:`Session.regenerate`): the session keeps only the keys this request set since
@@ -911,35 +648,9 @@ class Store:
         session._kept_changes(self.now())
         return self._plan_save(session)
 
-    def _delete_key(self, session_id: str) -> None:
-        _guard(self.storage.delete, self.storage_key(session_id))
-        for name in self._older_names:
-            _guard(self.storage.delete, name(session_id))
 
-    async def _adelete_key(self, session_id: str) -> None:
-        await _aguard(self.storage.adelete(self.storage_key(session_id)))
-        for name in self._older_names:
-            await _aguard(self.storage.adelete(name(session_id)))
-
-
-class _Plan(NamedTuple):
-    """A save, encoded and ready to write: what to write, and when and for how long."""
-
-    payload: bytes
-    ttl: timedelta
-    now: float
-    lifetime: float
-    #: With ``principal_key``: the principal the record holds (see sessionkit._principals),
-    #: the horizon its envelope says it is indexed until, and whether the index must be
-    #: written first to make that true.
-    principal: str | None = None
-    horizon: float | None = None
-    indexing: bool = False
-
-
-#: How many ids a new record may try before giving up: with ids from ``secrets`` even a
-#: second try never happens; a custom generator that collides three times running is broken.
-_CREATE_TRIES = 3
+#: The record layer's plan under the name sessionkit._strategy knows it by.
+_Plan = Plan
 
 #: How long, in seconds, a save keeps re-applying its changes over other requests' saves of the
 #: same session before it gives up with a StorageError (a 503: nothing written, so nothing
@@ -988,66 +699,3 @@ def _unknown_field(name: str) -> ConfigError:
     close = difflib.get_close_matches(name, sorted(_FIELDS), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else f"; the settings are {sorted(_FIELDS)}"
     return ConfigError(name, f"Store() has no setting {name!r}{hint}")
-
-
-def _plain_key(session_id: str) -> str:
-    return session_id
-
-
-def _hashed_key(secret: bytes, session_id: str) -> str:
-    """The storage key for ``session_id`` when ``storage_key_secret`` is set: HMAC-SHA256.
-
-    A dump of the storage then holds no usable id: turning a key back into a cookie would
-    need both a preimage and the secret, which lives only in the application's config.
-    """
-    digest = hmac.new(secret, session_id.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def _collisions() -> SessionKitError:
-    return SessionKitError(
-        f"key_generator made {_CREATE_TRIES} ids in a row that name live sessions; nothing was "
-        "stored (use the default generator, or one drawing at least 128 bits from secrets)"
-    )
-
-
-def _suppressed(fn: Callable[..., Any], *args: Any) -> None:
-    """Undo a step of a failed operation, as far as the storage lets us: the error that made
-    the operation fail is the one the caller must see, not this one's."""
-    try:
-        fn(*args)
-    except StorageError as exc:
-        _cleanup_failed(exc)
-
-
-async def _asuppressed(awaitable: Any) -> None:
-    """Async twin of :func:`_suppressed`."""
-    try:
-        await awaitable
-    except StorageError as exc:
-        _cleanup_failed(exc)
-
-
-def _cleanup_failed(exc: StorageError) -> None:
-    # DEBUG: the failure that made the operation fail is logged already (once per interval,
-    # see _failurelog), and what is left behind is a copy under an id that never left the
-    # server, which nobody can open and which expires with its TTL.
-    logger.debug("sessionkit: cleaning up after a failed call failed too (%s)", exc)
-
-
-def _guard(fn: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except SessionKitError:
-        raise
-    except Exception as exc:
-        raise storage_error(exc) from exc
-
-
-async def _aguard(awaitable: Any) -> Any:
-    try:
-        return await awaitable
-    except SessionKitError:
-        raise
-    except Exception as exc:
-        raise storage_error(exc) from exc

@@ -21,6 +21,12 @@ Django's contract, kept whole (its own ``SessionTestsMixin`` runs against this c
   place); the session remembers it, so the middleware answers 503 even when an error layer in
   between turned the exception into a 500 page.
 
+Underneath, this class goes through one face of the core: ``store._records``
+(:class:`~sessionkit._records.Records`: reading a record by id, judging it live, encoding a
+write and the create-only, replace-if-live, take and delete writes), the same reads and writes
+a sessionkit save is made of, with their storage keys, guards and atomic operations. It calls
+no other private name of :class:`~sessionkit.Store`.
+
 Where sessionkit's rules and Django's differ, this class follows Django's: ``save()`` and
 ``create()`` store an empty session when asked to (apps call them to get a ``session_key``),
 while the middleware, as Django's does, never saves a session nobody wrote to.
@@ -40,19 +46,10 @@ from .._config import MAX_LIFETIME
 from .._envelope import decode_record, encode_envelope
 from .._errors import StorageError
 from .._noting import FailureNoting
-from .._store import Store, _guard, _Plan, fingerprint
+from .._records import Plan, Records, aquietly, fingerprint, guard, quietly
+from .._store import Store
 from .._values import DecodeError
 from ._engine import engine
-from ._records import (
-    acreate_once,
-    aquietly,
-    areplace_live,
-    aretire,
-    create_once,
-    quietly,
-    replace_live,
-    retire,
-)
 
 __all__ = ["SessionStore"]
 
@@ -67,7 +64,7 @@ class _Write(NamedTuple):
     session's expiry date has passed, and nothing is written), its ``age`` in seconds, and
     when the session began."""
 
-    plan: _Plan | None
+    plan: Plan | None
     age: float
     created: float
 
@@ -188,15 +185,16 @@ class SessionStore(FailureNoting, SessionBase):
         created = now if self._created is None else self._created
         if age <= 0:
             return _Write(None, age, created)
-        plan = store._plan(
-            data, created, min(age, _MAX_AGE), indexed=self._horizon(store, data, same_key)
+        records = store._records
+        plan = records.plan(
+            data, created, min(age, _MAX_AGE), indexed=self._horizon(records, data, same_key)
         )
         return _Write(plan, plan.lifetime, created)
 
-    def _horizon(self, store: Store, data: dict[str, Any], same_key: bool) -> float | None:
+    def _horizon(self, records: Records, data: dict[str, Any], same_key: bool) -> float | None:
         """The horizon the record is known to be indexed until, if a write of ``data`` under
         the same key keeps its principal (``None``: the write indexes it first)."""
-        index, indexed = store._principals, self._indexed
+        index, indexed = records.principals, self._indexed
         if not same_key or index is None or indexed is None:
             return None
         return indexed[1] if index.named_in(data) == indexed[0] else None
@@ -260,22 +258,23 @@ class SessionStore(FailureNoting, SessionBase):
         self.modified = state.modified
         self._indexed = state.indexed
 
-    # -- storage calls ------------------------------------------------------------------------
+    # -- storage calls, through store._records (see the module's docstring) -------------------
 
     def _read(self, store: Store, key: str | None) -> bytes | None:
         if key is None or not store.is_valid_id(key):
             return None  # a malformed key never reaches the storage
-        return self._noting(store._read, key)
+        return self._noting(store._records.read, key)
 
     async def _aread(self, store: Store, key: str | None) -> bytes | None:
         if key is None or not store.is_valid_id(key):
             return None
-        return await self._anoting(store._aread(key))
+        return await self._anoting(store._records.aread(key))
 
     def _found(self, store: Store, key: str | None, payload: bytes | None) -> dict[str, Any] | None:
         """Take the record ``payload`` read under ``key``; ``None`` (and no key) if there is
         none live: a client's key that loads nothing is dropped, never adopted."""
-        record = None if key is None else store._live_record(key, payload, store.now())
+        records = store._records
+        record = None if key is None else records.live_record(key, payload, store.now())
         if record is None:
             self._forget()
             return None
@@ -283,7 +282,7 @@ class SessionStore(FailureNoting, SessionBase):
         self._stored = True
         self._created = record.created
         self._indexed = None
-        index = store._principals
+        index = records.principals
         if index is not None and record.indexed is not None:
             principal = index.named_in(record.data)
             if principal is not None:
@@ -309,7 +308,7 @@ class SessionStore(FailureNoting, SessionBase):
         payload = self._read(store, session_key)
         return (
             payload is not None
-            and store._live_record(session_key, payload, store.now()) is not None
+            and store._records.live_record(session_key, payload, store.now()) is not None
         )
 
     async def aexists(self, session_key: str | None) -> bool:
@@ -317,7 +316,7 @@ class SessionStore(FailureNoting, SessionBase):
         payload = await self._aread(store, session_key)
         return (
             payload is not None
-            and store._live_record(session_key, payload, store.now()) is not None
+            and store._records.live_record(session_key, payload, store.now()) is not None
         )
 
     def create(self) -> None:
@@ -327,7 +326,7 @@ class SessionStore(FailureNoting, SessionBase):
         write = self._write_for(store, self._get_session(no_load=True))
         key = store.new_id()
         if write.plan is not None:
-            key = self._noting(store._create_record, key, write.plan)
+            key = self._noting(store._records.create, key, write.plan)
         self._took(key, write)
         self.modified = True
 
@@ -337,7 +336,7 @@ class SessionStore(FailureNoting, SessionBase):
         key = store.new_id()
         if write.plan is not None:
             plan = write.plan
-            key = await self._anoting(store._acreate_record(key, plan))
+            key = await self._anoting(store._records.acreate(key, plan))
         self._took(key, write)
         self.modified = True
 
@@ -363,9 +362,9 @@ class SessionStore(FailureNoting, SessionBase):
         if write.plan is None:
             self._end(store, key, write)
         elif must_create or not self._stored:
-            if not self._noting(create_once, store, key, write.plan):
+            if not self._noting(store._records.create_once, key, write.plan):
                 raise CreateError if must_create else UpdateError
-        elif not self._noting(replace_live, store, key, write.plan):
+        elif not self._noting(store._records.replace_live, key, write.plan):
             raise UpdateError
         self._wrote(write)
 
@@ -384,21 +383,21 @@ class SessionStore(FailureNoting, SessionBase):
         if write.plan is None:
             await self._aend(store, key, write)
         elif must_create or not self._stored:
-            if not await self._anoting(acreate_once(store, key, write.plan)):
+            if not await self._anoting(store._records.acreate_once(key, write.plan)):
                 raise CreateError if must_create else UpdateError
-        elif not await self._anoting(areplace_live(store, key, write.plan)):
+        elif not await self._anoting(store._records.areplace_live(key, write.plan)):
             raise UpdateError
         self._wrote(write)
 
     def _end(self, store: Store, key: str, write: _Write) -> None:
         """A save after the session's expiry date: its record goes, nothing is written."""
         if self._stored:
-            self._noting(store._delete_key, key)
+            self._noting(store._records.delete, key)
         self._wrote(write)
 
     async def _aend(self, store: Store, key: str, write: _Write) -> None:
         if self._stored:
-            await self._anoting(store._adelete_key(key))
+            await self._anoting(store._records.adelete(key))
         self._wrote(write)
 
     def delete(self, session_key: str | None = None) -> None:
@@ -408,7 +407,7 @@ class SessionStore(FailureNoting, SessionBase):
                 return
         store = engine().store
         if store.is_valid_id(session_key):
-            self._noting(store._delete_key, session_key)
+            self._noting(store._records.delete, session_key)
 
     async def adelete(self, session_key: str | None = None) -> None:
         if session_key is None:
@@ -417,7 +416,7 @@ class SessionStore(FailureNoting, SessionBase):
                 return
         store = engine().store
         if store.is_valid_id(session_key):
-            await self._anoting(store._adelete_key(session_key))
+            await self._anoting(store._records.adelete(session_key))
 
     def flush(self) -> None:
         """End the session: its record is deleted first, so a failure changes nothing."""
@@ -454,13 +453,13 @@ class SessionStore(FailureNoting, SessionBase):
         if old is None or new is None:
             return
         try:
-            taken = self._noting(retire, store, old, stored)
+            taken = self._noting(_retire, store, old, stored)
         except StorageError:
-            quietly(store._delete_key, new)
+            quietly(store._records.delete, new)
             self._restore(state)
             raise
         if not taken:
-            quietly(store._delete_key, new)
+            quietly(store._records.delete, new)
             self._lost(old)
 
     async def acycle_key(self) -> None:
@@ -477,13 +476,13 @@ class SessionStore(FailureNoting, SessionBase):
         if old is None or new is None:
             return
         try:
-            taken = await self._anoting(aretire(store, old, stored))
+            taken = await self._anoting(_aretire(store, old, stored))
         except StorageError:
-            await aquietly(store._adelete_key(new))
+            await aquietly(store._records.adelete(new))
             self._restore(state)
             raise
         if not taken:
-            await aquietly(store._adelete_key(new))
+            await aquietly(store._records.adelete(new))
             self._lost(old)
 
     def _lost(self, old: str) -> None:
@@ -511,4 +510,25 @@ class SessionStore(FailureNoting, SessionBase):
                 "(it has no purge_expired); they are never served, and expire by the "
                 "storage's own TTL if it has one"
             )
-        _guard(storage.purge_expired)
+        guard(storage.purge_expired)
+
+
+def _retire(store: Store, old: str, stored: bool) -> bool:
+    """Remove the record of the key ``cycle_key`` moved away from; whether it was there.
+
+    A key this object never loaded (its data was set without a load) is deleted as Django
+    does, and counts as there: nothing was carried over from it.
+    """
+    if stored:
+        return store._records.take(old)
+    if store.is_valid_id(old):
+        store._records.delete(old)
+    return True
+
+
+async def _aretire(store: Store, old: str, stored: bool) -> bool:
+    if stored:
+        return await store._records.atake(old)
+    if store.is_valid_id(old):
+        await store._records.adelete(old)
+    return True
