@@ -419,10 +419,12 @@ class Store:
             drive(self.storage, self._save_steps(session, plan))
             return
         deadline = time.monotonic() + _MERGE_BUDGET
-        with self._turns.turn(session._id, deadline) as had:
-            if not had:
+        with self._turns.turn(session._id, deadline) as turn:
+            if turn is None:
                 raise _kept_changing(session)
-            drive(self.storage, self._save_steps(session, plan, deadline))
+            known, turn.stored = turn.stored, None
+            drive(self.storage, self._save_steps(session, plan, deadline, known))
+            turn.stored = _left_stored(session)
 
     async def _arun_save(self, session: Session, plan: Plan | None = None) -> None:
         """Async twin of :meth:`_run_save` (turns among the tasks of the running loop)."""
@@ -430,20 +432,27 @@ class Store:
             await adrive(self.storage, self._save_steps(session, plan))
             return
         deadline = time.monotonic() + _MERGE_BUDGET
-        async with self._turns.aturn(session._id, deadline) as had:
-            if not had:
+        async with self._turns.aturn(session._id, deadline) as turn:
+            if turn is None:
                 raise _kept_changing(session)
-            await adrive(self.storage, self._save_steps(session, plan, deadline))
+            known, turn.stored = turn.stored, None
+            await adrive(self.storage, self._save_steps(session, plan, deadline, known))
+            turn.stored = _left_stored(session)
 
     def _merges(self, session: Session) -> bool:
         """Whether a save of ``session`` goes over what it loaded, merging if that changed."""
         return self._merging and session._state is STORED and session._raw is not None
 
     def _save_steps(
-        self, session: Session, plan: Plan | None, deadline: float | None = None
+        self,
+        session: Session,
+        plan: Plan | None,
+        deadline: float | None = None,
+        known: bytes | None = None,
     ) -> Steps[None]:
         """A save; ``deadline`` (``time.monotonic()``) bounds a merge's retries (default: the
-        merge budget from now)."""
+        merge budget from now); ``known``: what the save before it in this process left
+        stored (see :meth:`_merge_steps`)."""
         if plan is None:
             plan = self._plan_save(session)
         if plan is None:
@@ -461,12 +470,16 @@ class Store:
                 self._saved(session, True, plan)
             return
         if self._merging and session._raw is not None:
-            yield from self._merge_steps(session, plan, deadline)
+            yield from self._merge_steps(session, plan, deadline, known)
             return
         self._saved(session, (yield from self._records.replace_steps(session._id, plan)), plan)
 
     def _merge_steps(
-        self, session: Session, plan: Plan, deadline: float | None = None
+        self,
+        session: Session,
+        plan: Plan,
+        deadline: float | None = None,
+        known: bytes | None = None,
     ) -> Steps[None]:
         """Save a loaded session over exactly the bytes it was loaded from (``replace_if``);
         when another request saved it meanwhile, re-read it, re-apply this request's own
@@ -476,9 +489,19 @@ class Store:
         ``cart`` does not bring back the ``user`` a parallel log-out removed. Two requests setting
         one key: the later save wins, as before. A record destroyed or regenerated meanwhile
         stays gone (:class:`~sessionkit.SessionGone`): a merge never brings a session back.
+
+        ``known``: the bytes the save before this one in this process left stored (its turn,
+        see sessionkit._turns). When they are not what this session loaded, that save has
+        replaced them: this one merges onto ``known`` at once, and skips a write bound to
+        fail and a read. The compare-and-swap still checks ``known``, so a change another
+        process made meanwhile is found and merged as ever.
         """
         key = self.storage_key(session._id)
         expected = session._raw
+        if known is not None and known != expected and self._rebase(session, known):
+            rebased = self._plan_save(session)
+            if rebased is not None:  # else the loop below finds the record and takes it
+                plan, expected = rebased, known
         if deadline is None:
             deadline = time.monotonic() + _MERGE_BUDGET
         indexed = None
@@ -671,6 +694,11 @@ _UNLOADED = (
 
 #: The names ``Store(**fields)`` takes: the config's fields.
 _FIELDS = frozenset(field.name for field in attrs.fields(Config))
+
+
+def _left_stored(session: Session) -> bytes | None:
+    """What a save left stored for the next save's turn (``None``: unknown, or no record)."""
+    return session._raw if session._state is STORED else None
 
 
 def _kept_changing(session: Session) -> StorageError:

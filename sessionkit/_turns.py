@@ -23,19 +23,28 @@ import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
-__all__ = ["Turns"]
+__all__ = ["Turn", "Turns"]
 
 _L = TypeVar("_L", threading.Lock, asyncio.Lock)
 
 
-class _Slot(Generic[_L]):
-    """One key's lock and how many saves hold or wait for it (dropped at zero)."""
+class Turn(Generic[_L]):
+    """One key's lock, how many saves hold or wait for it (dropped at zero), and what the last
+    save that held it left stored.
 
-    __slots__ = ("lock", "users")
+    ``stored`` is handed from each save to the next: the bytes the save wrote, or ``None``
+    (unknown: it failed, or removed the record). A save that waited merges onto them at once,
+    instead of first writing over the bytes it loaded, which the save before it has replaced,
+    and reading the record back; its compare-and-swap still checks them, so a change made
+    meanwhile by another process is still found and merged.
+    """
+
+    __slots__ = ("lock", "stored", "users")
 
     def __init__(self, lock: _L) -> None:
         self.lock: _L = lock
         self.users = 0
+        self.stored: bytes | None = None
 
 
 class Turns:
@@ -48,18 +57,18 @@ class Turns:
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
-        self._threads: dict[Hashable, _Slot[threading.Lock]] = {}
-        self._tasks: dict[Hashable, _Slot[asyncio.Lock]] = {}
+        self._threads: dict[Hashable, Turn[threading.Lock]] = {}
+        self._tasks: dict[Hashable, Turn[asyncio.Lock]] = {}
 
     @contextlib.contextmanager
-    def turn(self, key: str, deadline: float) -> Iterator[bool]:
-        """Hold ``key``'s turn among threads; yields whether it was had before ``deadline``
-        (``time.monotonic()``); if not, the caller must not do the work."""
+    def turn(self, key: str, deadline: float) -> Iterator[Turn[threading.Lock] | None]:
+        """Hold ``key``'s turn among threads; yields it, or ``None`` when it was not had before
+        ``deadline`` (``time.monotonic()``): then the caller must not do the work."""
         slot = self._enter(self._threads, key, threading.Lock)
         try:
             had = slot.lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
             try:
-                yield had
+                yield slot if had else None
             finally:
                 if had:
                     slot.lock.release()
@@ -67,7 +76,7 @@ class Turns:
             self._leave(self._threads, key, slot)
 
     @contextlib.asynccontextmanager
-    async def aturn(self, key: str, deadline: float) -> AsyncIterator[bool]:
+    async def aturn(self, key: str, deadline: float) -> AsyncIterator[Turn[asyncio.Lock] | None]:
         """:meth:`turn` among the tasks of the running event loop."""
         place = (asyncio.get_running_loop(), key)
         slot = self._enter(self._tasks, place, asyncio.Lock)
@@ -82,7 +91,7 @@ class Turns:
                 except asyncio.TimeoutError:
                     had = False
             try:
-                yield had
+                yield slot if had else None
             finally:
                 if had:
                     lock.release()
@@ -90,16 +99,16 @@ class Turns:
             self._leave(self._tasks, place, slot)
 
     def _enter(
-        self, table: dict[Hashable, _Slot[_L]], key: Hashable, make: Callable[[], _L]
-    ) -> _Slot[_L]:
+        self, table: dict[Hashable, Turn[_L]], key: Hashable, make: Callable[[], _L]
+    ) -> Turn[_L]:
         with self._guard:
             slot = table.get(key)
             if slot is None:
-                slot = table[key] = _Slot(make())
+                slot = table[key] = Turn(make())
             slot.users += 1
             return slot
 
-    def _leave(self, table: dict[Hashable, _Slot[_L]], key: Hashable, slot: _Slot[_L]) -> None:
+    def _leave(self, table: dict[Hashable, Turn[_L]], key: Hashable, slot: Turn[_L]) -> None:
         with self._guard:
             slot.users -= 1
             if slot.users == 0:
