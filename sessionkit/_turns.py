@@ -21,7 +21,7 @@ import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 __all__ = ["Turn", "Turns"]
 
@@ -86,10 +86,7 @@ class Turns:
             if not lock.locked():
                 had = await lock.acquire()  # at once: an unlocked Lock does not suspend
             else:
-                try:
-                    had = await asyncio.wait_for(lock.acquire(), deadline - time.monotonic())
-                except asyncio.TimeoutError:
-                    had = False
+                had = await _acquired_by(lock, deadline)
             try:
                 yield slot if had else None
             finally:
@@ -113,3 +110,30 @@ class Turns:
             slot.users -= 1
             if slot.users == 0:
                 del table[key]
+
+
+async def _acquired_by(lock: asyncio.Lock, deadline: float) -> bool:
+    """Acquire ``lock`` before ``deadline``; whether it was.
+
+    Not ``asyncio.wait_for``: before Python 3.12 it may raise its timeout for an acquire that
+    has just succeeded, and the lock would stay held by no one. Here the acquiring task is
+    asked whether it finished; one that did not cannot hold the lock (an ``asyncio.Lock`` is
+    taken only as its acquiring task resumes), and is cancelled.
+    """
+    acquiring = asyncio.ensure_future(lock.acquire())
+    try:
+        await asyncio.wait((acquiring,), timeout=max(0.0, deadline - time.monotonic()))
+    except BaseException:  # this task cancelled while waiting: hold nothing
+        if _took(acquiring):
+            lock.release()
+        else:
+            acquiring.cancel()
+        raise
+    if not acquiring.done():
+        acquiring.cancel()
+        return False
+    return _took(acquiring)
+
+
+def _took(acquiring: asyncio.Future[Any]) -> bool:
+    return acquiring.done() and not acquiring.cancelled() and acquiring.exception() is None

@@ -312,3 +312,34 @@ def test_a_merge_while_the_secret_rotates_moves_the_record(store: Store) -> None
     second.save()
     stored = _stored(rotating, sid)
     assert stored is not None and stored["user"] == "ada" and stored["b"] == 2
+
+
+class _Slow(CountingStorage):
+    """``areplace_if`` takes a while, as a far server's would."""
+
+    async def areplace_if(self, *args: Any) -> bool:
+        await asyncio.sleep(0.2)
+        return bool(await self.inner.areplace_if(*args))  # type: ignore[attr-defined]
+
+
+async def test_a_request_cancelled_while_waiting_its_turn_holds_nothing(store: Store) -> None:
+    """A save cancelled in the queue (the client went away) leaves the turn to the next."""
+    storage = _Slow(store.storage)
+    counted = Store(attrs.evolve(store.config, storage=storage), clock=store.now)
+    sid = _logged_in(counted)
+    first, gone, last = [await counted.aload(sid) for _ in range(3)]
+    for name, session in (("a", first), ("b", gone), ("c", last)):
+        session[name] = 1
+    saving = asyncio.create_task(first.asave())
+    await asyncio.sleep(0.05)
+    waiting = asyncio.create_task(gone.asave())
+    await asyncio.sleep(0.05)
+    queued = asyncio.create_task(last.asave())  # behind the one about to go away
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await saving
+    await asyncio.wait_for(queued, 2)  # not held up by the cancelled one
+    stored = _stored(store, sid)
+    assert stored is not None and stored["a"] == 1 and stored["c"] == 1 and "b" not in stored
