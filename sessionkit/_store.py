@@ -469,7 +469,7 @@ class Store:
             if plan is not None:
                 self._saved(session, True, plan)
             return
-        if self._merging and session._raw is not None:
+        if self._merges(session):
             yield from self._merge_steps(session, plan, deadline, known)
             return
         self._saved(session, (yield from self._records.replace_steps(session._id, plan)), plan)
