@@ -115,6 +115,7 @@ def test_find_links_install_picks_our_wheels_over_the_index(
     assert set(picked) == expected
     if requirement == "sessionkit[redis]":
         assert "redis" in chosen  # the extra took, with its dependency from the index
+        assert "hiredis" in chosen  # and redis-py's C reply parser, which the plugin requires
 
 
 def test_a_pinned_install_can_never_take_the_strangers_package(

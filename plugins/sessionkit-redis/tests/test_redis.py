@@ -817,3 +817,25 @@ def test_replace_if_without_scripting_uses_a_watch_transaction(private_redis: An
     check = redis.Redis.from_url(private_redis.url)
     assert check.get("sessionkit:k") == b"again" and check.ttl("sessionkit:k") == -1
     check.close()
+
+
+# -- the reply parser ---------------------------------------------------------------------------
+
+
+def test_replies_are_parsed_by_hiredis_which_the_plugin_requires() -> None:
+    """The plugin requires ``redis[hiredis]``, redis-py's C reply parser, so every user has it.
+
+    Without it redis-py parses replies in Python: the command table that each new cluster
+    client reads (one per process, and one per event loop) cost 18.7 ms of client CPU against
+    2.0 ms with hiredis, and the test suite's worker CPU fell from 285 s to 214 s.
+    """
+    import importlib.metadata
+
+    from packaging.requirements import Requirement
+    from redis.asyncio.connection import DefaultParser as AsyncDefaultParser
+    from redis.connection import DefaultParser
+
+    required = [Requirement(r) for r in importlib.metadata.requires("sessionkit-redis") or []]
+    assert any(r.name == "redis" and "hiredis" in r.extras for r in required), required
+    assert "Hiredis" in DefaultParser.__name__
+    assert "Hiredis" in AsyncDefaultParser.__name__
