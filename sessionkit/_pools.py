@@ -1,9 +1,12 @@
-"""Bounded connection pools for the first-party SQL plugins: private, not a plugin API.
+"""Bounded connection pools: the implementation behind :mod:`sessionkit.storage`'s
+``SyncPool``, ``AsyncPool``, ``DriverOps``, ``PoolTimeout`` and ``PoolClosed``.
 
-sessionkit-postgres and sessionkit-mysql import this module although it is private: they are
-released together with the core, each pinned to its exact version (``==``), so the three
-always change together. A third-party plugin must not import it (it may change in any
-release); its public helpers are in :mod:`sessionkit.storage`.
+Plugins import those names from :mod:`sessionkit.storage`, the face that is pinned and kept
+from release to release; this module is where they live, and may be rearranged behind it.
+They are for a driver that has no pool of its own (PyMySQL), or one whose pool will not do
+(aiomysql's waits for a connection without a time limit; psycopg_pool's async one connects in
+tasks of its own, which can hold a loop open for ever): the MySQL plugin's pools and the
+PostgreSQL plugin's async ones are these.
 
 Two pools, for one connection type ``C`` each, with nothing about any driver inside: the
 driver's work comes in when the pool is made, as ``connect`` (a new connection; the async pool
@@ -28,6 +31,12 @@ loop may end at any moment without it: each call connects in its own task, a can
 cancels its own attempt, and nothing is left waiting for ever. Optionally (psycopg_pool's
 ways) it closes idle connections beyond ``min_idle`` unused for ``max_idle`` seconds, and any
 older than ``max_lifetime``, when next seen.
+
+The pools' own errors, :class:`PoolTimeout` and :class:`PoolClosed`, are
+:class:`~sessionkit.StorageError`\\ s, so one that a storage lets escape is still answered
+as a storage failure (a 503 without ``Set-Cookie``), never as a crash. A storage may still
+raise its own ``StorageError`` saying what the wait means for its backend (which option bounds
+it), with the pool's error chained.
 """
 
 from __future__ import annotations
@@ -42,6 +51,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from ._errors import StorageError
 
 __all__ = ["AsyncPool", "DriverOps", "PoolClosed", "PoolTimeout", "SyncPool"]
 
@@ -66,12 +77,18 @@ class DriverOps(Generic[C]):
     abandon: Callable[[C], None] | None = None
 
 
-class PoolTimeout(Exception):
-    """No connection came free within the call's wait."""
+class PoolTimeout(StorageError):
+    """No connection came free within the call's wait.
+
+    A :class:`~sessionkit.StorageError`, so it is answered as a storage failure wherever it
+    surfaces; a storage may raise its own, naming the option that bounds the wait, with this
+    chained (``raise StorageError(...) from exc``).
+    """
 
 
-class PoolClosed(Exception):
-    """The pool was closed."""
+class PoolClosed(StorageError):
+    """The pool was closed (a storage closes its pools in its ``close()``); a
+    :class:`~sessionkit.StorageError`, as :class:`PoolTimeout` is."""
 
 
 #: Taken by the first call of a forked child that finds a pool of its parent, so that two
@@ -107,8 +124,13 @@ class _Pool(Generic[C]):
 
 
 class SyncPool(_Pool[C]):
-    """At most ``size`` connections made by ``connect()``, shared by threads; a call waits
-    ``wait`` seconds at most for one (see the module's notes)."""
+    """At most ``size`` connections made by ``connect()``, shared by the threads of a process.
+
+    :meth:`acquire` waits ``wait`` seconds at most for one, then raises :class:`PoolTimeout`;
+    each connection goes back with :meth:`release`, ``broken=True`` when its call failed on
+    the connection itself (it is closed, never reused). A forked child never uses its
+    parent's connections: its first call forgets them, and opens its own.
+    """
 
     def __init__(
         self, connect: Callable[[], C], ops: DriverOps[C], *, size: int, wait: float
@@ -187,8 +209,9 @@ class SyncPool(_Pool[C]):
 
 class AsyncPool(_Pool[C]):
     """At most ``size`` connections for the coroutines of one event loop, made by
-    ``await connect(deadline)`` (see the module's notes); ``ops.abandon`` frees those of a
-    loop that has closed (:meth:`release_dead`, for ``PerLoop``'s ``release``).
+    ``await connect(deadline)`` (the monotonic time by which the asking call gives up). One
+    pool per loop, made by a ``PerLoop``, whose ``release`` calls :meth:`release_dead`: it
+    frees a closed loop's connections with ``ops.abandon``.
 
     A call waits ``wait`` seconds at most for a connection (or the ``timeout`` it gives), then
     raises ``timeout_error(message)``; after :meth:`close`, ``closed_error(message)``: the

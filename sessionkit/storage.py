@@ -13,16 +13,20 @@ through :func:`ttl_seconds`. The storage's URL options are declared as an attrs 
 reads once with :func:`parse_options`; a driver's own options pass through a field declared
 with :func:`driver_options`, a field with checks of its own reads its text with
 :func:`read_with`, and a storage built from a URL directly reads the query with
-:func:`query_options`. Driver work of several calls that decides between them (a script,
-then a transaction where scripts are refused) is written once as a :data:`Plan`, a generator
-of driver calls that :func:`run_plan` makes and :func:`arun_plan` awaits (with
+:func:`query_options`. A driver without a pool fit to serve threads, forked workers and
+short-lived event loops gets bounded ones: :class:`SyncPool`, and :class:`AsyncPool` (one per
+loop, with :class:`PerLoop`), told how to check and close its connections by
+:class:`DriverOps`; their :class:`PoolTimeout` and :class:`PoolClosed` become the storage's
+:class:`StorageError`, chained. Driver work of several calls that decides between them (a
+script, then a transaction where scripts are refused) is written once as a :data:`Plan`, a
+generator of driver calls that :func:`run_plan` makes and :func:`arun_plan` awaits (with
 :func:`blocking` and :func:`within` for the calls every driver's plans need). The conformance
 suite stays in :mod:`sessionkit.testing`.
 
 The same names are importable from :mod:`sessionkit`, where they were first published (all but
 the ones added with this module: :class:`SyncStorage`, :class:`WouldBlock`,
 :func:`current_async_call`, :class:`AsyncCall`, the option helpers after
-:func:`parse_options`, and the plans).
+:func:`parse_options`, the plans, and the pools).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from ._errors import ConfigError, StorageError
 from ._hookspec import Backend, hookimpl
 from ._loops import PerLoop
 from ._plans import ENTER, EXIT, Plan, PlanCall, arun_plan, blocking, run_plan, within
+from ._pools import AsyncPool, DriverOps, PoolClosed, PoolTimeout, SyncPool
 from ._storage import (
     AsyncFromSyncMixin,
     AtomicStorage,
@@ -56,19 +61,24 @@ __all__ = [
     "EXIT",
     "AsyncCall",
     "AsyncFromSyncMixin",
+    "AsyncPool",
     "AtomicStorage",
     "Backend",
     "ConditionalStorage",
     "ConfigError",
     "CountableStorage",
     "CreatingStorage",
+    "DriverOps",
     "PerLoop",
     "Plan",
     "PlanCall",
+    "PoolClosed",
+    "PoolTimeout",
     "PurgeableStorage",
     "ScannableStorage",
     "Storage",
     "StorageError",
+    "SyncPool",
     "SyncStorage",
     "WouldBlock",
     "arun_plan",

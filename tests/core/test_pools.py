@@ -1,20 +1,28 @@
-"""``sessionkit._pools``: the bounded pools the PostgreSQL and MySQL plugins share, with
+"""The bounded pools of ``sessionkit.storage`` (the PostgreSQL and MySQL plugins' too), with
 stand-in connections (no server): bounds, waits and their errors, which connection is handed
-out, what is closed how, a loop that ends, and a forked child."""
+out, what is closed how, a loop that ends, and a forked child; then as a third-party plugin
+uses them, through the public import only, and no first-party plugin reaching behind it."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import itertools
 import multiprocessing
 import os
+import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sessionkit._pools import AsyncPool, DriverOps, PoolClosed, PoolTimeout, SyncPool
+from sessionkit import StorageError
+from sessionkit.storage import AsyncPool, DriverOps, PoolClosed, PoolTimeout, SyncPool
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Conn:
@@ -416,3 +424,68 @@ def test_sync_a_forked_child_never_uses_its_parents_connections() -> None:
     assert idle == 0
     assert pool.acquire() is parents  # the parent's is still the parent's, and open
     assert parents.closed_by == []
+
+
+# -- as a plugin uses them -----------------------------------------------------------------------
+
+
+def test_a_third_party_plugin_pools_its_driver_through_the_public_face(tmp_path: Path) -> None:
+    """sqlite3 as the driver; every name imported as a plugin outside this repository would
+    (the pools from ``sessionkit.storage``, above)."""
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(tmp_path / "kv.db", check_same_thread=False)
+
+    def alive(conn: sqlite3.Connection) -> bool:
+        try:
+            conn.total_changes  # noqa: B018 - raises once the connection is closed
+        except sqlite3.ProgrammingError:
+            return False
+        return True
+
+    close = sqlite3.Connection.close
+    pool = SyncPool(connect, DriverOps(alive=alive, discard=close, close=close), size=2, wait=0.05)
+    a, b = pool.acquire(), pool.acquire()
+    a.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v BLOB)")
+    with pytest.raises(PoolTimeout) as info:
+        pool.acquire()  # both busy: at most `size`, and a wait of `wait` seconds
+    assert isinstance(info.value, StorageError)  # escaped, it is still answered with a 503
+    pool.release(a, broken=False)
+    assert pool.acquire() is a  # reused
+    pool.release(b, broken=True)  # closed, never handed out again
+    with pytest.raises(sqlite3.ProgrammingError):
+        b.execute("SELECT 1")
+    pool.release(a, broken=False)
+    a.close()  # closed while idle (a server gone): not handed out either
+    fresh = pool.acquire()
+    assert fresh is not a and fresh is not b
+    assert fresh.execute("SELECT count(*) FROM kv").fetchone() == (0,)
+    pool.release(fresh, broken=False)
+    pool.close()
+    with pytest.raises(PoolClosed) as closed:
+        pool.acquire()
+    assert isinstance(closed.value, StorageError)
+
+
+def _imported(source: str) -> Iterator[str]:
+    """Every module a source file imports, and every ``from m import n`` as ``m.n``."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            yield node.module
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+
+
+def test_no_first_party_plugin_imports_the_private_pools() -> None:
+    """They are written against ``sessionkit.storage``, as a third-party plugin must be."""
+    sources = sorted(REPO.glob("plugins/*/sessionkit_*/*.py"))
+    assert {p.parent.name for p in sources} >= {"sessionkit_mysql", "sessionkit_postgres"}
+    offenders = [
+        f"{path.relative_to(REPO)}: {name}"
+        for path in sources
+        for name in _imported(path.read_text(encoding="utf-8"))
+        if name == "sessionkit._pools" or name.startswith("sessionkit._pools.")
+    ]
+    assert offenders == []
+    assert not [p for p in sources if "sessionkit._pools" in p.read_text(encoding="utf-8")]

@@ -7,10 +7,11 @@ import sessionkit
 import sessionkit.storage
 
 FACE = [
-    "AsyncCall", "AsyncFromSyncMixin", "AtomicStorage", "Backend", "ConditionalStorage",
-    "ConfigError", "CountableStorage", "CreatingStorage", "ENTER", "EXIT", "PerLoop", "Plan",
-    "PlanCall", "PurgeableStorage",
-    "ScannableStorage", "Storage", "StorageError", "SyncStorage", "WouldBlock",
+    "AsyncCall", "AsyncFromSyncMixin", "AsyncPool", "AtomicStorage", "Backend",
+    "ConditionalStorage", "ConfigError", "CountableStorage", "CreatingStorage", "DriverOps",
+    "ENTER", "EXIT", "PerLoop", "Plan", "PlanCall", "PoolClosed", "PoolTimeout",
+    "PurgeableStorage", "ScannableStorage", "Storage", "StorageError", "SyncPool", "SyncStorage",
+    "WouldBlock",
     "arun_plan", "blocking", "current_async_call", "driver_options", "hookimpl", "in_range", "matches", "option_names",
     "parse_options", "query_options", "read_with", "run_plan", "ttl_seconds", "within",
 ]  # fmt: skip

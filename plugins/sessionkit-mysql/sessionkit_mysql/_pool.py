@@ -1,7 +1,7 @@
-"""What MySQL's connections need of sessionkit's pools (``sessionkit._pools``): a bounded pool
-of PyMySQL connections for the sync methods (:class:`~sessionkit._pools.SyncPool`), and one
-of aiomysql connections per event loop for the async methods
-(:class:`~sessionkit._pools.AsyncPool`); ``_storage`` gives them the clients' callables.
+"""What MySQL's connections need of sessionkit's pools (``sessionkit.storage``'s): a bounded
+pool of PyMySQL connections for the sync methods (:class:`~sessionkit.storage.SyncPool`), and
+one of aiomysql connections per event loop for the async methods
+(:class:`~sessionkit.storage.AsyncPool`); ``_storage`` gives them the clients' callables.
 
 Why pools of sessionkit's own. PyMySQL has none. aiomysql's waits for a free connection
 without a time limit, and its connections wait for the server's replies without one too. Both

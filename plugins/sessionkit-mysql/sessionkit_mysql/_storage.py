@@ -61,12 +61,16 @@ from typing import Any, ClassVar, NamedTuple
 import pymysql  # type: ignore[import-untyped, unused-ignore]
 import pymysql.constants  # type: ignore[import-untyped, unused-ignore]
 
-from sessionkit._pools import AsyncPool, DriverOps, PoolClosed, PoolTimeout, SyncPool
 from sessionkit.storage import (
+    AsyncPool,
     ConfigError,
+    DriverOps,
     PerLoop,
     Plan,
+    PoolClosed,
+    PoolTimeout,
     StorageError,
+    SyncPool,
     arun_plan,
     blocking,
     run_plan,

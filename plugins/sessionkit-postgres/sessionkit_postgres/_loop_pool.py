@@ -1,4 +1,4 @@
-"""The async connections of one event loop: sessionkit's :class:`~sessionkit._pools.AsyncPool`
+"""The async connections of one event loop: sessionkit's :class:`~sessionkit.storage.AsyncPool`
 of psycopg ``AsyncConnection``\\ s, a pool that runs no task of its own.
 
 Why not ``psycopg_pool.AsyncConnectionPool``: it connects in worker tasks of its loop, and
@@ -35,7 +35,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg_pool import PoolClosed, PoolTimeout
 
-from sessionkit._pools import AsyncPool, DriverOps
+from sessionkit.storage import AsyncPool, DriverOps
 
 __all__ = ["LoopPool", "reusable"]
 
