@@ -18,7 +18,7 @@ if (($#)); then
 fi
 
 # The default run, arranged for a two-core machine: Debian's packages install in the background
-# (network and disk) while .venv is built; then the tests (tests/ and plugins/, on four
+# (network and disk) while .venv is built; then the tests (tests/ and plugins/, on six
 # workers: they wait on servers and sockets as much as on the CPU) run beside lint, typing and
 # django (sessionkit.django under Django's own session tests, and a startproject end to end);
 # the short load suite runs last, alone. (Run beside the tests, it saved a minute but pushed a
