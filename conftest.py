@@ -8,7 +8,8 @@ collection, the objects that live for the whole run (modules, test items, fixtur
 moved out of the collector's sight (``gc.freeze()``), and the first generation is collected
 every 7,000 allocations instead of 700. The collector still runs, and explicit ``gc.collect()``
 (the leak tests) still finds everything made after collection; on this machine, the whole lane
-on six workers took 189 s against 203 s without.
+on six workers took 189 s against 203 s without (one run each, nothing else running), and the
+collector's time fell from 51 s to 23 s.
 """
 
 from __future__ import annotations
