@@ -16,10 +16,11 @@ with :func:`driver_options`, a field with checks of its own reads its text with
 :func:`query_options`. A driver without a pool fit to serve threads, forked workers and
 short-lived event loops gets bounded ones: :class:`SyncPool`, and :class:`AsyncPool` (one per
 loop, with :class:`PerLoop`), told how to check and close its connections by
-:class:`DriverOps`; their :class:`PoolTimeout` and :class:`PoolClosed` become the storage's
-:class:`StorageError`, chained. Driver work of several calls that decides between them (a
-script, then a transaction where scripts are refused) is written once as a :data:`Plan`, a
-generator of driver calls that :func:`run_plan` makes and :func:`arun_plan` awaits (with
+:class:`DriverOps`; their :class:`PoolTimeout` and :class:`PoolClosed` are storage errors
+(:class:`StorageError`), so one that escapes is still answered as a storage failure. Driver
+work of several calls that decides between them (a script, then a transaction where scripts
+are refused) is written once as a :data:`Plan`, a generator of driver calls that
+:func:`run_plan` makes and :func:`arun_plan` awaits (with
 :func:`blocking` and :func:`within` for the calls every driver's plans need). The conformance
 suite stays in :mod:`sessionkit.testing`.
 

@@ -5,7 +5,6 @@ uses them, through the public import only, and no first-party plugin reaching be
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import itertools
 import multiprocessing
@@ -13,7 +12,6 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -467,25 +465,15 @@ def test_a_third_party_plugin_pools_its_driver_through_the_public_face(tmp_path:
     assert isinstance(closed.value, StorageError)
 
 
-def _imported(source: str) -> Iterator[str]:
-    """Every module a source file imports, and every ``from m import n`` as ``m.n``."""
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            yield node.module
-            yield from (f"{node.module}.{alias.name}" for alias in node.names)
-
-
 def test_no_first_party_plugin_imports_the_private_pools() -> None:
-    """They are written against ``sessionkit.storage``, as a third-party plugin must be."""
+    """They are written against ``sessionkit.storage``, as a third-party plugin must be: no
+    plugin source names ``sessionkit._pools`` at all (an import, or a docstring sending a
+    reader there)."""
     sources = sorted(REPO.glob("plugins/*/sessionkit_*/*.py"))
     assert {p.parent.name for p in sources} >= {"sessionkit_mysql", "sessionkit_postgres"}
     offenders = [
-        f"{path.relative_to(REPO)}: {name}"
+        str(path.relative_to(REPO))
         for path in sources
-        for name in _imported(path.read_text(encoding="utf-8"))
-        if name == "sessionkit._pools" or name.startswith("sessionkit._pools.")
+        if "sessionkit._pools" in path.read_text(encoding="utf-8")
     ]
     assert offenders == []
-    assert not [p for p in sources if "sessionkit._pools" in p.read_text(encoding="utf-8")]
