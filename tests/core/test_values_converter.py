@@ -1,0 +1,100 @@
+"""A store builds its cattrs converter only when a class is registered (or a refused value is
+placed), once, even when threads register at the same time."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import threading
+import time
+from typing import Any
+
+import attrs
+import pytest
+
+import sessionkit._values._registry as registry_module
+from sessionkit import Store
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch, slow: float = 0.0) -> list[object]:
+    """Record each converter the registries build from now on (each taking ``slow`` seconds
+    more, to widen a race)."""
+    built: list[object] = []
+    make = registry_module.make_converter
+
+    def counted() -> Any:
+        converter = make()
+        time.sleep(slow)
+        built.append(converter)
+        return converter
+
+    monkeypatch.setattr(registry_module, "make_converter", counted)
+    return built
+
+
+def test_a_store_of_builtin_values_never_builds_a_converter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built = _counting(monkeypatch)
+    store = Store()
+    session = store.load(None)
+    value = {
+        "n": 1,
+        "when": datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc),
+        "price": decimal.Decimal("1.50"),
+        "tags": ("a", "b"),
+        "seen": {1, 2},
+    }
+    session.set("cart", value)
+    session.save()
+    again = store.load(session.id)
+    assert again.get("cart") == value
+    assert built == []
+
+
+@attrs.frozen
+class Item:
+    sku: str
+    count: int
+
+
+def test_registering_builds_it_once_and_values_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
+    built = _counting(monkeypatch)
+    store = Store()
+    store.register_type(Item)
+    store.register_type(Item)
+    session = store.load(None)
+    session.set("item", Item("a", 2))
+    session.save()
+    assert store.load(session.id).get("item") == Item("a", 2)
+    assert len(built) == 1
+
+
+def test_threads_registering_at_once_share_one_converter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every class registered by racing threads is admitted and loads back: none of them went
+    to a converter that another thread then replaced."""
+    built = _counting(monkeypatch, slow=0.05)
+    classes = [attrs.make_class(f"Racer{i}", {"n": attrs.field(type=int)}) for i in range(16)]
+    for cls in classes:
+        cls.__module__ = __name__
+    store = Store()
+    start = threading.Barrier(len(classes))
+
+    def register(cls: type) -> None:
+        start.wait()
+        store.register_type(cls)
+
+    threads = [threading.Thread(target=register, args=(cls,)) for cls in classes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(built) == 1
+    session = store.load(None)
+    for i, cls in enumerate(classes):
+        session.set(f"v{i}", cls(n=i))
+    session.save()
+    loaded = store.load(session.id)
+    assert [loaded.get(f"v{i}") for i in range(len(classes))] == [
+        cls(n=i) for i, cls in enumerate(classes)
+    ]
