@@ -23,8 +23,8 @@ ROOT = Path(__file__).parent
 PLUGINS = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
-# scripts/test.sh (the README's test command) runs lint, typing and django beside tests, then
-# load: keep the two lists in step.
+# scripts/test.sh (the README's test command) runs lint, typing, django and slow beside tests
+# (without its slow tests), then load: keep the two lists in step.
 nox.options.sessions = ["lint", "typing", "django", "tests", "load"]
 nox.options.default_venv_backend = "none"
 nox.options.error_on_missing_interpreters = False
@@ -70,15 +70,20 @@ def typing(session: nox.Session) -> None:
 
 @contextlib.contextmanager
 def shared_topologies() -> Iterator[dict[str, str]]:
-    """One Redis Cluster and one Sentinel set for every worker of a run, as external servers.
+    """One Redis Cluster, one Sentinel set and one Mongo test server for every worker of a
+    run, as external servers.
 
     Each worker would otherwise start its own on first use (session-scoped fixtures are per
     process): six clusters and six Sentinel sets, 48 servers to start, sync and keep busy even
     when idle (the cluster's nodes gossip and the Sentinels ping, about 1.6 s of CPU a minute
     per pair). Shared, the lane took 208 s from a clean clone where it had taken 252 s (beside
-    lint, typing and django; one run each). Their tests namespace every key (a prefix per test) and never fail the
-    shared set over (``redis_sentinel_set`` gives a test its own), so the workers share them
-    as they share the Redis on 6379. A URL already set in the environment is kept.
+    lint, typing and django; one run each). Likewise six SecantusDB processes, each a Python
+    server importing WiredTiger (24 CPU-seconds in all in one clean-clone run, most of it
+    starting and idling). Their tests namespace every key (a prefix per test) or collection (a
+    name per test), never fail the shared set over (``redis_sentinel_set`` gives a test its
+    own) and never freeze the shared servers (the fault tests start private ones), so the
+    workers share them as they share the Redis on 6379. A URL already set in the environment
+    is kept.
     """
     sys.path.insert(0, str(ROOT))
     from tests._servers import start_redis_cluster, start_redis_sentinel
@@ -117,6 +122,7 @@ def tests(session: nox.Session) -> None:
             *workers,
             "--dist",
             "loadfile",
+            "--no-loadscope-reorder",  # the order of conftest.py's pytest_collection_modifyitems
             "--ignore",
             str(ROOT / "tests" / "load"),
             "--ignore",
@@ -124,6 +130,19 @@ def tests(session: nox.Session) -> None:
             *session.posargs,
             env=env,
         )
+
+
+@nox.session
+def slow(session: nox.Session) -> None:
+    """Only the tests marked ``slow`` (also part of ``tests``): they build wheels or pip-install
+    into fresh venvs, and spend most of their time waiting on pip and the package index, not
+    on the CPU. ``scripts/test.sh`` runs them here, in one process beside the others, and runs
+    ``tests`` without them: as the tests lane's last files they kept its end waiting on pip
+    while the rest of the machine idled. Arguments go to pytest."""
+    sync(session)
+    ignore = ["--ignore", str(ROOT / "tests" / "load"), "--ignore", str(ROOT / "tests" / "django")]
+    tests = [str(ROOT / "tests"), str(ROOT / "plugins")]
+    run(session, "pytest", "-m", "slow", *ignore, *tests, *session.posargs)
 
 
 @nox.session(name="tests-plugin")

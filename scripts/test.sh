@@ -36,14 +36,14 @@ fi
 cat "$apt_log" >&2
 elapsed "system packages ready"
 static_log=$(mktemp)
-.venv/bin/nox -s lint typing django >"$static_log" 2>&1 &
+.venv/bin/nox -s lint typing django slow >"$static_log" 2>&1 &
 static_pid=$!
 status=0
-.venv/bin/nox -s tests || status=$?
+.venv/bin/nox -s tests -- -m "not slow" || status=$?
 elapsed "tests finished"
 wait "$static_pid" || status=$?
 cat "$static_log"
-elapsed "lint, typing and django finished"
+elapsed "lint, typing, django and slow finished"
 ((status == 0)) || exit "$status"
 .venv/bin/nox -s load
 elapsed "done"

@@ -11,7 +11,9 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pymongo
 import pytest
@@ -34,12 +36,18 @@ def _check(url: str, option: str) -> None:
 
 @pytest.mark.mongo
 def test_mongo_check_leaves_no_scratch_collection(mongo_url: str) -> None:
-    database = pymongo.uri_parser.parse_uri(mongo_url)["database"] or "sessionkit"
-    with pymongo.MongoClient(mongo_url) as client:
-        before = {n for n in client[database].list_collection_names() if n.startswith("skcheck")}
-        _check(mongo_url, "collection")
-        after = {n for n in client[database].list_collection_names() if n.startswith("skcheck")}
-    assert after == before
+    # A database of this test's own: the test server may be shared with other workers, whose
+    # checks make scratch collections of their own meanwhile.
+    database = f"skscratch_{uuid.uuid4().hex[:12]}"
+    url = urlunsplit(urlsplit(mongo_url)._replace(path=f"/{database}"))
+    with pymongo.MongoClient(url) as client:
+        try:
+            client[database]["sessions"].insert_one({"_id": "kept"})
+            _check(url, "collection")
+            names = client[database].list_collection_names()
+        finally:
+            client.drop_database(database)
+    assert names == ["sessions"]
 
 
 def test_sqlite_check_leaves_no_scratch_table(tmp_path: Path) -> None:
