@@ -40,7 +40,7 @@ ROOT = Path(__file__).parent
 # run out, processes started), with their wall time in seconds on this 2-core machine, alone
 # on one worker. pytest-xdist hands out files largest first by test count, which put these last:
 # the tests lane then ended with one or two workers waiting on them while the others idled.
-# (``tests/core/test_layout.py`` checks that each path still exists.)
+# (``tests/test_run_order.py`` checks that each path still exists.)
 LONG_FILES = {
     "tests/security/test_21_storage_faults.py": 51,
     "tests/security/test_fuzz_transport.py": 39,

@@ -70,20 +70,18 @@ def typing(session: nox.Session) -> None:
 
 @contextlib.contextmanager
 def shared_topologies() -> Iterator[dict[str, str]]:
-    """One Redis Cluster, one Sentinel set and one Mongo test server for every worker of a
-    run, as external servers.
+    """One Redis Cluster and one Sentinel set for every worker of a run, as external servers.
 
     Each worker would otherwise start its own on first use (session-scoped fixtures are per
     process): six clusters and six Sentinel sets, 48 servers to start, sync and keep busy even
     when idle (the cluster's nodes gossip and the Sentinels ping, about 1.6 s of CPU a minute
     per pair). Shared, the lane took 208 s from a clean clone where it had taken 252 s (beside
-    lint, typing and django; one run each). Likewise six SecantusDB processes, each a Python
-    server importing WiredTiger (24 CPU-seconds in all in one clean-clone run, most of it
-    starting and idling). Their tests namespace every key (a prefix per test) or collection (a
-    name per test), never fail the shared set over (``redis_sentinel_set`` gives a test its
-    own) and never freeze the shared servers (the fault tests start private ones), so the
-    workers share them as they share the Redis on 6379. A URL already set in the environment
-    is kept.
+    lint, typing and django; one run each). Their tests namespace every key (a prefix per
+    test) and never fail the shared set over (``redis_sentinel_set`` gives a test its own), so
+    the workers share them as they share the Redis on 6379. A URL already set in the
+    environment is kept. (The Mongo test server stays one per worker: SecantusDB is a Python
+    server, and one shared by six workers used more CPU, 31 s, than six, 24 s, in a
+    clean-clone run.)
     """
     sys.path.insert(0, str(ROOT))
     from tests._servers import start_redis_cluster, start_redis_sentinel
