@@ -60,13 +60,16 @@ LONG_FILES = {
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run files longest first: those of ``LONG_FILES`` by their time, then the rest by their
-    number of tests (what pytest-xdist's ``loadfile`` does by itself, which the tests session
-    turns off with ``--no-loadscope-reorder`` so that this order is the one handed out).
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With ``--no-loadscope-reorder`` (the tests session passes it), run files longest first:
+    those of ``LONG_FILES`` by their time, then the rest by their number of tests (what
+    pytest-xdist's ``loadfile`` does by itself when not told to keep the collected order).
+    Without it, the order is pytest's own (xdist may still reorder by size).
 
     The tests of one file stay together and in their order; files of equal weight keep the
     order they were collected in, so every worker computes the same order."""
+    if getattr(config.option, "loadscopereorder", True):
+        return
     files: dict[Path, list[pytest.Item]] = {}
     for item in items:
         files.setdefault(item.path, []).append(item)
