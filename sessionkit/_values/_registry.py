@@ -7,16 +7,20 @@ import enum
 import json
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import cattrs
 
 from ._faults import Circular, DecodeError, Refused, TooDeep, unsupported
-from ._paths import locate
-from ._shapes import CHECKING, field_types, make_converter
 from ._tags import DECODERS, LEAF_ENCODERS, int_limit
 from ._text import SURROGATE, TAG, dumps_text, plain_decode, scanner, tagged
+
+if TYPE_CHECKING:
+    import cattrs
+
+# ``._shapes`` and ``._paths`` import cattrs (about 30 ms, a sixth of importing sessionkit),
+# which only registered classes and the error messages of refused values use: they are
+# imported where those need them, so a process that stores built-in values never loads it.
 
 __all__ = ["MAX_DEPTH", "TypeRegistry"]
 
@@ -81,6 +85,8 @@ class TypeRegistry:
             with self._making:
                 made = self._made
                 if made is None:
+                    from ._shapes import make_converter
+
                     made = self._made = make_converter()
         return made
 
@@ -147,6 +153,8 @@ class TypeRegistry:
     def _culprit(self, cls: type) -> str:
         """``"field 'x' typed T "`` for the first field of ``cls`` the converter cannot
         structure."""
+        from ._shapes import field_types
+
         for name, kind in field_types(cls):
             try:
                 self._converter.get_structure_hook(kind)
@@ -163,6 +171,8 @@ class TypeRegistry:
         return encode
 
     def _object_encoder(self, cls: type) -> Callable[[Any, int], Any]:
+        from ._shapes import CHECKING
+
         converter = self._converter
         unstructure = converter.get_unstructure_hook(cls)
         structure = converter.get_structure_hook(cls)
@@ -231,6 +241,8 @@ class TypeRegistry:
         """``error`` with the path of the part of ``value`` that caused it (the slow path)."""
         if isinstance(error, (TooDeep, Circular)):
             return error
+        from ._paths import locate
+
         found = locate(self._check_at, value, Any, root)
         if found is None:
             return error
@@ -246,6 +258,8 @@ class TypeRegistry:
 
     def _check_at(self, value: Any, annotation: Any) -> None:
         """Encode ``value`` alone as it would be at a position declared ``annotation``."""
+        from ._shapes import CHECKING
+
         converter = self._converter
         token = CHECKING.set(True)
         try:
@@ -389,6 +403,8 @@ def _not_an_object(value: Any, _: Any) -> Any:
 
 def _contains_itself(value: Any) -> bool:
     """Whether ``value`` can be reached from its own items (iteratively: it may be deep)."""
+    from ._shapes import field_types
+
     seen: set[int] = set()
     stack = [value]
     while stack:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -12,7 +15,7 @@ from typing import Any
 import attrs
 import pytest
 
-import sessionkit._values._registry as registry_module
+import sessionkit._values._shapes as shapes_module
 from sessionkit import Store
 
 
@@ -20,7 +23,7 @@ def _counting(monkeypatch: pytest.MonkeyPatch, slow: float = 0.0) -> list[object
     """Record each converter the registries build from now on (each taking ``slow`` seconds
     more, to widen a race)."""
     built: list[object] = []
-    make = registry_module.make_converter
+    make = shapes_module.make_converter
 
     def counted() -> Any:
         converter = make()
@@ -28,7 +31,7 @@ def _counting(monkeypatch: pytest.MonkeyPatch, slow: float = 0.0) -> list[object
         built.append(converter)
         return converter
 
-    monkeypatch.setattr(registry_module, "make_converter", counted)
+    monkeypatch.setattr(shapes_module, "make_converter", counted)
     return built
 
 
@@ -98,3 +101,29 @@ def test_threads_registering_at_once_share_one_converter(monkeypatch: pytest.Mon
     assert [loaded.get(f"v{i}") for i in range(len(classes))] == [
         cls(n=i) for i, cls in enumerate(classes)
     ]
+
+
+def test_a_process_of_builtin_values_never_imports_cattrs() -> None:
+    """cattrs (a sixth of importing sessionkit) loads with the first registered class, so a
+    CLI run or a web worker whose sessions hold built-in values never pays for it."""
+    script = """
+import json, sys
+import attrs
+import sessionkit.asgi, sessionkit.wsgi
+from sessionkit import Store
+store = Store()
+session = store.load(None)
+session.set("v", {"n": [1, (2, 3)], "s": {"x"}})
+session.save()
+assert store.load(session.id).get("v") == {"n": [1, (2, 3)], "s": {"x"}}
+before = "cattrs" in sys.modules
+@attrs.frozen
+class Item:
+    n: int
+store.register_type(Item)
+print(json.dumps([before, "cattrs" in sys.modules]))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout) == [False, True]
