@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 __all__ = [
     "FIRST_PARTY",
@@ -63,6 +62,8 @@ def editable_root() -> Path | None:
     parts = urlsplit(url)
     if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
         return None
+    from urllib.request import url2pathname  # http.client and more: only hints need it
+
     return Path(url2pathname(parts.path))
 
 
