@@ -36,8 +36,8 @@ def _check(url: str, option: str) -> None:
 
 @pytest.mark.mongo
 def test_mongo_check_leaves_no_scratch_collection(mongo_url: str) -> None:
-    # A database of this test's own: the test server may be shared with other workers, whose
-    # checks make scratch collections of their own meanwhile.
+    # A database of this test's own: the test server may be shared (an external one named by
+    # SESSIONKIT_TEST_MONGO_URL), and others' checks make scratch collections meanwhile.
     database = f"skscratch_{uuid.uuid4().hex[:12]}"
     url = urlunsplit(urlsplit(mongo_url)._replace(path=f"/{database}"))
     with pymongo.MongoClient(url) as client:
