@@ -22,6 +22,9 @@ import nox
 ROOT = Path(__file__).parent
 PLUGINS = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+# What ``tests`` and ``slow`` leave out: the ``load`` and ``django`` sessions run these folders
+# in processes of their own.
+OWN_PROCESS = ("--ignore", str(ROOT / "tests" / "load"), "--ignore", str(ROOT / "tests" / "django"))
 
 # scripts/test.sh (the README's test command) runs lint, typing, django and slow beside tests
 # (without its slow tests), then load: keep the two lists in step.
@@ -121,10 +124,7 @@ def tests(session: nox.Session) -> None:
             "--dist",
             "loadfile",
             "--no-loadscope-reorder",  # the order of conftest.py's pytest_collection_modifyitems
-            "--ignore",
-            str(ROOT / "tests" / "load"),
-            "--ignore",
-            str(ROOT / "tests" / "django"),
+            *OWN_PROCESS,
             *session.posargs,
             env=env,
         )
@@ -138,9 +138,8 @@ def slow(session: nox.Session) -> None:
     ``tests`` without them: as the tests lane's last files they kept its end waiting on pip
     while the rest of the machine idled. Arguments go to pytest."""
     sync(session)
-    ignore = ["--ignore", str(ROOT / "tests" / "load"), "--ignore", str(ROOT / "tests" / "django")]
     tests = [str(ROOT / "tests"), str(ROOT / "plugins")]
-    run(session, "pytest", "-m", "slow", *ignore, *tests, *session.posargs)
+    run(session, "pytest", "-m", "slow", *OWN_PROCESS, *tests, *session.posargs)
 
 
 @nox.session(name="tests-plugin")
