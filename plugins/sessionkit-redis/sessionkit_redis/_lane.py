@@ -6,7 +6,8 @@ changes) and, under asyncio, takes the pool's lock and records pool metrics; mea
 loopback server it costs about 25 µs a command, a fifth of the round trip, and a session
 makes one or two commands a request. So a storage that built its own client keeps the
 connections it has used in a free list of its own (a *lane*) and sends ``GET``/``SET``/...
-on them with the connection's own ``send_command`` and ``read_response``.
+on them with the connection's own ``send_command`` and ``read_response``; under asyncio, a
+plain connection's replies are read by a protocol of the lane's own instead (``_wire``).
 
 Why skipping the poll is safe: redis-py's connection disconnects itself when a send or a
 read fails or is interrupted (any ``BaseException``: a socket timeout, a cancelled task), so
@@ -73,6 +74,8 @@ import redis.cluster
 import redis.sentinel
 
 from sessionkit.storage import Plan, arun_plan, run_plan
+
+from . import _wire
 
 __all__ = ["AsyncClient", "AsyncLane", "LaneFull", "SyncClient", "SyncLane", "lane_limit"]
 
@@ -612,7 +615,7 @@ async def _asend(conn: Any, packed: list[bytes]) -> None:
     writer = conn._writer
     try:
         writer.writelines(packed)
-        if writer.transport.get_write_buffer_size() > _WRITE_BUFFER_HIGH:
+        if writer.transport.get_write_buffer_size() > _wire.WRITE_BUFFER_HIGH:
             await asyncio.wait_for(writer.drain(), conn.socket_timeout)
     except asyncio.TimeoutError:
         await conn.disconnect(nowait=True)
@@ -625,12 +628,14 @@ async def _asend(conn: Any, packed: list[bytes]) -> None:
         raise
 
 
-#: Bytes queued in a transport above which a write waits for the server to read (asyncio's
-#: own default high-water mark for a socket transport).
-_WRITE_BUFFER_HIGH = 64 * 1024
-
-
 async def _aexchange(conn: Any, args: tuple[Arg, ...]) -> Any:
+    """:func:`_exchange` on an asyncio connection: through its :mod:`~sessionkit_redis._wire`
+    where it takes one, else redis-py's own send and read."""
+    if _wire.plain(conn):
+        return await conn.retry.call_with_retry(
+            lambda: _wire.exchange(conn, args), lambda _error: conn.disconnect()
+        )
+
     async def once() -> Any:
         await _asend(conn, conn.pack_command(*args))
         return await conn.read_response(disconnect_on_error=True)
@@ -639,7 +644,12 @@ async def _aexchange(conn: Any, args: tuple[Arg, ...]) -> Any:
 
 
 async def _aexchange_many(conn: Any, commands: tuple[tuple[Arg, ...], ...]) -> list[Any]:
-    """:func:`_exchange_many` on an asyncio connection."""
+    """:func:`_exchange_many` on an asyncio connection (as :func:`_aexchange`)."""
+    if _wire.plain(conn):
+        many: list[Any] = await conn.retry.call_with_retry(
+            lambda: _wire.exchange_many(conn, commands), lambda _error: conn.disconnect()
+        )
+        return many
 
     async def once() -> list[Any]:
         await _asend(conn, conn.pack_commands(commands))

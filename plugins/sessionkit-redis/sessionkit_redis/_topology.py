@@ -136,7 +136,13 @@ def async_lane(target: Target) -> AsyncLane:
             helpers=tuple(sentinel.sentinels),
             check_every=target.sentinel_check_interval,
         )
-    pool = redis.asyncio.BlockingConnectionPool.from_url(target.driver_url, **_pool_kwargs(target))
+    kwargs = _pool_kwargs(target)
+    if kwargs.get("protocol") is None:
+        # RESP2 unless the URL asks for RESP3: redis-py's default before 8.0 (so every
+        # supported redis-py behaves the same) and what a Wire reads (see _wire: no push
+        # messages between replies). The storage's commands use nothing of RESP3.
+        kwargs["protocol"] = 2
+    pool = redis.asyncio.BlockingConnectionPool.from_url(target.driver_url, **kwargs)
     return AsyncLane(redis.asyncio.Redis.from_pool(pool), direct=_direct(target))
 
 

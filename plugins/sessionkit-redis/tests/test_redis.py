@@ -23,6 +23,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
 import sessionkit_redis._lane
+import sessionkit_redis._wire
 from sessionkit import StorageError
 from sessionkit_redis import RedisStorage
 from sessionkit_redis._storage import REPLACE_IF_SHA, SCAN_COUNT
@@ -613,8 +614,10 @@ def counts(monkeypatch: pytest.MonkeyPatch) -> Counts:
 
     counting(redis.connection.AbstractConnection, "send_packed_command", "sent")
     counting(redis.asyncio.connection.AbstractConnection, "send_packed_command", "sent")
-    # The lane's async commands are written by its own _asend (no wait_for per write).
+    # The lane's async commands are written by its own _asend (no wait_for per write), or on a
+    # plain connection by its Wire (one call per batch of commands sent together).
     counting(sessionkit_redis._lane, "_asend", "sent")
+    counting(sessionkit_redis._wire.Wire, "replies", "sent")
     counting(redis.ConnectionPool, "get_connection", "checkouts")
     counting(redis.asyncio.ConnectionPool, "get_connection", "checkouts")
     counting(redis.BlockingConnectionPool, "get_connection", "checkouts")

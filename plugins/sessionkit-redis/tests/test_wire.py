@@ -1,0 +1,192 @@
+"""The asyncio lane's own reply reader (``sessionkit_redis._wire``), against real servers.
+
+The Wire replaces redis-py's reading of replies on the lane's plain connections, so each test
+here is a promise redis-py's path kept and the Wire must keep too: every reply to the command
+that asked for it, the same exception classes for error replies, a bounded wait, a write
+larger than the transport's buffer, and a connection that reconnects after a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import redis
+import redis.asyncio
+
+from sessionkit import StorageError
+from sessionkit_redis import RedisStorage
+from sessionkit_redis._wire import Wire
+from tests._servers import ServerProcess, start_redis
+
+pytestmark = pytest.mark.redis
+
+HOUR = timedelta(hours=1)
+
+
+def _wires(storage: RedisStorage) -> list[Wire]:
+    """The Wires on the transports of the connections the running loop's lane holds idle."""
+    lane = storage._async_lane_here()
+    return [
+        conn._writer.transport.get_protocol()
+        for conn in lane.connections()
+        if conn.is_connected and isinstance(conn._writer.transport.get_protocol(), Wire)
+    ]
+
+
+async def test_a_storage_built_from_a_url_reads_through_a_wire(storage: RedisStorage) -> None:
+    await storage.aset("k", b"v", HOUR)
+    assert await storage.aget("k") == b"v"
+    assert len(_wires(storage)) == 1
+
+
+@pytest.mark.parametrize("query", ["protocol=3", "health_check_interval=30"])
+async def test_other_connections_keep_redis_pys_reader(
+    redis_url: str, prefix: str, query: str
+) -> None:
+    storage = RedisStorage(f"{redis_url}?{query}", prefix=prefix)
+    try:
+        await storage.aset("k", b"v", HOUR)
+        assert await storage.aget("k") == b"v"
+        assert _wires(storage) == []
+    finally:
+        await storage.aclose()
+
+
+async def test_a_timed_out_read_leaves_no_stale_reply_for_the_next_command(
+    redis_url: str, prefix: str, raw: redis.Redis
+) -> None:
+    storage = RedisStorage(redis_url, prefix=prefix, socket_timeout=0.05)
+    try:
+        await storage.aset("a", b"A", HOUR)
+        await storage.aset("b", b"B", HOUR)
+        (wire,) = _wires(storage)
+        raw.client_pause(300)
+        began = time.monotonic()
+        with pytest.raises(StorageError, match="redis GET failed") as caught:
+            await storage.aget("a")
+        assert time.monotonic() - began < 0.25
+        assert isinstance(caught.value.__cause__, redis.TimeoutError)
+        # Closed at the timeout, not when the late reply comes: no later command can queue
+        # behind the unanswered GET on that connection.
+        assert wire.lost and wire.transport.is_closing()
+        await asyncio.sleep(0.35)  # the pause ends; the server answers the GET that timed out
+        assert await storage.aget("b") == b"B"  # the reply to *this* GET, not the stale "A"
+        assert await storage.aget("a") == b"A"
+    finally:
+        await storage.aclose()
+
+
+async def test_a_cancelled_read_closes_its_connection_at_once(
+    storage: RedisStorage, raw: redis.Redis
+) -> None:
+    await storage.aset("a", b"A", HOUR)
+    (wire,) = _wires(storage)
+    raw.client_pause(300)
+    pending = asyncio.ensure_future(storage.aget("a"))
+    await asyncio.sleep(0.05)
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+    assert wire.lost and wire.transport.is_closing()
+    await asyncio.sleep(0.3)
+    assert await storage.aget("a") == b"A"
+
+
+async def test_many_tasks_each_get_their_own_reply(storage: RedisStorage) -> None:
+    values = {f"k{n}": secrets.token_bytes(n * 7 % 300 + 1) for n in range(200)}
+    await asyncio.gather(*(storage.aset(key, value, HOUR) for key, value in values.items()))
+    for _ in range(3):
+        keys = list(values)
+        got = await asyncio.gather(*(storage.aget(key) for key in keys))
+        assert dict(zip(keys, got, strict=True)) == values
+
+
+async def test_values_larger_than_the_write_buffer(storage: RedisStorage) -> None:
+    """A write past the transport's high-water mark (64 KiB) waits for the server to read,
+    and a reply spread over many reads comes back whole."""
+    values = {f"big{n}": secrets.token_bytes(2**20 + n) for n in range(4)}
+    await asyncio.gather(*(storage.aset(key, value, HOUR) for key, value in values.items()))
+    got = await asyncio.gather(*(storage.aget(key) for key in values))
+    assert got == list(values.values())
+
+
+async def test_a_script_the_server_forgot_is_sent_again(
+    storage: RedisStorage, raw: redis.Redis
+) -> None:
+    """``NOSCRIPT`` reaches the storage as redis-py's ``NoScriptError``, which it answers by
+    sending the script whole."""
+    await storage.aset("k", b"v1", HOUR)
+    raw.script_flush()
+    assert await storage.areplace_if("k", b"v1", b"v2", HOUR)
+    assert await storage.aget("k") == b"v2"
+
+
+@pytest.fixture
+def read_only() -> Iterator[ServerProcess]:
+    """A private server made a replica of a primary that is not there: it refuses writes with
+    ``READONLY`` and still answers reads."""
+    server = start_redis()
+    try:
+        client = redis.Redis.from_url(server.url)
+        client.set("sessionkit-test:k", b"v")
+        client.execute_command("REPLICAOF", "127.0.0.1", "1")
+        client.close()
+        yield server
+    finally:
+        server.close()
+
+
+async def test_an_error_reply_keeps_its_class_and_the_connection(
+    read_only: ServerProcess,
+) -> None:
+    storage = RedisStorage(read_only.url, prefix="sessionkit-test:")
+    try:
+        assert await storage.aget("k") == b"v"
+        with pytest.raises(StorageError) as caught:
+            await storage.aset("k", b"w", HOUR)
+        assert isinstance(caught.value.__cause__, redis.ReadOnlyError)
+        wires = _wires(storage)
+        assert await storage.aget("k") == b"v"  # on the same connection, still in step
+        assert _wires(storage) == wires
+    finally:
+        await storage.aclose()
+
+
+async def test_a_connection_the_server_closed_is_replaced_by_a_new_wire(
+    redis_url: str, prefix: str, raw: redis.Redis
+) -> None:
+    name = f"sk-wire-{secrets.token_hex(5)}"
+    storage = RedisStorage(redis_url, prefix=prefix, client_name=name)
+    try:
+        await storage.aset("k", b"v", HOUR)
+        (before,) = _wires(storage)
+        for entry in raw.client_list():
+            if entry["name"] == name:
+                raw.client_kill_filter(_id=entry["id"])
+        assert await storage.aget("k") == b"v"
+        (after,) = _wires(storage)
+        assert after is not before
+        assert before.lost
+    finally:
+        await storage.aclose()
+
+
+async def test_a_killed_server_fails_a_call_at_once(
+    prefix: str,
+) -> None:
+    server = start_redis()
+    storage = RedisStorage(server.url, prefix=prefix, socket_timeout=2.0)
+    try:
+        await storage.aset("k", b"v", HOUR)
+        server.close()
+        began = time.monotonic()
+        with pytest.raises(StorageError):
+            await storage.aget("k")
+        assert time.monotonic() - began < 1.0  # refused at once, not after socket_timeout
+    finally:
+        await storage.aclose()
