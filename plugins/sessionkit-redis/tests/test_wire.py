@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import redis
@@ -20,7 +21,7 @@ import redis.asyncio
 
 from sessionkit import StorageError
 from sessionkit_redis import RedisStorage
-from sessionkit_redis._wire import Wire
+from sessionkit_redis._wire import Wire, plain
 from tests._servers import ServerProcess, start_redis
 
 pytestmark = pytest.mark.redis
@@ -190,3 +191,23 @@ async def test_a_killed_server_fails_a_call_at_once(
         assert time.monotonic() - began < 1.0  # refused at once, not after socket_timeout
     finally:
         await storage.aclose()
+
+
+async def test_a_unix_socket_reads_through_a_wire(tmp_path: Path, prefix: str) -> None:
+    sock = tmp_path / "redis.sock"
+    server = start_redis("--unixsocket", str(sock), "--unixsocketperm", "700")
+    storage = RedisStorage(f"unix://{sock}?db=0", prefix=prefix)
+    try:
+        await storage.aset("k", b"v", HOUR)
+        assert await storage.aget("k") == b"v"
+        assert len(_wires(storage)) == 1
+    finally:
+        await storage.aclose()
+        server.close()
+
+
+async def test_tls_keeps_redis_pys_reader() -> None:
+    """No test here runs a Wire over TLS yet, so a TLS connection does not take one."""
+    conn = redis.asyncio.connection.SSLConnection(host="127.0.0.1", port=1)
+    assert not plain(conn)
+    assert plain(redis.asyncio.connection.Connection(host="127.0.0.1", port=1, protocol=2))
