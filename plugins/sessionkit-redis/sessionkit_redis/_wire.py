@@ -22,7 +22,7 @@ server gone, a cancelled task) disconnects the connection, as redis-py's ``read_
 does, so a connection back on the lane's free list has read every reply it was sent; a write
 waits only when the transport's buffer is full, bounded by the same timeout.
 
-Only plain connections take a Wire: TCP or a Unix socket (not yet TLS), RESP2, no
+Only plain connections take a Wire: TCP, TLS or a Unix socket, RESP2, no
 ``health_check_interval``, replies as bytes. Sentinel's connections (whose ``read_response``
 turns a ``READONLY`` reply into a reconnect to the new primary), RESP3 (push messages) and
 anything else keep redis-py's path.
@@ -49,9 +49,9 @@ __all__ = ["exchange", "exchange_many", "plain"]
 #: own default high-water mark for a socket transport).
 WRITE_BUFFER_HIGH = 64 * 1024
 
-#: TLS connections keep redis-py's path until a test runs the Wire over TLS (none here yet).
 _PLAIN = (
     redis.asyncio.connection.Connection,
+    redis.asyncio.connection.SSLConnection,
     redis.asyncio.connection.UnixDomainSocketConnection,
 )
 #: The connection's attributes: whether it takes a Wire (decided once), and its current one.

@@ -9,6 +9,7 @@ larger than the transport's buffer, and a connection that reconnects after a fai
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import secrets
 import time
 from collections.abc import Iterator
@@ -21,8 +22,8 @@ import redis.asyncio
 
 from sessionkit import StorageError
 from sessionkit_redis import RedisStorage
-from sessionkit_redis._wire import Wire, plain
-from tests._servers import ServerProcess, start_redis
+from sessionkit_redis._wire import Wire
+from tests._servers import ServerProcess, free_port, start_redis
 
 pytestmark = pytest.mark.redis
 
@@ -206,8 +207,76 @@ async def test_a_unix_socket_reads_through_a_wire(tmp_path: Path, prefix: str) -
         server.close()
 
 
-async def test_tls_keeps_redis_pys_reader() -> None:
-    """No test here runs a Wire over TLS yet, so a TLS connection does not take one."""
-    conn = redis.asyncio.connection.SSLConnection(host="127.0.0.1", port=1)
-    assert not plain(conn)
-    assert plain(redis.asyncio.connection.Connection(host="127.0.0.1", port=1, protocol=2))
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made for one test."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_tls_reads_through_a_wire(tmp_path: Path, prefix: str) -> None:
+    """Over TLS the Wire is the protocol under asyncio's TLS layer: large values, a timed-out
+    read that leaves no stale reply, and a connection the server closed, all as over TCP."""
+    cert, key = _self_signed(tmp_path)
+    tls_port = free_port()
+    server = start_redis(
+        "--tls-port", str(tls_port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+        "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
+    )  # fmt: skip
+    raw = redis.Redis.from_url(server.url)  # the plain port, for looking behind its back
+    name = f"sk-wire-{secrets.token_hex(5)}"
+    url = f"rediss://127.0.0.1:{tls_port}/0?ssl_ca_certs={cert}&client_name={name}"
+    storage = RedisStorage(url, prefix=prefix, socket_timeout=0.2)
+    try:
+        big = secrets.token_bytes(2**20)
+        await storage.aset("big", big, HOUR)
+        await storage.aset("a", b"A", HOUR)
+        assert await storage.aget("big") == big
+        (wire,) = _wires(storage)
+        raw.client_pause(500)
+        with pytest.raises(StorageError):
+            await storage.aget("a")
+        assert wire.lost
+        await asyncio.sleep(0.6)
+        assert await storage.aget("big") == big  # not the stale "A"
+        for entry in raw.client_list():
+            if entry["name"] == name:
+                raw.client_kill_filter(_id=entry["id"])
+        assert await storage.aget("a") == b"A"
+        assert len(_wires(storage)) == 1
+    finally:
+        await storage.aclose()
+        raw.close()
+        server.close()
