@@ -1,11 +1,11 @@
 """Replies read by a protocol of the lane's own, for the asyncio lane's commands.
 
 Why: redis-py's asyncio connection reads a reply through an ``asyncio.StreamReader`` and
-bounds each read with ``asyncio.timeout``. Measured on a loopback server, one command and its
-reply cost about 78 µs of CPU that way and 57 µs when the transport hands its bytes straight
-to hiredis and the reply straight to the call waiting for it (``GET`` of 150 bytes, best of
-five rounds of 20,000, 2026-12-04). A session makes one or two commands a request, so this is
-a tenth to a fifth of what a request on Redis costs the worker (docs/performance.md).
+bounds each read with ``asyncio.timeout``, a few frames and objects per reply. Handing the
+transport's bytes straight to hiredis and each reply straight to the call waiting for it, a
+storage's ``aget`` on loopback makes 112,000 instructions instead of 163,000 (callgrind), and
+under load the session layer on Starlette costs about 20 µs less per request (about 114
+against 134 µs; docs/performance.md, *The asyncio read path on Redis*).
 
 How: redis-py still opens every connection and does its whole handshake (TLS, ``AUTH``,
 ``SELECT``, ``CLIENT SETNAME``), and connects again after a disconnect. Once a connection is
@@ -167,6 +167,7 @@ class Wire(asyncio.Protocol):
         """Send ``packed`` (``count`` commands) and return their replies in order, error
         replies in place. Any failure or interruption disconnects the connection."""
         conn = self._conn
+        waiters: list[asyncio.Future[Any]] = []
         try:
             transport = self.transport
             if self.lost or transport.is_closing():
@@ -191,6 +192,7 @@ class Wire(asyncio.Protocol):
                     expiry.cancel()
         except BaseException:
             self.lost = True
+            _settle(waiters)
             await conn.disconnect(nowait=True)
             raise
 
@@ -199,6 +201,17 @@ class Wire(asyncio.Protocol):
         if not last.done():
             self.lost = True
             self._fail_all(redis.TimeoutError(f"Timeout reading from {self._conn._host_error()}"))
+
+
+def _settle(waiters: list[asyncio.Future[Any]]) -> None:
+    """The replies of a failed call that it will not await: cancelled if still due (so the
+    connection's end cannot fail them later), their error read if already failed, so that
+    asyncio never reports "Future exception was never retrieved"."""
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.cancel()
+        elif not waiter.cancelled():
+            waiter.exception()
 
 
 async def exchange(conn: Any, args: tuple[Any, ...]) -> Any:

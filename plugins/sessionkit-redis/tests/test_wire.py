@@ -9,6 +9,7 @@ larger than the transport's buffer, and a connection that reconnects after a fai
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import secrets
 import time
@@ -97,6 +98,31 @@ async def test_a_cancelled_read_closes_its_connection_at_once(
     assert wire.lost and wire.transport.is_closing()
     await asyncio.sleep(0.3)
     assert await storage.aget("a") == b"A"
+
+
+async def test_a_failed_pair_leaves_no_unread_error_behind(
+    redis_url: str, prefix: str, raw: redis.Redis
+) -> None:
+    """A write and its ``WAIT`` go together; when the pair times out, the reply the caller
+    never awaited must not surface later as "Future exception was never retrieved"."""
+    storage = RedisStorage(
+        f"{redis_url}?wait_replicas=1&wait_timeout=0.02", prefix=prefix, socket_timeout=0.05
+    )
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        await storage.aget("k")  # connected
+        raw.client_pause(300)
+        with pytest.raises(StorageError):
+            await storage.aset("k", b"v", HOUR)
+        await asyncio.sleep(0.35)
+        gc.collect()
+        await asyncio.sleep(0)
+        assert reported == []
+    finally:
+        loop.set_exception_handler(None)
+        await storage.aclose()
 
 
 async def test_many_tasks_each_get_their_own_reply(storage: RedisStorage) -> None:
