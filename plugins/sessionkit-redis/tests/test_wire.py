@@ -31,6 +31,22 @@ pytestmark = pytest.mark.redis
 HOUR = timedelta(hours=1)
 
 
+@pytest.fixture(scope="module")
+def private() -> Iterator[ServerProcess]:
+    """A server of this module's own, for the tests that pause it (``CLIENT PAUSE`` stops
+    every client of a server, and the shared one serves other tests at the same time)."""
+    server = start_redis()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def paused_raw(private: ServerProcess) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(private.url)
+    yield client
+    client.close()
+
+
 def _wires(storage: RedisStorage) -> list[Wire]:
     """The Wires on the transports of the connections the running loop's lane holds idle."""
     lane = storage._async_lane_here()
@@ -61,14 +77,14 @@ async def test_other_connections_keep_redis_pys_reader(
 
 
 async def test_a_timed_out_read_leaves_no_stale_reply_for_the_next_command(
-    redis_url: str, prefix: str, raw: redis.Redis
+    private: ServerProcess, prefix: str, paused_raw: redis.Redis
 ) -> None:
-    storage = RedisStorage(redis_url, prefix=prefix, socket_timeout=0.05)
+    storage = RedisStorage(private.url, prefix=prefix, socket_timeout=0.05)
     try:
         await storage.aset("a", b"A", HOUR)
         await storage.aset("b", b"B", HOUR)
         (wire,) = _wires(storage)
-        raw.client_pause(300)
+        paused_raw.client_pause(300)
         began = time.monotonic()
         with pytest.raises(StorageError, match="redis GET failed") as caught:
             await storage.aget("a")
@@ -85,35 +101,39 @@ async def test_a_timed_out_read_leaves_no_stale_reply_for_the_next_command(
 
 
 async def test_a_cancelled_read_closes_its_connection_at_once(
-    storage: RedisStorage, raw: redis.Redis
+    private: ServerProcess, prefix: str, paused_raw: redis.Redis
 ) -> None:
-    await storage.aset("a", b"A", HOUR)
-    (wire,) = _wires(storage)
-    raw.client_pause(300)
-    pending = asyncio.ensure_future(storage.aget("a"))
-    await asyncio.sleep(0.05)
-    pending.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await pending
-    assert wire.lost and wire.transport.is_closing()
-    await asyncio.sleep(0.3)
-    assert await storage.aget("a") == b"A"
+    storage = RedisStorage(private.url, prefix=prefix)
+    try:
+        await storage.aset("a", b"A", HOUR)
+        (wire,) = _wires(storage)
+        paused_raw.client_pause(300)
+        pending = asyncio.ensure_future(storage.aget("a"))
+        await asyncio.sleep(0.05)
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        assert wire.lost and wire.transport.is_closing()
+        await asyncio.sleep(0.3)
+        assert await storage.aget("a") == b"A"
+    finally:
+        await storage.aclose()
 
 
 async def test_a_failed_pair_leaves_no_unread_error_behind(
-    redis_url: str, prefix: str, raw: redis.Redis
+    private: ServerProcess, prefix: str, paused_raw: redis.Redis
 ) -> None:
     """A write and its ``WAIT`` go together; when the pair times out, the reply the caller
     never awaited must not surface later as "Future exception was never retrieved"."""
     storage = RedisStorage(
-        f"{redis_url}?wait_replicas=1&wait_timeout=0.02", prefix=prefix, socket_timeout=0.05
+        f"{private.url}?wait_replicas=1&wait_timeout=0.02", prefix=prefix, socket_timeout=0.05
     )
     loop = asyncio.get_running_loop()
     reported: list[dict[str, object]] = []
     loop.set_exception_handler(lambda _loop, context: reported.append(context))
     try:
         await storage.aget("k")  # connected
-        raw.client_pause(300)
+        paused_raw.client_pause(300)
         with pytest.raises(StorageError):
             await storage.aset("k", b"v", HOUR)
         await asyncio.sleep(0.35)
