@@ -139,7 +139,10 @@ async def test_a_failed_pair_leaves_no_unread_error_behind(
         await asyncio.sleep(0.35)
         gc.collect()
         await asyncio.sleep(0)
-        assert reported == []
+        # Only this kind: the collection may also finalise what earlier tests of this worker
+        # left (an unclosed client reports itself through the same handler).
+        unread = [c for c in reported if c.get("message") == "Future exception was never retrieved"]
+        assert unread == []
     finally:
         loop.set_exception_handler(None)
         await storage.aclose()
