@@ -703,35 +703,46 @@ async def test_an_async_connection_closed_by_the_server_is_replaced_without_an_e
 
 
 async def test_a_cancelled_read_leaves_no_stale_reply_for_the_next_command(
-    storage: RedisStorage, raw: redis.Redis
+    private_redis: Any,
 ) -> None:
-    await storage.aset("a", b"A", HOUR)
-    await storage.aset("b", b"B", HOUR)
-    raw.client_pause(300)  # every command waits 300 ms: the GET below waits for its reply
-    pending = asyncio.ensure_future(storage.aget("a"))
-    await asyncio.sleep(0.05)
-    assert not pending.done()
-    pending.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await pending
-    await asyncio.sleep(0.35)  # the pause ends, the server answers the cancelled GET
-    assert await storage.aget("b") == b"B"  # the reply to *this* GET, not the stale "A"
-    assert await storage.aget("a") == b"A"
+    # A private server: CLIENT PAUSE stops every client, and the shared one serves other tests.
+    storage = RedisStorage(private_redis.url)
+    raw = redis.Redis.from_url(private_redis.url)
+    try:
+        await storage.aset("a", b"A", HOUR)
+        await storage.aset("b", b"B", HOUR)
+        raw.client_pause(300)  # every command waits 300 ms: the GET below waits for its reply
+        pending = asyncio.ensure_future(storage.aget("a"))
+        await asyncio.sleep(0.05)
+        assert not pending.done()
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        await asyncio.sleep(0.35)  # the pause ends, the server answers the cancelled GET
+        assert await storage.aget("b") == b"B"  # the reply to *this* GET, not the stale "A"
+        assert await storage.aget("a") == b"A"
+    finally:
+        await storage.aclose()
+        raw.close()
 
 
 def test_a_timed_out_read_leaves_no_stale_reply_for_the_next_command(
-    redis_url: str, prefix: str, raw: redis.Redis
+    private_redis: Any,
 ) -> None:
-    storage = RedisStorage(redis_url, prefix=prefix, socket_timeout=0.05)
-    storage.set("a", b"A", HOUR)
-    storage.set("b", b"B", HOUR)
-    raw.client_pause(300)
-    with pytest.raises(StorageError, match="redis GET failed"):
-        storage.get("a")
-    threading.Event().wait(0.35)
-    assert storage.get("b") == b"B"
-    assert storage.get("a") == b"A"
-    storage.close()
+    storage = RedisStorage(private_redis.url, socket_timeout=0.05)
+    raw = redis.Redis.from_url(private_redis.url)
+    try:
+        storage.set("a", b"A", HOUR)
+        storage.set("b", b"B", HOUR)
+        raw.client_pause(300)
+        with pytest.raises(StorageError, match="redis GET failed"):
+            storage.get("a")
+        threading.Event().wait(0.35)
+        assert storage.get("b") == b"B"
+        assert storage.get("a") == b"A"
+    finally:
+        storage.close()
+        raw.close()
 
 
 # -- threads and processes never share a connection --------------------------------------------
