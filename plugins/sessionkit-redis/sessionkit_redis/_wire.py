@@ -94,7 +94,7 @@ async def _ready(conn: Any) -> Wire:
     if wire is not None and wire.lost and writer is not None and writer.transport is wire.transport:
         await conn.disconnect(nowait=True)  # the server left; redis-py has not seen it yet
     if not conn.is_connected:
-        await conn.connect_check_health(check_health=False)
+        await conn.connect()  # every supported redis-py has it (connect_check_health: 6.0+)
     transport = conn._writer.transport
     if wire is None or wire.transport is not transport:
         wire = Wire(conn, transport)
