@@ -142,6 +142,62 @@ def slow(session: nox.Session) -> None:
     run(session, "pytest", "-m", "slow", *OWN_PROCESS, *tests, *session.posargs)
 
 
+def declared_floors() -> list[str]:
+    """``name==version`` for every lower bound (``>=``) a distribution of this repo declares,
+    the extras' (``crypto``) included: what ``floors`` installs."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: nox itself requires tomli there
+        import tomli as tomllib  # type: ignore[no-redef]
+    from packaging.requirements import Requirement
+
+    floors: dict[str, str] = {}
+    for project in (ROOT, *PLUGINS):
+        hook = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["hatch"]
+        declared = hook["metadata"]["hooks"]["custom"]
+        wanted = list(declared.get("dependencies", []))
+        for extra in declared.get("optional-dependencies", {}).values():
+            wanted += extra
+        for line in wanted:
+            requirement = Requirement(line)
+            for spec in requirement.specifier:
+                if spec.operator == ">=":
+                    floors[requirement.name.lower()] = f"{requirement.name}=={spec.version}"
+    return sorted(floors.values())
+
+
+@nox.session
+def floors(session: nox.Session) -> None:
+    """The test suite against the oldest release of every requirement the distributions
+    declare (``redis>=7.2.0`` installs redis 7.2.0, and so on), in a venv of its own,
+    ``.nox/floors``: a declared lower bound is a promise that those releases work. Not part of
+    ``scripts/test.sh``, for its time; run it whenever a lower bound or a use of a
+    requirement's API changes. Arguments go to pytest."""
+    venv = ROOT / ".nox" / "floors"
+    python = venv / "bin" / "python"
+    constraints = venv / "floors.txt"
+    uv = (str(VENV_PYTHON), "-m", "uv")
+    sync(session)
+    if not python.exists():
+        session.run(*uv, "venv", "-q", "--python", sys.executable, str(venv))
+    constraints.write_text("\n".join(declared_floors()) + "\n")
+    session.log("floors: " + ", ".join(declared_floors()))
+    editable = [arg for project in (ROOT, *PLUGINS) for arg in ("-e", str(project))]
+    session.run(
+        *uv, "pip", "install", "-q", "--python", str(python), *editable,
+        "-e", str(ROOT / "tests" / "thirdparty_plugin"),
+        "-r", str(ROOT / "requirements" / "test.txt"),
+        "-c", str(constraints),
+    )  # fmt: skip
+    workers = [] if any(a.startswith("-n") for a in session.posargs) else ["-n", "6"]
+    with shared_topologies() as env:
+        session.run(
+            str(python), "-m", "pytest", *workers, "--dist", "loadfile", "-m", "not slow",
+            *OWN_PROCESS, str(ROOT / "tests"), str(ROOT / "plugins"), *session.posargs,
+            env=env,
+        )  # fmt: skip
+
+
 @nox.session(name="tests-plugin")
 @nox.parametrize("plugin", [p.name for p in PLUGINS])
 def tests_plugin(session: nox.Session, plugin: str) -> None:

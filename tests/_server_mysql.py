@@ -111,13 +111,16 @@ def _tool(*names: str) -> str:
     )
 
 
-def _install(datadir: Path) -> None:
+def _install(datadir: Path, tmpdir: Path) -> None:
     """Create a new data directory: the system tables, root without a password (normal
-    authentication, so TCP logins work), small InnoDB files."""
+    authentication, so TCP logins work), small InnoDB files. The server it runs for that uses
+    ``tmpdir`` too (see ``start_mariadb``): in /tmp, another install starting at the same
+    moment deleted its temporary tables ("Can't find file: '/tmp/#sql-temptable-...'")."""
     argv = [
         _tool("mariadb-install-db", "mysql_install_db"),
         "--no-defaults",
         f"--datadir={datadir}",
+        f"--tmpdir={tmpdir}",
         "--auth-root-authentication-method=normal",
         "--skip-test-db",
         "--user=root",
@@ -153,12 +156,12 @@ def start_mariadb(*extra: str) -> ServerProcess:
 
     def argv(port: int, workdir: Path) -> list[str]:
         datadir = workdir / "data"
-        if not (datadir / "mysql").is_dir():
-            _install(datadir)
         # Its own tmpdir: a server starting up deletes the "#sql" temporary files it finds
         # there, and in /tmp those may be the live temporary tables of another MariaDB (the
         # machine's), whose statements then fail.
         (workdir / "tmp").mkdir(exist_ok=True)
+        if not (datadir / "mysql").is_dir():
+            _install(datadir, workdir / "tmp")
         return [
             binary, "--no-defaults", f"--datadir={datadir}", f"--tmpdir={workdir / 'tmp'}",
             f"--port={port}",

@@ -122,29 +122,43 @@ CR_SSL_CONNECTION_ERROR = 2026
 #: ``CR_CONN_HOST_ERROR``: the client could not connect.
 CR_CONN_HOST_ERROR = 2003
 
+
+def _refuse_plain_text(asked: object, capabilities: int) -> None:
+    """Raise ``CR_SSL_CONNECTION_ERROR`` if TLS was ``asked`` for but the server's handshake
+    (its ``capabilities``) does not offer it.
+
+    aiomysql, and PyMySQL before 1.2, go on in plain text when the server does not offer TLS,
+    so anyone between the two could strip the offer and read the session traffic. Both
+    connection classes run this check before the client sends anything.
+    """
+    if asked and not capabilities & pymysql.constants.CLIENT.SSL:
+        raise pymysql.err.OperationalError(
+            CR_SSL_CONNECTION_ERROR,
+            "TLS was asked for (the ssl options), but the server does not offer it",
+        )
+
+
+class _SyncConnection(pymysql.connections.Connection):  # type: ignore[misc]
+    """PyMySQL's connection, made to refuse a server without TLS when TLS was asked for."""
+
+    def _request_authentication(self) -> None:
+        _refuse_plain_text(self.ssl, self.server_capabilities)
+        super()._request_authentication()
+
+
 _async_connection: Any = None
 
 
 def _async_connection_class() -> Any:
     """aiomysql's connection, imported on first async use (a sync-only application never loads
-    aiomysql), made to refuse a server without TLS when TLS was asked for.
-
-    aiomysql goes on in plain text when the server does not offer TLS, where PyMySQL (asked
-    for TLS) refuses; so anyone between the two could strip the offer and read the session
-    traffic. The check runs before the client sends anything.
-    """
+    aiomysql), made to refuse a server without TLS when TLS was asked for."""
     global _async_connection
     if _async_connection is None:
         connection: Any = importlib.import_module("aiomysql").Connection
 
         class TLSConnection(connection):  # type: ignore[misc]
             async def _request_authentication(self) -> None:
-                offered = self.server_capabilities & pymysql.constants.CLIENT.SSL
-                if self._ssl_context is not None and not offered:
-                    raise pymysql.err.OperationalError(
-                        CR_SSL_CONNECTION_ERROR,
-                        "TLS was asked for (the ssl options), but the server does not offer it",
-                    )
+                _refuse_plain_text(self._ssl_context is not None, self.server_capabilities)
                 await super()._request_authentication()
 
         _async_connection = TLSConnection
@@ -391,7 +405,7 @@ class MySQLStorage:
 
     def _connect(self) -> Any:
         opts = self.options
-        return pymysql.connect(
+        return _SyncConnection(
             **self._connection_settings(),
             password=self._password,
             database=opts.database,

@@ -163,6 +163,11 @@ _REFUSED = {
 
 #: redis-py's own typing of URL query values, by option name.
 _PARSERS: Mapping[str, Callable[[str], Any]] = {
+    # redis-py parses these three itself from 8.0; before, a URL's "protocol=3" reached the
+    # connection as the string "3", which the checks below rightly refuse.
+    "protocol": int,
+    "socket_read_size": int,
+    "ssl_min_version": int,
     **cast(Mapping[str, Callable[[str], Any]], redis.connection.URL_QUERY_ARGUMENT_PARSERS),
     "pool_timeout": float,
     "health_check_interval": float,  # redis-py's int() refuses "0.5", which it would take
