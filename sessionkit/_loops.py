@@ -230,7 +230,22 @@ class PerLoop(Generic[T]):
         if not isinstance(sock, socket.socket) or sock.fileno() < 0:
             return False
         sock.close()
+        _mark_closed(transport)
         return True
+
+
+def _mark_closed(transport: Any) -> None:
+    """Leave ``transport`` (and, under TLS, the one it wraps) as its ``close()`` would, less the
+    part that needs the loop: closing, its socket gone. Else, once collected, it and the
+    stream writer over it each report themselves unclosed (``ResourceWarning``), though the
+    socket was closed. These are asyncio's own attributes, set only where they exist: a
+    loop that keeps none is left as it is."""
+    inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+    if inner is not None and inner is not transport:
+        _mark_closed(inner)
+    for name, value in (("_closing", True), ("_closed", True), ("_sock", None)):
+        if hasattr(transport, name):
+            setattr(transport, name, value)
 
 
 class _Retry(Exception):

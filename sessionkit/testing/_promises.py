@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -355,8 +356,33 @@ class AsyncLoopChecks(SuiteBase):
         next. ``aclose()``/``close()`` must release what every loop opened."""
         namespace = new_namespace()
         clock = FakeClock() if self.clock_injectable else None
-        gc.collect()
+        gc.collect()  # what earlier tests left is not this storage's
         before = _open_sockets()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            after = self._use_in_successive_loops(namespace, clock, before)
+        unclosed = [str(w.message).splitlines()[0] for w in caught if w.category is ResourceWarning]
+        for w in caught:
+            if w.category is not ResourceWarning:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        assert not unclosed, (
+            "promise broken: aclose() and close() release every connection, and leave nothing "
+            "that reports itself unclosed when collected (a ResourceWarning, an error under "
+            "-W error):\n  " + "\n  ".join(unclosed)
+        )
+        if before is None or after is None:
+            return
+        assert after <= before, (
+            f"promise broken: aclose() and close() release every connection; the process "
+            f"held {before} sockets before the storage was made and {after} after it closed"
+        )
+
+    def _use_in_successive_loops(
+        self, namespace: str, clock: FakeClock | None, before: int | None
+    ) -> int | None:
+        """Use a new storage in ``self.loops`` successive loops, close it, and return how many
+        sockets the process then holds (waiting up to a second, for the collector, to see
+        them back to ``before``)."""
         storage = self.make_storage(namespace, clock)
         failures: list[str] = []
         try:
@@ -389,18 +415,14 @@ class AsyncLoopChecks(SuiteBase):
             + "\n  ".join(failures)
         )
         if before is None:
-            return
+            return None
         deadline = time.monotonic() + 1.0
         while True:
             gc.collect()
             after = _open_sockets()
             if after is None or after <= before or time.monotonic() > deadline:
-                break
+                return after
             time.sleep(0.05)
-        assert after is None or after <= before, (
-            f"promise broken: aclose() and close() release every connection; the process "
-            f"held {before} sockets before the storage was made and {after} after it closed"
-        )
 
 
 class UrlChecks(SuiteBase):

@@ -10,6 +10,7 @@ import os
 import socket
 import threading
 import uuid
+import warnings
 import weakref
 from datetime import timedelta
 
@@ -248,6 +249,30 @@ def test_close_transports_closes_the_sockets_a_closed_loop_left_open() -> None:
     assert b.recv(1) == b""  # the peer sees the connection closed
     assert PerLoop.close_transports(loop) == 0  # already closed: nothing left
     b.close()
+
+
+def test_transports_closed_after_their_loop_report_nothing_when_collected() -> None:
+    """A transport, and the stream writer over it, whose socket ``close_transports`` closed
+    say they are closed: collected later, neither reports itself unclosed (a
+    ``ResourceWarning``, an error under ``-W error``, in every app that runs a loop per
+    request)."""
+    a, b = socket.socketpair()
+    kept: list[object] = []
+
+    async def open_and_leave() -> None:
+        kept.append(await asyncio.open_connection(sock=a))
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(open_and_leave())
+    loop.close()
+    assert PerLoop.close_transports(loop) == 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kept.clear()
+        del loop
+        gc.collect()
+    b.close()
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
 
 
 # -- with the real asyncio clients: one loop per request, nothing accumulates --------------------

@@ -177,8 +177,11 @@ def _release_dead_loop(side: _AsyncSide, loop: asyncio.AbstractEventLoop) -> Non
     monitors') live in several places inside pymongo; all of them are transports of that
     loop, whose sockets :meth:`PerLoop.close_transports` closes. The loop is closed, so no
     other transport of it can ever be used again. Its background tasks ended with the loop.
+    The client is then marked closed, as its ``close()`` marks it: else, once collected, it
+    reports itself unclosed (a ``ResourceWarning``), though nothing of it is left open.
     """
     PerLoop.close_transports(loop)
+    side.client._closed = True
 
 
 class MongoStorage:

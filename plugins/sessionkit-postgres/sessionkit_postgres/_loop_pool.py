@@ -75,6 +75,13 @@ class LoopPool(AsyncPool[AsyncConnection]):
             timeout_error=PoolTimeout,
             closed_error=PoolClosed,
         )
+        #: The loop this pool serves (it is made in it), held so that the loop outlives the
+        #: pool. psycopg's connections do not hold their loop as a transport does; without this
+        #: the loop, once closed, was collected at once, ``PerLoop`` dropped the pool with it
+        #: instead of releasing it (``release_dead``), and each connection then reported itself
+        #: "deleted while still open" (a ``ResourceWarning`` per loop, in an app running a loop
+        #: per request).
+        self.loop = asyncio.get_running_loop()
 
     def putconn(self, conn: AsyncConnection) -> None:
         """Give ``conn`` back after a call, by ``ConnectionPool``'s name (a plan gives a

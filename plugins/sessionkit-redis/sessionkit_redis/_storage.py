@@ -268,9 +268,11 @@ def _release_dead_loop(lane: AsyncLane, loop: object) -> None:
             PerLoop.close_transport(writer.transport)
             conn._reader = conn._writer = None
     if isinstance(lane.client, redis.asyncio.cluster.RedisCluster):
-        # What its aclose() sets: closed. Left unset, the client, once collected, reports
-        # itself "Unclosed" at ERROR through whatever event loop is running then.
+        # What its aclose() sets: closed (redis-py 8 reads the default node, earlier releases
+        # _initialize). Left unset, the client, once collected, reports itself "Unclosed" at
+        # ERROR through whatever event loop is running then.
         lane.client._initialize = True
+        lane.client.nodes_manager.default_node = None  # type: ignore[assignment]
 
 
 def _filled(

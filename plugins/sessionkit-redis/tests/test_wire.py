@@ -13,7 +13,7 @@ import gc
 import ipaddress
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -45,6 +45,15 @@ def paused_raw(private: ServerProcess) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(private.url)
     yield client
     client.close()
+
+
+@pytest.fixture
+async def storage(redis_url: str, prefix: str) -> AsyncIterator[RedisStorage]:
+    """A storage built from the URL, closed in the test's loop (``close()`` after the test
+    cannot close a loop's connections, which then leave unclosed transports behind)."""
+    storage = RedisStorage(redis_url, prefix=prefix)
+    yield storage
+    await storage.aclose()
 
 
 def _wires(storage: RedisStorage) -> list[Wire]:
