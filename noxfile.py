@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nox
 
@@ -142,18 +145,23 @@ def slow(session: nox.Session) -> None:
     run(session, "pytest", "-m", "slow", *OWN_PROCESS, *tests, *session.posargs)
 
 
+def pyproject(project: Path) -> dict[str, Any]:
+    """The ``pyproject.toml`` of ``project`` (the repo, or a plugin's folder), read."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # nox itself requires tomli there
+        import tomli as tomllib
+    return tomllib.loads((project / "pyproject.toml").read_text())
+
+
 def declared_floors() -> list[str]:
     """``name==version`` for every lower bound (``>=``) a distribution of this repo declares,
     the extras' (``crypto``) included: what ``floors`` installs."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10: nox itself requires tomli there
-        import tomli as tomllib  # type: ignore[no-redef]
     from packaging.requirements import Requirement
 
     floors: dict[str, str] = {}
     for project in (ROOT, *PLUGINS):
-        hook = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["hatch"]
+        hook = pyproject(project)["tool"]["hatch"]
         declared = hook["metadata"]["hooks"]["custom"]
         wanted = list(declared.get("dependencies", []))
         for extra in declared.get("optional-dependencies", {}).values():
@@ -166,22 +174,45 @@ def declared_floors() -> list[str]:
     return sorted(floors.values())
 
 
+def oldest_python() -> str:
+    """The oldest Python the distributions declare (``requires-python``) if one is installed
+    and runs (``python3.10`` on PATH, or one pyenv installed: its shim on PATH runs only the
+    versions pyenv is set to); else this one."""
+    oldest = pyproject(ROOT)["project"]["requires-python"].removeprefix(">=").strip()
+    name = f"python{oldest}"
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = [shutil.which(name), *sorted(pyenv.glob(f"versions/{oldest}.*/bin/{name}"))]
+    for candidate in filter(None, candidates):
+        probe = subprocess.run(  # noqa: S603 (an interpreter of this machine, found above)
+            [str(candidate), "-c", "pass"], capture_output=True, check=False
+        )
+        if probe.returncode == 0:
+            return str(candidate)
+    return sys.executable
+
+
 @nox.session
 def floors(session: nox.Session) -> None:
     """The test suite against the oldest release of every requirement the distributions
-    declare (``redis>=7.2.0`` installs redis 7.2.0, and so on), in a venv of its own,
-    ``.nox/floors``: a declared lower bound is a promise that those releases work. Not part of
+    declare (``redis>=7.2.0`` installs redis 7.2.0, and so on), on the oldest Python they
+    declare when it is installed (``python3.10``), in a venv of its own, ``.nox/floors-X.Y``:
+    a declared lower bound is a promise that those releases work. Not part of
     ``scripts/test.sh``, for its time; run it whenever a lower bound or a use of a
     requirement's API changes. Arguments go to pytest."""
-    venv = ROOT / ".nox" / "floors"
+    interpreter = oldest_python()
+    said = session.run(
+        interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2])", silent=True
+    )
+    version = str(said).strip()
+    venv = ROOT / ".nox" / f"floors-{version}"
     python = venv / "bin" / "python"
     constraints = venv / "floors.txt"
     uv = (str(VENV_PYTHON), "-m", "uv")
     sync(session)
     if not python.exists():
-        session.run(*uv, "venv", "-q", "--python", sys.executable, str(venv))
+        session.run(*uv, "venv", "-q", "--python", interpreter, str(venv))
     constraints.write_text("\n".join(declared_floors()) + "\n")
-    session.log("floors: " + ", ".join(declared_floors()))
+    session.log(f"floors: Python {version}, " + ", ".join(declared_floors()))
     editable = [arg for project in (ROOT, *PLUGINS) for arg in ("-e", str(project))]
     session.run(
         *uv, "pip", "install", "-q", "--python", str(python), *editable,

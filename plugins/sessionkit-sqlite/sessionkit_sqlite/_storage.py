@@ -691,20 +691,42 @@ def _open(options: SQLiteOptions) -> sqlite3.Connection:
     return conn
 
 
+#: Seconds between two attempts of the first connection's set-up, while the file is busy.
+_SETUP_RETRY = 0.01
+
+
 def _connect(options: SQLiteOptions, sql: Statements) -> sqlite3.Connection:
     """Open the first connection: create the file (0600) if missing, switch it to WAL, and
-    create the table and its index if missing."""
+    create the table and its index if missing.
+
+    SQLite answers the switch to WAL "database is locked" at once, without its busy
+    handler, while another connection writes the file: waiting could deadlock, since the
+    switch holds a read lock the writer's commit waits for. Workers of one server opening a
+    new file together meet that (one creating the table while another switches), so the
+    set-up is tried again, every few milliseconds, until ``busy_timeout`` has passed.
+    """
     if not options.in_memory and not _create_private(options.path):
         _warn_if_shared(options.path)
     conn = _open(options)
+    deadline = time.monotonic() + options.busy_timeout
     try:
-        if not options.in_memory:
-            (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
-            if str(mode).lower() != "wal":
-                log.warning("%s: WAL unavailable, journal mode is %s", options.path, mode)
-        conn.execute(sql.create_table)
-        conn.execute(sql.create_index)
+        while True:
+            try:
+                _set_up(conn, options, sql)
+                return conn
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or time.monotonic() + _SETUP_RETRY > deadline:
+                    raise
+            time.sleep(_SETUP_RETRY)
     except BaseException:
         conn.close()
         raise
-    return conn
+
+
+def _set_up(conn: sqlite3.Connection, options: SQLiteOptions, sql: Statements) -> None:
+    if not options.in_memory:
+        (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+        if str(mode).lower() != "wal":
+            log.warning("%s: WAL unavailable, journal mode is %s", options.path, mode)
+    conn.execute(sql.create_table)
+    conn.execute(sql.create_index)

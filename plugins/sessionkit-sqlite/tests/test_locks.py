@@ -312,3 +312,54 @@ def test_connections_opened_while_the_file_was_unwritable_recover(tmp_path: Path
         storage.set("k", str(n).encode(), None)
     assert storage.get("k") == b"9"
     storage.close()
+
+
+# -- opening: the switch to WAL ---------------------------------------------------------------
+
+
+@contextmanager
+def _writer_of_a_new_database(path: Path, hold: float) -> Iterator[None]:
+    """A database still in SQLite's default journal mode, which another connection is
+    writing (a transaction begun, a row inserted) for ``hold`` seconds: as a worker that
+    opened the file a moment earlier, creating the table."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE other (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO other VALUES (1)")
+    timer = threading.Timer(hold, holder.execute, args=("COMMIT",))
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.join()
+        holder.close()
+
+
+def test_opening_waits_for_a_writer_while_switching_to_wal(tmp_path: Path) -> None:
+    """Switching a database to WAL needs it alone. While another connection writes it,
+    SQLite refuses the switch at once ("database is locked"), without waiting
+    ``busy_timeout``: waiting could deadlock, as the switch holds a read lock that the
+    writer's commit waits for. Two gunicorn workers opening one new file together met that:
+    one failed to boot, and gunicorn stopped the whole server."""
+    path = tmp_path / "sessions.db"
+    started = time.monotonic()
+    with _writer_of_a_new_database(path, hold=0.3):
+        storage = SQLiteStorage(path, busy_timeout=BUSY)
+    took = time.monotonic() - started
+    try:
+        storage.set("k", b"v", HOUR)
+        assert storage.get("k") == b"v"
+        assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        storage.close()
+    assert took < BUSY + SLACK
+
+
+def test_opening_fails_within_busy_timeout_while_a_writer_stays(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.db"
+    with _writer_of_a_new_database(path, hold=BUSY + SLACK + 0.5):
+        started = time.monotonic()
+        with pytest.raises(StorageError, match="locked"):
+            SQLiteStorage(path, busy_timeout=BUSY)
+        took = time.monotonic() - started
+    assert BUSY - 0.05 <= took < BUSY + SLACK
