@@ -29,6 +29,7 @@ ones are never stopped nor made read-only.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sqlite3
@@ -139,8 +140,9 @@ DRIVER_ERRORS: dict[str, type[Exception] | tuple[type[Exception], ...]] = {
     "redis": redis.RedisError,
     "mongo": pymongo.errors.PyMongoError,
     "postgres": psycopg.Error,
-    # aiomysql raises PyMySQL's exceptions; a wait it gives up on is asyncio's TimeoutError.
-    "mysql": (pymysql.err.MySQLError, TimeoutError),
+    # aiomysql raises PyMySQL's exceptions; a wait it gives up on is asyncio's TimeoutError
+    # (the built-in TimeoutError from Python 3.11, a class of its own on 3.10).
+    "mysql": (pymysql.err.MySQLError, TimeoutError, asyncio.TimeoutError),
 }
 
 #: A URL of each kind on ``port`` of this host (a stalled socket's).
