@@ -193,12 +193,12 @@ def oldest_python() -> str:
 
 @nox.session
 def floors(session: nox.Session) -> None:
-    """The test suite against the oldest release of every requirement the distributions
-    declare (``redis>=7.2.0`` installs redis 7.2.0, and so on), on the oldest Python they
-    declare when it is installed (``python3.10``), in a venv of its own, ``.nox/floors-X.Y``:
-    a declared lower bound is a promise that those releases work. Not part of
-    ``scripts/test.sh``, for its time; run it whenever a lower bound or a use of a
-    requirement's API changes. Arguments go to pytest."""
+    """The test suite (``tests/django`` included, not the load suite) against the oldest
+    release of every requirement the distributions declare (``redis>=7.2.0`` installs redis
+    7.2.0, and so on), on the oldest Python they declare when it is installed
+    (``python3.10``), in a venv of its own, ``.nox/floors-X.Y``: a declared lower bound is a
+    promise that those releases work. Not part of ``scripts/test.sh``, for its time; run it
+    whenever a lower bound or a use of a requirement's API changes. Arguments go to pytest."""
     interpreter = oldest_python()
     said = session.run(
         interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2])", silent=True
@@ -218,6 +218,7 @@ def floors(session: nox.Session) -> None:
         *uv, "pip", "install", "-q", "--python", str(python), *editable,
         "-e", str(ROOT / "tests" / "thirdparty_plugin"),
         "-r", str(ROOT / "requirements" / "test.txt"),
+        "pip",  # the Django tests fetch Django's sdist with it
         "-c", str(constraints),
     )  # fmt: skip
     workers = [] if any(a.startswith("-n") for a in session.posargs) else ["-n", "6"]
@@ -227,6 +228,8 @@ def floors(session: nox.Session) -> None:
             *OWN_PROCESS, str(ROOT / "tests"), str(ROOT / "plugins"), *session.posargs,
             env=env,
         )  # fmt: skip
+    # In a process of its own, as the django session runs it (settings are set once).
+    session.run(str(python), "-m", "pytest", str(ROOT / "tests" / "django"), *session.posargs)
 
 
 @nox.session(name="tests-plugin")
