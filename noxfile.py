@@ -211,8 +211,9 @@ def floors(session: nox.Session) -> None:
     sync(session)
     if not python.exists():
         session.run(*uv, "venv", "-q", "--python", interpreter, str(venv))
-    constraints.write_text("\n".join(declared_floors()) + "\n")
-    session.log(f"floors: Python {version}, " + ", ".join(declared_floors()))
+    pins = declared_floors()
+    constraints.write_text("\n".join(pins) + "\n")
+    session.log(f"floors: Python {version}, " + ", ".join(pins))
     editable = [arg for project in (ROOT, *PLUGINS) for arg in ("-e", str(project))]
     session.run(
         *uv, "pip", "install", "-q", "--python", str(python), *editable,
