@@ -15,7 +15,10 @@ nothing is ever dropped. A loop-per-request server then leaks a client, and its 
 per request. So whenever a loop asks for its first client, :class:`PerLoop` looks for loops
 that have been *closed* since: nothing can run on a closed loop again, so their clients are
 dead. Each is forgotten, and handed to ``release`` (given by the plugin) to free its sockets
-synchronously, since there is no loop left to run the client's own ``aclose()``.
+synchronously, since there is no loop left to run the client's own ``aclose()``. The same
+happens when the ``PerLoop`` itself is collected (a storage dropped without ``close()``
+once its loop ended), so neither a client nor ``release`` may hold the ``PerLoop``'s owner:
+its finalizer holds both, and would keep that owner alive.
 """
 
 from __future__ import annotations
@@ -65,6 +68,14 @@ class PerLoop(Generic[T]):
         # weakly here too. The lock is then taken only when the loop changes, not on every storage
         # operation (figures in docs/performance.md).
         self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], T] | None = None
+        # Released when this PerLoop is collected, too: a storage used from a loop that then
+        # closed (``asyncio.run(main())``, a test client's loop) and dropped without
+        # ``close()`` would else leave its dead clients to the garbage collector, each
+        # connection reporting itself unclosed. A weakref callback runs before the collector
+        # finalizes any object of the same garbage (the transports among them); the finalizer
+        # holds the clients and ``release``, never this object, so it keeps no storage alive
+        # unless one of those holds it.
+        weakref.finalize(self, _release_closed, self._clients, self._lock, release)
 
     @classmethod
     def from_async(
@@ -157,7 +168,7 @@ class PerLoop(Generic[T]):
 
     def _take_dead(self) -> list[tuple[T, asyncio.AbstractEventLoop]]:
         """Forget the clients of closed loops and return them (call under the lock)."""
-        dead = [(client, loop) for loop, client in list(self._clients.items()) if loop.is_closed()]
+        dead = _closed(self._clients)
         for _, loop in dead:
             del self._clients[loop]
         last = self._last
@@ -167,11 +178,7 @@ class PerLoop(Generic[T]):
 
     def _release_all(self, dead: list[tuple[T, asyncio.AbstractEventLoop]]) -> None:
         """Hand each dead client to ``release``; one that fails must not stop the others."""
-        if self._release is None:
-            return
-        for client, loop in dead:
-            with contextlib.suppress(Exception):
-                self._release(client, loop)
+        _release(self._release, dead)
 
     def _forget_last(self, dead: weakref.ref[asyncio.AbstractEventLoop]) -> None:
         """The last loop was collected: let its client go with it."""
@@ -246,6 +253,38 @@ def _mark_closed(transport: Any) -> None:
     for name, value in (("_closing", True), ("_closed", True), ("_sock", None)):
         if hasattr(transport, name):
             setattr(transport, name, value)
+
+
+def _release(
+    release: Callable[[T, asyncio.AbstractEventLoop], None] | None,
+    dead: list[tuple[T, asyncio.AbstractEventLoop]],
+) -> None:
+    """Hand each dead client to ``release``; one that fails must not stop the others."""
+    if release is None:
+        return
+    for client, loop in dead:
+        with contextlib.suppress(Exception):
+            release(client, loop)
+
+
+def _release_closed(
+    clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T],
+    lock: threading.Lock,
+    release: Callable[[T, asyncio.AbstractEventLoop], None] | None,
+) -> None:
+    """A collected ``PerLoop``'s finalizer: release the clients of its closed loops (those of
+    loops still open are left to their loop)."""
+    with lock:
+        dead = _closed(clients)
+        clients.clear()
+    _release(release, dead)
+
+
+def _closed(
+    clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T],
+) -> list[tuple[T, asyncio.AbstractEventLoop]]:
+    """The clients of closed loops, with their loops."""
+    return [(client, loop) for loop, client in list(clients.items()) if loop.is_closed()]
 
 
 class _Retry(Exception):

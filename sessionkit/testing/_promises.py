@@ -17,6 +17,7 @@ import os
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -376,6 +377,53 @@ class AsyncLoopChecks(SuiteBase):
             f"promise broken: aclose() and close() release every connection; the process "
             f"held {before} sockets before the storage was made and {after} after it closed"
         )
+
+    def test_a_storage_dropped_unclosed_after_its_loop_ended_is_collected_quietly(self) -> None:
+        """A script's ``asyncio.run(main())``, a test client's loop: the loop ends, and the
+        storage is dropped without ``close()``. Its clients of that loop must be released when
+        it is collected (``PerLoop`` does it, given a ``release``), not left to report
+        themselves unclosed; and nothing it made per loop may hold the storage itself, or
+        ``PerLoop``'s finalizer keeps it alive for good."""
+        namespace = new_namespace()
+        clock = FakeClock() if self.clock_injectable else None
+        gc.collect()
+        before = _open_sockets()
+        storage = self.make_storage(namespace, clock)
+        try:
+
+            async def use(storage: Storage) -> None:
+                await storage.aset("k", b"v", LONG_TTL)
+                assert await storage.aget("k") == b"v"
+                await storage.areset()
+
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ResourceWarning)
+                asyncio.run(use(storage))
+                dropped = weakref.ref(storage)
+                del storage
+                gc.collect()
+                gc.collect()  # what the first pass's finalizers released
+            unclosed = [
+                str(w.message).splitlines()[0] for w in caught if w.category is ResourceWarning
+            ]
+            after = _open_sockets()
+        finally:
+            self.drop_namespace(namespace)
+        assert dropped() is None, (
+            "promise broken: a storage nobody holds is collected; something it made per event "
+            "loop (a PerLoop client) holds the storage itself, so PerLoop's finalizer keeps it "
+            "alive: give the client what it needs (settings, a connect function), not the storage"
+        )
+        assert not unclosed, (
+            "promise broken: a storage dropped without close() after its event loop ended "
+            "leaves nothing that reports itself unclosed (give PerLoop a release that closes "
+            "a dead loop's connections):\n  " + "\n  ".join(unclosed)
+        )
+        if before is not None and after is not None:
+            assert after <= before, (
+                f"promise broken: a storage dropped after its event loop ended releases its "
+                f"connections; the process held {before} sockets before and {after} after"
+            )
 
     def _use_in_successive_loops(
         self, namespace: str, clock: FakeClock | None, before: int | None

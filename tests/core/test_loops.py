@@ -217,6 +217,38 @@ def test_open_loops_keep_their_clients_and_clear_releases_only_closed_ones() -> 
         kept.close()
 
 
+def test_a_collected_per_loop_releases_its_closed_loops_clients_only() -> None:
+    """A storage used in ``asyncio.run(main())`` and then dropped without ``close()``: no new
+    loop ever asks, so the sweep never runs; collecting the PerLoop releases them instead (a
+    cycle through its owner included, as a storage's bound factory makes one)."""
+    released: list[LoopHolder] = []
+
+    class Owner:
+        def __init__(self) -> None:
+            self.clients = PerLoop(self.make, lambda client, _loop: released.append(client))
+
+        def make(self) -> LoopHolder:
+            return LoopHolder()
+
+    owner = Owner()
+
+    async def get(owner: Owner) -> LoopHolder:
+        return owner.clients.get()
+
+    kept = asyncio.new_event_loop()
+    try:
+        mine = kept.run_until_complete(get(owner))
+        ended = asyncio.run(get(owner))
+        dropped = weakref.ref(owner)
+        del owner
+        gc.collect()
+        assert dropped() is None, "the finalizer must not keep the PerLoop's owner alive"
+        assert released == [ended]  # the open loop's client is left to its loop
+        assert not mine.released
+    finally:
+        kept.close()
+
+
 def test_a_release_that_fails_does_not_break_get() -> None:
     def release(_client: LoopHolder, _loop: asyncio.AbstractEventLoop) -> None:
         raise OSError("already closed")

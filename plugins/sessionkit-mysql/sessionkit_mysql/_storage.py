@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import itertools
 import logging
@@ -322,6 +323,28 @@ def _release_dead_pool(pool: AsyncPool[Any], loop: asyncio.AbstractEventLoop) ->
     pool.release_dead()
 
 
+async def _aconnect(
+    settings: dict[str, Any], limit: float, address: str, deadline: float = 0.0
+) -> Any:
+    """A new aiomysql connection, made within ``limit`` (``connect_timeout + read_timeout``:
+    aiomysql bounds only the TCP connect by itself), and closed if that fails or is cancelled.
+    The pool's ``deadline`` (of the wait for a connection) does not bound it."""
+    conn = _async_connection_class()(**settings)
+    try:
+        await bounded(conn._connect(), limit)
+    except (asyncio.TimeoutError, TimeoutError) as exc:
+        conn.close()
+        raise pymysql.err.OperationalError(
+            CR_CONN_HOST_ERROR,
+            f"Can't connect to MySQL server on {address!r}: no handshake within "
+            f"connect_timeout + read_timeout ({limit:g} s)",
+        ) from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 class MySQLStorage:
     """Session storage in a MySQL or MariaDB table.
 
@@ -414,36 +437,24 @@ class MySQLStorage:
             ssl_disabled=opts.ssl_context is None,  # else PyMySQL tries TLS unverified
         )
 
-    async def _aconnect(self, deadline: float = 0.0) -> Any:
-        """A new aiomysql connection, made within ``connect_timeout + read_timeout`` (aiomysql
-        bounds only the TCP connect by itself), and closed if that fails or is cancelled. The
-        pool's ``deadline`` (of the wait for a connection) does not bound it."""
-        opts = self.options
-        conn = _async_connection_class()(
-            **self._connection_settings(),
-            # aiomysql encodes the password as Latin-1: this text's Latin-1 is its UTF-8.
-            password=self._password.decode("latin-1"),
-            db=opts.database,
-        )
-        limit = opts.connect_timeout + opts.read_timeout
-        try:
-            await bounded(conn._connect(), limit)
-        except (asyncio.TimeoutError, TimeoutError) as exc:
-            conn.close()
-            raise pymysql.err.OperationalError(
-                CR_CONN_HOST_ERROR,
-                f"Can't connect to MySQL server on {opts.address!r}: no handshake within "
-                f"connect_timeout + read_timeout ({limit:g} s)",
-            ) from exc
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
     def _async_pool(self) -> AsyncPool[Any]:
         opts = self.options
+        # The pool's connect holds the settings, not this storage: a pool is a ``PerLoop``
+        # client, which its finalizer holds (sessionkit._loops), so a pool that held the storage
+        # would keep it alive for good.
+        connect = functools.partial(
+            _aconnect,
+            {
+                **self._connection_settings(),
+                # aiomysql encodes the password as Latin-1: this text's Latin-1 is its UTF-8.
+                "password": self._password.decode("latin-1"),
+                "db": opts.database,
+            },
+            opts.connect_timeout + opts.read_timeout,
+            opts.address,
+        )
         return AsyncPool(
-            self._aconnect,  # bounded by its own timeouts, not by the call's pool_timeout
+            connect,  # bounded by its own timeouts, not by the call's pool_timeout
             _ASYNC_OPS,
             size=opts.max_connections,
             wait=opts.pool_timeout,
