@@ -151,16 +151,16 @@ def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
     import subprocess
     import sys
 
-    proc = subprocess.Popen(
+    with subprocess.Popen(  # leaving the block closes its pipes
         [sys.executable, "-m", "sessionkit", "check", "memory://"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    assert proc.stdout.readline().startswith(b"checking memory://")
-    proc.stdout.close()  # head -1 exits; the check goes on writing for a second (expiry step)
-    stderr = proc.stderr.read().decode()
-    proc.wait(timeout=30)
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().startswith(b"checking memory://")
+        proc.stdout.close()  # head -1 exits; the check goes on writing for a second (expiry)
+        stderr = proc.stderr.read().decode()
+        proc.wait(timeout=30)
     # Only the notice that memory:// is the command's own store, printed before the check.
     notes = [line for line in stderr.splitlines() if line.startswith("sessionkit: note: memory")]
     assert stderr == "".join(f"{line}\n" for line in notes) and len(notes) == 1, stderr

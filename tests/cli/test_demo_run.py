@@ -81,10 +81,11 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
         text=True,
         cwd=tmp_path,
     )
+    assert proc.stdout is not None and proc.stderr is not None
+    err: queue.Queue[str] = queue.Queue()
+    pump = threading.Thread(target=_pump, args=(proc.stderr, err), daemon=True)
+    pump.start()
     try:
-        assert proc.stdout is not None and proc.stderr is not None
-        err: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=_pump, args=(proc.stderr, err), daemon=True).start()
         line = proc.stdout.readline()  # printed once the server accepts connections
         match = re.search(r"http://127\.0\.0\.1:\d+/", line)
         assert match, line + "".join(err.queue)
@@ -92,6 +93,9 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        pump.join(timeout=10)  # it reads stderr to its end, which came with the exit
+        proc.stdout.close()
+        proc.stderr.close()
 
 
 def test_starting_says_which_storage_then_the_server_then_the_url(demo: Demo) -> None:

@@ -142,6 +142,8 @@ def workers(tmp_path: Path, storage_url: str) -> Iterator[dict[str, str]]:
         for worker, _ in started.values():
             worker.terminate()
             worker.wait(timeout=10)
+            if worker.stderr is not None:
+                worker.stderr.close()
 
 
 def test_old_and_new_workers_share_sessions_during_a_rolling_deploy(
