@@ -16,7 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,7 @@ def typing(session: nox.Session) -> None:
     run(session, "mypy", "--strict", *packages)
     # The middlewares under each framework's own types, without casts.
     run(session, "mypy", "--strict", str(ROOT / "tests" / "typing"))
+    run(session, "mypy", "--strict", str(ROOT / "noxfile.py"))
 
 
 @contextlib.contextmanager
@@ -92,7 +93,7 @@ def shared_topologies() -> Iterator[dict[str, str]]:
     sys.path.insert(0, str(ROOT))
     from tests._servers import start_redis_cluster, start_redis_sentinel
 
-    starters = {
+    starters: dict[str, Callable[[], Any]] = {
         "SESSIONKIT_TEST_REDIS_CLUSTER_URL": start_redis_cluster,
         "SESSIONKIT_TEST_REDIS_SENTINEL_URL": start_redis_sentinel,
     }
@@ -150,8 +151,9 @@ def pyproject(project: Path) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # nox itself requires tomli there
-        import tomli as tomllib
-    return tomllib.loads((project / "pyproject.toml").read_text())
+        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+    parsed: dict[str, Any] = tomllib.loads((project / "pyproject.toml").read_text())
+    return parsed
 
 
 def declared_floors() -> list[str]:
