@@ -113,7 +113,7 @@ from ._options import (
     wait_options,
 )
 from ._plan import TAKE, Batches
-from ._topology import async_lane, connections, sync_lane
+from ._topology import CommandTable, async_lane, connections, sync_lane
 
 __all__ = ["AsyncClient", "RedisStorage", "SyncClient", "glob_escape"]
 
@@ -345,7 +345,8 @@ class RedisStorage:
             if target.cache is not None:  # one server only (parse_url refuses the others)
                 pool = getattr(self._lane and self._lane.client, "connection_pool", None)
                 self._cache = ClientCache(pool, self._prefix, target.cache)
-            self._loop_lanes = PerLoop(lambda: async_lane(target), _release_dead_loop)
+            commands = CommandTable()  # a cluster's, handed from one loop's client to the next
+            self._loop_lanes = PerLoop(lambda: async_lane(target, commands), _release_dead_loop)
             return
         self._set_prefix(DEFAULT_PREFIX if prefix is None else prefix)
         replicas, wait_timeout = wait_options(options)

@@ -21,6 +21,7 @@ storage makes it on first use: opening a storage never connects, whatever the UR
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import redis
@@ -38,7 +39,7 @@ from sessionkit import ConfigError
 from ._lane import AsyncLane, SyncLane
 from ._options import Target
 
-__all__ = ["async_lane", "connections", "sync_lane"]
+__all__ = ["CommandTable", "async_lane", "connections", "sync_lane"]
 
 
 class BlockingSentinelPool(redis.sentinel.SentinelConnectionPool, redis.BlockingConnectionPool):
@@ -112,12 +113,48 @@ def sync_lane(target: Target) -> SyncLane:
     return SyncLane(redis.Redis.from_pool(pool), direct=_direct(target))
 
 
-def async_lane(target: Target) -> AsyncLane:
-    """An asyncio lane of ``target``, for the running event loop (nothing connects yet)."""
+class CommandTable:
+    """The command table of a storage's asyncio cluster clients, handed from one to the next.
+
+    Each event loop gets a cluster client of its own, and a new one asks a node for
+    ``COMMAND`` before its first call: some 250 entries, parsed in Python, about 40 % of the
+    CPU a new loop's client costs (docs/backends/redis.md). redis-py 8.2 and later skip that
+    ask when the client's table is already filled, so a new client takes the previous one's,
+    if it had fetched it. Earlier releases ask anyway (the table is then replaced, no harm).
+    The table is the server's description of its commands, the same for every client of one
+    cluster; a command missing from it (a server upgraded meanwhile) is fetched on its own by
+    redis-py. Only a weak reference to the last client is kept: a client of a closed loop is
+    not kept alive here.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: weakref.ref[Any] | None = None
+
+    def lend(self, cluster: Any) -> None:
+        """Fill ``cluster``'s table from the last client's, if it has one; remember it."""
+        last = self._last() if self._last is not None else None
+        parser = getattr(last, "commands_parser", None)
+        table = getattr(parser, "commands", None)
+        if table:
+            mine = cluster.commands_parser
+            mine.commands = dict(table)
+            specs = getattr(parser, "_movablekeys_specs", None)
+            if specs is not None and hasattr(mine, "_movablekeys_specs"):
+                mine._movablekeys_specs = dict(specs)
+        self._last = weakref.ref(cluster)
+
+
+def async_lane(target: Target, commands: CommandTable | None = None) -> AsyncLane:
+    """An asyncio lane of ``target``, for the running event loop (nothing connects yet);
+    ``commands``: the command table a cluster client takes from the previous one."""
     if target.kind == "cluster":
         nodes = [redis.asyncio.cluster.ClusterNode(host, port) for host, port in target.hosts]
         kwargs = _cluster_kwargs(target, _ano_retries())
         cluster = redis.asyncio.cluster.RedisCluster(startup_nodes=nodes, **kwargs)
+        if commands is not None:
+            commands.lend(cluster)
         return AsyncLane(cluster, direct=False, init=cluster.initialize)
     if target.kind == "sentinel":
         sentinel = _AsyncSentinel(
