@@ -273,10 +273,16 @@ def _release_closed(
     release: Callable[[T, asyncio.AbstractEventLoop], None] | None,
 ) -> None:
     """A collected ``PerLoop``'s finalizer: release the clients of its closed loops (those of
-    loops still open are left to their loop)."""
-    with lock:
+    loops still open are left to their loop). It also runs at interpreter exit for every
+    ``PerLoop`` still alive, where a daemon thread stopped mid-call may hold the lock: then it
+    gives up after a second rather than hang the exit."""
+    if not lock.acquire(timeout=1.0):
+        return
+    try:
         dead = _closed(clients)
         clients.clear()
+    finally:
+        lock.release()
     _release(release, dead)
 
 
