@@ -418,6 +418,36 @@ class SentinelSet(ServerGroup):
             time.sleep(0.02)
         raise ServerStartError(f"no failover away from port {old_port} within {timeout:.0f}s")
 
+    def rejoin(self, old: ServerProcess, timeout: float = STARTUP_TIMEOUT) -> None:
+        """Start ``old`` (a primary that was failed over) again as a replica of the new one, as
+        an operator would, and wait until the new primary has every replica online: what a
+        storage that waits for every replica (``wait_replicas`` equal to the replicas) needs
+        before writes succeed again after a failover. (Left to itself, a Sentinel converts a
+        returning old primary only after its next ``INFO`` of it, some 20 s here; the
+        Sentinels see the new replica within about 10 s, which nothing here waits for.)"""
+        import redis
+
+        primary = self.primary_port()
+        old.start()
+        with redis.Redis(host=HOST, port=old.port, socket_timeout=5) as client:
+            client.replicaof(HOST, primary)
+        deadline = time.monotonic() + timeout
+        with redis.Redis(host=HOST, port=primary, socket_timeout=5) as client:
+            while True:
+                info = client.info("replication")
+                online = [
+                    value
+                    for name, value in info.items()
+                    if name.startswith("slave")
+                    and isinstance(value, dict)
+                    and value.get("state") == "online"
+                ]
+                if len(online) >= len(self.data) - 1:
+                    return
+                if time.monotonic() > deadline:
+                    raise ServerStartError(f"{old.port} did not follow {primary}: {info}")
+                time.sleep(0.02)
+
     def wait_settled(self, timeout: float = STARTUP_TIMEOUT) -> None:
         """Wait until every Sentinel sees the primary up, every replica linked to it and every
         other Sentinel: only then can they agree on a failover."""

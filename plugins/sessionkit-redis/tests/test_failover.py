@@ -53,6 +53,10 @@ HOUR = timedelta(hours=1)
 #: Short timeouts, so a call to a stalled primary fails within a second.
 FAST = "socket_timeout=1&socket_connect_timeout=0.5&pool_timeout=0.5"
 WAITING = f"{FAST}&wait_replicas=1&wait_timeout=0.2"
+#: Every replica of the set (two): what rules out a crash's loss (docs/backends/redis.md,
+#: "Failover: what is promised"); with one of two, Sentinel may promote the replica without
+#: the last writes, judging by the offsets it last read.
+WAITING_ALL = f"{FAST}&wait_replicas=2&wait_timeout=0.2"
 #: After the failover, writes must succeed again for this long before the run ends.
 TAIL = 0.5
 #: ``sentinel_check_interval``'s default: how often a storage asks the Sentinels.
@@ -220,14 +224,19 @@ def _stored(port: int, prefix: str) -> Callable[[list[str]], list[bytes | None]]
     return read
 
 
-def _check(streams: list[Stream], stored: Callable[[list[str]], list[bytes | None]]) -> None:
+def _check(
+    streams: list[Stream],
+    stored: Callable[[list[str]], list[bytes | None]],
+    bound: float = WINDOW_BOUND,
+) -> None:
+    """No acknowledged write lost, and every failed call within ``bound`` seconds of the first."""
     for stream in streams:
         assert not stream.unexpected, f"{stream.name}: {stream.unexpected[0]!r}"
         assert stream.acked, f"{stream.name} never had a write acknowledged"
         lost = stream.lost(stored)
         assert not lost, f"{stream.name}: {len(lost)} acknowledged writes lost, e.g. {lost[:5]}"
         assert stream.errors, f"{stream.name} never saw the fault"
-        assert stream.window() < WINDOW_BOUND, (stream.name, stream.window())
+        assert stream.window() < bound, (stream.name, stream.window(), bound)
 
 
 def _report(title: str, streams: list[Stream], stored: Callable[..., list[bytes | None]]) -> str:
@@ -245,7 +254,7 @@ def test_a_crashed_primary_loses_no_acknowledged_write(redis_sentinel_set: Senti
     group = redis_sentinel_set
     prefix = f"fo:{uuid.uuid4().hex[:8]}:"
     url = f"{group.url}?prefix={prefix}"
-    waiting, awaiting = RedisStorage(f"{url}&{WAITING}"), RedisStorage(f"{url}&{WAITING}")
+    waiting, awaiting = RedisStorage(f"{url}&{WAITING_ALL}"), RedisStorage(f"{url}&{WAITING_ALL}")
     bare = RedisStorage(f"{url}&{FAST}", prefix=f"{prefix}bare:")
     streams = [Stream("sync, waiting"), Stream("async, waiting"), Stream("sync, not waiting")]
     old = group.primary()
@@ -264,6 +273,10 @@ def test_a_crashed_primary_loses_no_acknowledged_write(redis_sentinel_set: Senti
             old.kill()
             new = group.wait_for_failover(old.port)
             failover = time.monotonic() - crashed
+            # One replica is left: the waiting writers answer 503 until the old primary is
+            # back as the second (the cost of waiting for every replica).
+            group.rejoin(old)
+            rejoined = time.monotonic() - crashed
             _recovered(streams, since=time.monotonic())
     finally:
         for storage in (waiting, awaiting, bare):
@@ -272,13 +285,17 @@ def test_a_crashed_primary_loses_no_acknowledged_write(redis_sentinel_set: Senti
     bare_stored = _stored(new, f"{prefix}bare:")
     print(
         _report(
-            f"primary crashed: every Sentinel names the new one {failover * 1000:.0f} ms later",
+            f"primary crashed: every Sentinel names the new one {failover * 1000:.0f} ms later, "
+            f"and the old one follows it {rejoined * 1000:.0f} ms after the crash",
             streams[:2],
             stored,
         )
     )
     print(_report("", streams[2:], bare_stored))
-    _check(streams[:2], stored)
+    # The waiting writers fail from the cut (0.3 s before the crash) until the old primary
+    # follows the new one, then at most the storage's timeouts (as in WINDOW_BOUND), and a
+    # second of slack for a busy machine.
+    _check(streams[:2], stored, bound=0.3 + rejoined + 2 + 1)
     assert streams[2].lost(bare_stored), (
         "without wait_replicas, writes acknowledged by a primary cut off from its replicas "
         "are lost when it crashes: the check must see them"
