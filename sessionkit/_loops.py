@@ -75,7 +75,9 @@ class PerLoop(Generic[T]):
         # finalizes any object of the same garbage (the transports among them); the finalizer
         # holds the clients and ``release``, never this object, so it keeps no storage alive
         # unless one of those holds it.
-        weakref.finalize(self, _release_closed, self._clients, self._lock, release)
+        self._finalizer = weakref.finalize(
+            self, _release_closed, self._clients, self._lock, release
+        )
 
     @classmethod
     def from_async(

@@ -9,6 +9,7 @@ import itertools
 import os
 import socket
 import threading
+import time
 import uuid
 import warnings
 import weakref
@@ -247,6 +248,25 @@ def test_a_collected_per_loop_releases_its_closed_loops_clients_only() -> None:
         assert not mine.released
     finally:
         kept.close()
+
+
+def test_the_finalizer_gives_up_on_a_lock_held_elsewhere() -> None:
+    """It also runs at interpreter exit, for every PerLoop still alive, where a daemon thread
+    stopped inside ``get()`` may hold the lock: the exit must not hang on it."""
+    released: list[LoopHolder] = []
+    clients = PerLoop(LoopHolder, lambda client, _loop: released.append(client))
+
+    async def get() -> LoopHolder:
+        return clients.get()
+
+    asyncio.run(get())  # a client of a loop that then closed
+    done = threading.Event()
+    with clients._lock:  # a thread stopped mid-call
+        began = time.monotonic()
+        threading.Thread(target=lambda: (clients._finalizer(), done.set()), daemon=True).start()
+        assert done.wait(5), "the finalizer waited on the lock"
+        waited = time.monotonic() - began
+    assert 0.9 <= waited < 5 and released == []  # gave up after a second, released nothing
 
 
 def test_a_release_that_fails_does_not_break_get() -> None:
