@@ -115,7 +115,7 @@ class PerLoop(Generic[T]):
                 assert self._factory is not None
                 client = self._clients[loop] = self._factory()
             self._last = (weakref.ref(loop, self._forget_last), client)
-        self._release_all(dead)
+        _release(self._release, dead)
         return client
 
     async def aget(self) -> T:
@@ -165,7 +165,7 @@ class PerLoop(Generic[T]):
             self._clients[loop] = client
             self._last = (weakref.ref(loop, self._forget_last), client)
         making.set_result(client)
-        self._release_all(dead)
+        _release(self._release, dead)
         return client
 
     def _take_dead(self) -> list[tuple[T, asyncio.AbstractEventLoop]]:
@@ -177,10 +177,6 @@ class PerLoop(Generic[T]):
         if last is not None and any(last[0]() is loop for _, loop in dead):
             self._last = None
         return dead
-
-    def _release_all(self, dead: list[tuple[T, asyncio.AbstractEventLoop]]) -> None:
-        """Hand each dead client to ``release``; one that fails must not stop the others."""
-        _release(self._release, dead)
 
     def _forget_last(self, dead: weakref.ref[asyncio.AbstractEventLoop]) -> None:
         """The last loop was collected: let its client go with it."""
@@ -201,7 +197,7 @@ class PerLoop(Generic[T]):
             dead = self._take_dead()
             self._last = None
             self._clients.clear()
-        self._release_all(dead)
+        _release(self._release, dead)
 
     def __len__(self) -> int:
         """How many clients are held (closed loops' included, until the next sweep)."""
