@@ -18,7 +18,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -345,6 +345,21 @@ def _open_sockets() -> int | None:
     return count
 
 
+@contextlib.contextmanager
+def _unclosed_reports() -> Iterator[list[str]]:
+    """The first lines of what reported itself unclosed (``ResourceWarning``) inside the
+    block, in the list it yields, filled as the block ends; other warnings go on as raised."""
+    unclosed: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        yield unclosed
+    for w in caught:
+        if w.category is ResourceWarning:
+            unclosed.append(str(w.message).splitlines()[0])
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 class AsyncLoopChecks(SuiteBase):
     """An async client belongs to one event loop; closing the storage releases every one."""
 
@@ -359,13 +374,8 @@ class AsyncLoopChecks(SuiteBase):
         clock = FakeClock() if self.clock_injectable else None
         gc.collect()  # what earlier tests left is not this storage's
         before = _open_sockets()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ResourceWarning)
+        with _unclosed_reports() as unclosed:
             after = self._use_in_successive_loops(namespace, clock, before)
-        unclosed = [str(w.message).splitlines()[0] for w in caught if w.category is ResourceWarning]
-        for w in caught:
-            if w.category is not ResourceWarning:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         assert not unclosed, (
             "promise broken: aclose() and close() release every connection, and leave nothing "
             "that reports itself unclosed when collected (a ResourceWarning, an error under "
@@ -396,16 +406,12 @@ class AsyncLoopChecks(SuiteBase):
                 assert await storage.aget("k") == b"v"
                 await storage.areset()
 
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ResourceWarning)
+            with _unclosed_reports() as unclosed:
                 asyncio.run(use(storage))
                 dropped = weakref.ref(storage)
                 del storage
                 gc.collect()
                 gc.collect()  # what the first pass's finalizers released
-            unclosed = [
-                str(w.message).splitlines()[0] for w in caught if w.category is ResourceWarning
-            ]
             after = _open_sockets()
         finally:
             self.drop_namespace(namespace)
