@@ -25,6 +25,7 @@ of both sets.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 import types
@@ -291,7 +292,10 @@ def _show(bound: float) -> str:
     return str(int(bound)) if float(bound).is_integer() else str(bound)
 
 
-def _hints(cls: type) -> dict[str, Any]:
+@functools.cache
+def _hints(cls: type) -> Mapping[str, Any]:
+    """``cls``'s resolved annotations, read once per class: resolving them (``eval`` of each
+    string annotation) was half of what opening a storage by URL cost."""
     try:
         return typing.get_type_hints(cls)
     except Exception:  # an annotation that cannot be resolved: text passes through unparsed
