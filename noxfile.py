@@ -264,13 +264,13 @@ def load(session: nox.Session) -> None:
     ``.venv/bin/nox -s load -- --full`` (or ``SESSIONKIT_LOAD=full``) runs every scenario at
     full size and the comparison with starsessions. Other arguments go to pytest.
 
-    A short run takes its scenarios four at a time: a fault scenario spends most of its time
-    waiting out a fault window on a private storage server, and each scenario's promises (no
-    acknowledged write lost, no 500, every answer within the storage timeout plus a second) are
-    about correctness, not speed, so they hold on a shared CPU; run one alone (``-n 0``) to read
-    its throughput. Four at a time took 83 s where the old arrangement (faults two at a time
-    after the rest, alone) took 141 s, both on this 2-core machine while other test runs kept
-    its load average near 11. The exception, marked ``alone``: 500 clients on one worker, whose
+    A short run takes its scenarios eight at a time, the longest first (``tests/load/conftest.py``
+    orders them for pytest-xdist): a fault scenario spends most of its time waiting out a fault
+    window on a private storage server, and each scenario's promises (no acknowledged write
+    lost, no 500, every answer within the storage timeout plus a second) are about correctness,
+    not speed, so they hold on a shared CPU; run one alone (``-n 0``) to read its throughput.
+    On this 2-core machine, alone: 28 to 31 s eight at a time, longest first; 40 to 50 s four
+    at a time in file order. The exception, marked ``alone``: 500 clients on one worker, whose
     promise is its own latency (a connection within the pool's 2 s wait), runs afterwards by
     itself (about 6 s); beside three other scenarios it answered a 503 one run in three."""
     sync(session)
@@ -284,7 +284,7 @@ def load(session: nox.Session) -> None:
     if mode == "full" or args:
         run(session, "pytest", suite, *args, env=env)
         return
-    run(session, "pytest", suite, "-n", "4", "--dist", "load", "-m", "not alone", env=env)
+    run(session, "pytest", suite, "-n", "8", "--dist", "load", "-m", "not alone", env=env)
     # Scenarios whose promise is their own latency (500 clients on one worker) run alone.
     run(session, "pytest", suite, "-m", "alone", env=env)
 

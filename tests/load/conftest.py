@@ -32,9 +32,56 @@ _SERVERS = pytest.StashKey[list[AppServer]]()
 _RESULTS: list[dict[str, Any]] = []
 
 
+#: Scenarios that take many seconds in a short run, by the name of their test function (most
+#: run their load through a storage fault and its grace: ``test_faults``), with their seconds
+#: on this 2-core machine, eight at once. ``_spread`` orders the short run by them.
+LONG_SCENARIOS = {
+    "test_postgres_frozen": 16,
+    "test_mongo_frozen": 15,
+    "test_mysql_frozen": 15,
+    "test_sqlite_foreign_exclusive_lock": 15,
+    "test_redis_paused": 15,
+    "test_redis_killed_and_restarted_with_aof": 15,
+    "test_sentinel_failover_under_load": 14,
+    "test_regenerate_while_redis_refuses_writes": 12,
+    "test_regenerate_while_sqlite_refuses_writes": 12,
+    "test_a_loop_per_request_leaks_nothing": 6,
+    "test_steady_mix": 5,
+    "test_log_out_other_devices_while_they_save": 3,
+    "test_merge_loses_no_acknowledged_change": 2,
+}
+
+
+def _spread(items: list[pytest.Item]) -> None:
+    """Order the short run so that its eight workers (``nox -s load``) end together.
+
+    pytest-xdist gives each worker two tests to start with, consecutive in this order, and
+    keeps one more queued behind each running test. In file order, one worker took two fault
+    scenarios back to back and the run lasted 42 s where its longest scenario takes 16. So:
+    each long scenario (10 s or more), longest first, is followed by one of the shortest tests
+    (a skipped one, or a check of the harness), and the rest follow shortest first, so that the
+    test queued behind the longest scenario is the shortest left. Any order is correct; this
+    one is only faster. Scenarios wait out fault windows more than they use the CPU: eight at
+    once keep their promises (every answer within the timeout and a second).
+    """
+
+    def seconds(item: pytest.Item) -> int:
+        if item.get_closest_marker("skip") is not None:
+            return 0
+        return LONG_SCENARIOS.get(getattr(item, "originalname", item.name), 0)
+
+    ranked = sorted(items, key=seconds)  # stable: equal times keep the collected order
+    long = [item for item in reversed(ranked) if seconds(item) >= 10]
+    rest = [item for item in ranked if seconds(item) < 10]
+    paired = [x for pair in zip(long, rest, strict=False) for x in pair]
+    items[:] = paired + long[len(rest) :] + rest[len(long) :]
+
+
+@pytest.hookimpl(trylast=True)  # after ``-m`` deselected: the order is of what runs
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark this folder's tests ``load``; skip them unless asked for (``SESSIONKIT_LOAD`` set,
-    or this folder named on the command line), so a bare ``pytest`` stays a unit run."""
+    or this folder named on the command line), so a bare ``pytest`` stays a unit run; order
+    a run of this folder alone with ``_spread``."""
     here = Path(__file__).parent
     asked = "SESSIONKIT_LOAD" in os.environ or any(
         Path(arg.split("::")[0]).resolve().is_relative_to(here) for arg in config.args
@@ -45,6 +92,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.load)
             if not asked:
                 item.add_marker(skip)
+    if items and all(here in item.path.parents for item in items):  # a run of this suite alone
+        _spread(items)
 
 
 @pytest.hookimpl(wrapper=True)
