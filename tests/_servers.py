@@ -431,22 +431,7 @@ class SentinelSet(ServerGroup):
         old.start()
         with redis.Redis(host=HOST, port=old.port, socket_timeout=5) as client:
             client.replicaof(HOST, primary)
-        deadline = time.monotonic() + timeout
-        with redis.Redis(host=HOST, port=primary, socket_timeout=5) as client:
-            while True:
-                info = client.info("replication")
-                online = [
-                    value
-                    for name, value in info.items()
-                    if name.startswith("slave")
-                    and isinstance(value, dict)
-                    and value.get("state") == "online"
-                ]
-                if len(online) >= len(self.data) - 1:
-                    return
-                if time.monotonic() > deadline:
-                    raise ServerStartError(f"{old.port} did not follow {primary}: {info}")
-                time.sleep(0.02)
+        _wait_for_replicas(primary, len(self.data) - 1, timeout)
 
     def wait_settled(self, timeout: float = STARTUP_TIMEOUT) -> None:
         """Wait until every Sentinel sees the primary up, every replica linked to it and every
@@ -596,11 +581,12 @@ def start_redis_sentinel(replicas: int = 1, sentinels: int = 3) -> SentinelSet:
     return group
 
 
-def _wait_for_replicas(port: int, count: int) -> None:
+def _wait_for_replicas(port: int, count: int, timeout: float = STARTUP_TIMEOUT) -> None:
+    """Wait until the primary on ``port`` has ``count`` replicas online."""
     import redis
 
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    with redis.Redis(host=HOST, port=port) as client:
+    deadline = time.monotonic() + timeout
+    with redis.Redis(host=HOST, port=port, socket_timeout=5) as client:
         while True:
             info = client.info("replication")
             online = [
@@ -611,7 +597,9 @@ def _wait_for_replicas(port: int, count: int) -> None:
             if len(online) >= count:
                 return
             if time.monotonic() > deadline:
-                raise ServerStartError(f"{count} replicas not online within {STARTUP_TIMEOUT:.0f}s")
+                raise ServerStartError(
+                    f"{count} replicas of {port} not online within {timeout:.0f}s"
+                )
             time.sleep(0.05)
 
 
