@@ -6,7 +6,8 @@ the load suite runs it). On each, the bare app (no session layer), sessionkit on
 the framework's usual server-side session library on the backends it supports (starsessions:
 memory, Redis; Flask-Session: cachelib in memory, Redis, SQLAlchemy on SQLite, PostgreSQL and
 MySQL; Litestar's sessions: memory, Redis, file stores) and the floor (``apps/_floor.py``: the
-same round trips through the raw driver, no session layer) on Redis, PostgreSQL and MySQL. 1 and
+same round trips through the raw driver, no session layer; on memory a dictionary) on memory,
+Redis, PostgreSQL and MySQL. 1 and
 2 workers (a memory store lives in one process: 1 worker only; the floors run on 1 worker).
 
 The load is the load suite's generator (``tests/load/_harness.py``): 50 keep-alive clients,
@@ -85,7 +86,7 @@ PEERS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 #: ``redis-cached``: the Redis storage with its client-side cache on (``client_cache=true``).
 SESSIONKIT_BACKENDS = ("memory", "sqlite", "redis", "redis-cached", "postgres", "mysql")
-FLOOR_BACKENDS = ("redis", "postgres", "mysql")
+FLOOR_BACKENDS = ("memory", "redis", "postgres", "mysql")
 SERVER = {"starlette": "uvicorn", "litestar": "uvicorn", "flask": "gunicorn"}
 #: How each peer stores on a backend, for the tables.
 PEER_STORE = {
@@ -133,6 +134,8 @@ class Contender:
             name = PEERS[self.framework][0]
             store = PEER_STORE.get((self.framework, self.backend))
             return f"{name} ({store})" if store else name
+        if self.layer == "floor" and self.backend == "memory":
+            return "floor (a dict)"
         return {
             "bare": "none (bare app)",
             "sessionkit": "**sessionkit**",
@@ -234,6 +237,7 @@ class Resources:
                 ns = ns.rstrip(":")  # Litestar adds the colon itself
         elif c.layer in ("floor", "floor3s"):
             url, ns = {
+                "memory": ("", ""),
                 "redis": (REDIS, self.redis_prefix(f"floor:{fw}")),
                 "postgres": (POSTGRES, f"{self.schema}.floor_{fw}"),
                 "mysql": (f"{MYSQL_SERVER}/{self.mysql_db}", f"floor_{fw}"),

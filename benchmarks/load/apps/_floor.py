@@ -19,8 +19,14 @@ empty and fewer than sessionkit's default pool size are open, else it waits for 
 it back: a pool with no other bookkeeping. No session layer built on these drivers makes fewer
 round trips or less work per request, so this is the lowest a request can cost there.
 
-Configured by the environment of the app module: ``LOAD_BACKEND`` (``redis``, ``postgres``,
-``mysql``), ``LOAD_URL`` (the server, e.g. ``redis://127.0.0.1:6379/15``,
+On ``memory``, the same Redis commands run on a dictionary in the worker (:class:`DictStore`):
+a record and its expiry per token, no cap, no purge, no lock (one event loop, or the GIL's
+atomic dictionary operations). This is the least any server-side session kept in memory can
+do per request: find the record by the cookie's token, check its expiry, decode it, and on a
+write encode and store it.
+
+Configured by the environment of the app module: ``LOAD_BACKEND`` (``memory``, ``redis``,
+``postgres``, ``mysql``), ``LOAD_URL`` (the server, e.g. ``redis://127.0.0.1:6379/15``,
 ``postgresql://postgres@127.0.0.1:5432/test``, ``mysql://root@127.0.0.1:3306/db``) and
 ``LOAD_NS`` (the key prefix, or the table, made beforehand by ``compare.py``).
 """
@@ -33,6 +39,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,7 +48,7 @@ TTL = 86400
 COOKIE = "sid"
 #: Connections at most, per process (per event loop): sessionkit's defaults for each backend
 #: (Redis ``max_connections``, PostgreSQL ``pool_max_size``, MySQL ``max_connections``).
-POOL_MAX = {"redis": 64, "postgres": 10, "mysql": 16}
+POOL_MAX = {"memory": 1, "redis": 64, "postgres": 10, "mysql": 16}
 #: ``LOAD_TIMEOUT=3``: a Redis floor whose connections bound each call as sessionkit's do by
 #: default (``socket_timeout`` 3 s, ``socket_connect_timeout`` 2 s); unset, redis-py's default:
 #: no bound at all, and none of the cost of one.
@@ -68,6 +75,26 @@ def encode(record: dict[str, Any]) -> bytes:
 
 def decode(raw: bytes | None) -> dict[str, Any] | None:
     return None if raw is None else json.loads(raw)
+
+
+class DictStore:
+    """The memory floor's storage: Redis's ``GET`` and ``SET key value EX ttl [XX]`` on a
+    dictionary, each record kept with its deadline on the monotonic clock."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, tuple[float, bytes]] = {}
+
+    def command(self, name: str, key: str, *args: Any) -> bytes | bool | None:
+        now = time.monotonic()
+        entry = self.data.get(key)
+        live = entry is not None and entry[0] > now
+        if name == "GET":
+            return entry[1] if entry is not None and live else None
+        value, _, ttl, *only_live = args  # SET key value EX ttl [XX]
+        if only_live and not live:
+            return None
+        self.data[key] = (now + ttl, value)
+        return True
 
 
 def sql_statements(backend: str, table: str) -> dict[str, str]:
@@ -135,7 +162,9 @@ class AsyncFloor:
         self.open = 0
         self.max = POOL_MAX[backend]
         self.waiters: deque[asyncio.Future[Any]] = deque()
-        if backend != "redis":
+        self.keyed = backend in ("memory", "redis")  # commands, not statements
+        self.dict = DictStore()
+        if not self.keyed:
             self.sql = sql_statements(backend, namespace)
 
     async def _take(self) -> Any:
@@ -191,6 +220,8 @@ class AsyncFloor:
 
     async def _run(self, op: str, *params: Any) -> Any:
         """One command or statement on an idle connection; the value read, if any."""
+        if self.backend == "memory":
+            return self.dict.command(*params)
         conn = await self._take()
         try:
             if self.backend == "redis":
@@ -213,7 +244,7 @@ class AsyncFloor:
         return result
 
     async def _get(self, token: str) -> dict[str, Any] | None:
-        if self.backend == "redis":
+        if self.keyed:
             return decode(await self._run("get", "GET", self.ns + token))
         return decode(await self._run("get", token.encode()))
 
@@ -227,7 +258,7 @@ class AsyncFloor:
             return ("-", 0)
         record["n"] += 1
         data = encode(record)
-        if self.backend == "redis":
+        if self.keyed:
             await self._run("set", "SET", self.ns + token, data, "EX", TTL, "XX")
         else:
             await self._run("update", data, token.encode())
@@ -237,7 +268,7 @@ class AsyncFloor:
         """A new session for ``user``; its token."""
         token = new_token()
         data = encode({"user": user, "n": 0})
-        if self.backend == "redis":
+        if self.keyed:
             await self._run("set", "SET", self.ns + token, data, "EX", TTL)
         else:
             await self._run("insert", token.encode(), data)
@@ -263,7 +294,9 @@ class SyncFloor:
         self.ns = namespace
         self.idle: list[Any] = []  # list.pop and list.append are atomic
         self.slots = threading.BoundedSemaphore(POOL_MAX[backend])
-        if backend != "redis":
+        self.keyed = backend in ("memory", "redis")  # commands, not statements
+        self.dict = DictStore()
+        if not self.keyed:
             self.sql = sql_statements(backend, namespace)
 
     def _take(self) -> Any:
@@ -302,6 +335,8 @@ class SyncFloor:
         return conn
 
     def _run(self, op: str, *params: Any) -> Any:
+        if self.backend == "memory":
+            return self.dict.command(*params)
         conn = self._take()
         try:
             if self.backend == "redis":
@@ -326,7 +361,7 @@ class SyncFloor:
         return result
 
     def _get(self, token: str) -> dict[str, Any] | None:
-        if self.backend == "redis":
+        if self.keyed:
             return decode(self._run("get", "GET", self.ns + token))
         return decode(self._run("get", token.encode()))
 
@@ -340,7 +375,7 @@ class SyncFloor:
             return ("-", 0)
         record["n"] += 1
         data = encode(record)
-        if self.backend == "redis":
+        if self.keyed:
             self._run("set", "SET", self.ns + token, data, "EX", TTL, "XX")
         else:
             self._run("update", data, token.encode())
@@ -349,7 +384,7 @@ class SyncFloor:
     def login(self, user: str) -> str:
         token = new_token()
         data = encode({"user": user, "n": 0})
-        if self.backend == "redis":
+        if self.keyed:
             self._run("set", "SET", self.ns + token, data, "EX", TTL)
         else:
             self._run("insert", token.encode(), data)
