@@ -17,10 +17,9 @@ than it could without turns.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
 __all__ = ["Turn", "Turns"]
@@ -60,40 +59,15 @@ class Turns:
         self._threads: dict[Hashable, Turn[threading.Lock]] = {}
         self._tasks: dict[Hashable, Turn[asyncio.Lock]] = {}
 
-    @contextlib.contextmanager
-    def turn(self, key: str, deadline: float) -> Iterator[Turn[threading.Lock] | None]:
-        """Hold ``key``'s turn among threads; yields it, or ``None`` when it was not had before
-        ``deadline`` (``time.monotonic()``): then the caller must not do the work."""
-        slot = self._enter(self._threads, key, threading.Lock)
-        try:
-            had = slot.lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
-            try:
-                yield slot if had else None
-            finally:
-                if had:
-                    slot.lock.release()
-        finally:
-            self._leave(self._threads, key, slot)
+    def turn(self, key: str, deadline: float) -> _ThreadTurn:
+        """Hold ``key``'s turn among threads: ``with turns.turn(key, deadline) as turn``
+        gives the turn, or ``None`` when it was not had before ``deadline``
+        (``time.monotonic()``): then the caller must not do the work."""
+        return _ThreadTurn(self, key, deadline)
 
-    @contextlib.asynccontextmanager
-    async def aturn(self, key: str, deadline: float) -> AsyncIterator[Turn[asyncio.Lock] | None]:
-        """:meth:`turn` among the tasks of the running event loop."""
-        place = (asyncio.get_running_loop(), key)
-        slot = self._enter(self._tasks, place, asyncio.Lock)
-        try:
-            lock = slot.lock
-            had: bool
-            if not lock.locked():
-                had = await lock.acquire()  # at once: an unlocked Lock does not suspend
-            else:
-                had = await _acquired_by(lock, deadline)
-            try:
-                yield slot if had else None
-            finally:
-                if had:
-                    lock.release()
-        finally:
-            self._leave(self._tasks, place, slot)
+    def aturn(self, key: str, deadline: float) -> _TaskTurn:
+        """:meth:`turn` among the tasks of the running event loop (``async with``)."""
+        return _TaskTurn(self, key, deadline)
 
     def _enter(
         self, table: dict[Hashable, Turn[_L]], key: Hashable, make: Callable[[], _L]
@@ -110,6 +84,72 @@ class Turns:
             slot.users -= 1
             if slot.users == 0:
                 del table[key]
+
+
+# The two context managers are classes, not ``contextlib`` generators: a save takes a turn on
+# every write, and a generator-based one costs several times an uncontended lock (3.5 µs
+# against 1 for the async one on this project's VM).
+
+
+class _ThreadTurn:
+    __slots__ = ("_deadline", "_had", "_key", "_slot", "_turns")
+
+    def __init__(self, turns: Turns, key: str, deadline: float) -> None:
+        self._turns = turns
+        self._key = key
+        self._deadline = deadline
+        self._had = False
+
+    def __enter__(self) -> Turn[threading.Lock] | None:
+        turns = self._turns
+        slot = self._slot = turns._enter(turns._threads, self._key, threading.Lock)
+        try:
+            self._had = slot.lock.acquire(timeout=max(0.0, self._deadline - time.monotonic()))
+        except BaseException:
+            turns._leave(turns._threads, self._key, slot)
+            raise
+        return slot if self._had else None
+
+    def __exit__(self, *exc_info: object) -> None:
+        slot = self._slot
+        try:
+            if self._had:
+                slot.lock.release()
+        finally:
+            self._turns._leave(self._turns._threads, self._key, slot)
+
+
+class _TaskTurn:
+    __slots__ = ("_deadline", "_had", "_key", "_place", "_slot", "_turns")
+
+    def __init__(self, turns: Turns, key: str, deadline: float) -> None:
+        self._turns = turns
+        self._key = key
+        self._deadline = deadline
+        self._had = False
+
+    async def __aenter__(self) -> Turn[asyncio.Lock] | None:
+        turns = self._turns
+        place = self._place = (asyncio.get_running_loop(), self._key)
+        slot = self._slot = turns._enter(turns._tasks, place, asyncio.Lock)
+        try:
+            lock = slot.lock
+            if not lock.locked():
+                self._had = await lock.acquire()  # at once: an unlocked Lock does not suspend
+            else:
+                self._had = await _acquired_by(lock, self._deadline)
+        except BaseException:
+            turns._leave(turns._tasks, place, slot)
+            raise
+        return slot if self._had else None
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        slot = self._slot
+        try:
+            if self._had:
+                slot.lock.release()
+        finally:
+            self._turns._leave(self._turns._tasks, self._place, slot)
 
 
 async def _acquired_by(lock: asyncio.Lock, deadline: float) -> bool:
