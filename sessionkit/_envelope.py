@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from ._config import MAX_LIFETIME
-from ._values import DecodeError, TypeRegistry
+from ._values import DecodeError, TypeRegistry, check_nesting
 
 __all__ = [
     "VERSION",
@@ -166,6 +166,10 @@ def envelope_times(payload: bytes) -> Times:
     the data left undecoded: a tool such as ``sessionkit rekey`` has no value registry (it
     cannot know the application's registered types), and needs none to carry a record over.
     """
+    try:
+        check_nesting(payload)
+    except ValueError as exc:
+        raise DecodeError(str(exc)) from None
     try:
         env = json.loads(payload)
     except (ValueError, RecursionError):

@@ -50,7 +50,7 @@ import attrs
 
 from ._errors import ConfigError, StorageError
 from ._steps import GET, PAUSE, Steps
-from ._values import DecodeError
+from ._values import DecodeError, check_nesting
 
 if TYPE_CHECKING:
     from ._records import Records
@@ -106,6 +106,7 @@ def _decode(payload: bytes | None) -> dict[str, Entry]:
     if payload is None:
         return {}
     try:
+        check_nesting(payload)
         body = json.loads(payload)
         entries = {}
         for names, token, until in body["i"]:

@@ -21,6 +21,7 @@ from .._crypto import is_sealed
 from .._envelope import VERSION
 from .._principals import is_index
 from .._storage import Storage
+from .._values import check_nesting
 from .text import human_age, human_bytes
 
 __all__ = ["UNSUPPORTED", "Stats", "collect_stats", "format_stats"]
@@ -50,8 +51,9 @@ class Stats:
 def created_at(payload: bytes) -> float | None:
     """The creation time stored in a session envelope, or ``None`` if it is not one."""
     try:
+        check_nesting(payload)  # no RecursionError stops the count (sessionkit._values._text)
         envelope: Any = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if type(envelope) is not dict or envelope.get("v") != VERSION:
         return None

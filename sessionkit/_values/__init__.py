@@ -13,7 +13,8 @@ through the same tagged codec as a top-level value, so it comes back exactly too
 
 Everything ``set()`` accepts can be saved and loaded back: a class is registered only once the
 converter can structure it again; a value nested deeper than :data:`MAX_DEPTH` levels (or one
-that contains itself) is refused; a value a field's annotation does not admit is refused, named
+that contains itself) is refused, and stored text nested deeper than :data:`MAX_NESTING` is
+refused before it is parsed; a value a field's annotation does not admit is refused, named
 by its path (``Cart.items[1]``); and a string holding lone surrogates, which UTF-8 cannot
 carry, travels tagged rather than failing at save time.
 
@@ -26,6 +27,6 @@ from __future__ import annotations
 
 from ._faults import DecodeError
 from ._registry import MAX_DEPTH, TypeRegistry
-from ._text import TAG
+from ._text import MAX_NESTING, TAG, check_nesting
 
-__all__ = ["MAX_DEPTH", "TAG", "DecodeError", "TypeRegistry"]
+__all__ = ["MAX_DEPTH", "MAX_NESTING", "TAG", "DecodeError", "TypeRegistry", "check_nesting"]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 
-from sessionkit import Storage, Store
+from sessionkit import Storage, Store, open_storage
 from sessionkit._ops.cli import main
 from sessionkit._ops.stats import collect_stats
 from tests.cli.conftest import KeptMemoryStorage, PlainStorage, fill
@@ -94,3 +96,25 @@ def test_a_server_backend_counts_and_scans_its_namespace_only(
     lines = report(capsys.readouterr().out)
     assert lines["live sessions"] == "2"
     assert "ago)" in lines["oldest"] and lines["largest"].startswith("3.0 KiB")
+
+
+def test_a_record_nested_deeper_than_any_sessionkit_writes_is_counted_unreadable(
+    sqlite_url: str,
+) -> None:
+    """A record nested 100,000 deep (corrupt, or planted): the command counts it as unreadable
+    instead of stopping on a ``RecursionError`` (run as an operator runs it, in a process of
+    its own, over a SQLite file)."""
+    fill(Store(storage=sqlite_url), [50])
+    storage = open_storage(sqlite_url)
+    deep = b'{"v":1,"c":0,"t":0,"l":null,"d":{"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
+    storage.set("planted", deep, timedelta(hours=1))
+    storage.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "sessionkit", "stats", "--json", sqlite_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert (data["live"], data["unreadable"]) == (2, 1)
