@@ -103,7 +103,8 @@ def scanner(decoder: json.JSONDecoder) -> Callable[[str], Any]:
     scan = json.scanner.make_scanner(decoder)  # type: ignore[arg-type]
 
     def decode(text: str) -> Any:
-        check_nesting(text)
+        if text.count("[") + text.count("{") > MAX_NESTING:  # else it cannot nest deeper
+            check_nesting(text)
         try:
             value, end = scan(text, 0)
         except StopIteration:  # the scanner's way of saying "no JSON value starts here"
