@@ -60,11 +60,12 @@ def _not_json(value: Any) -> Any:
 
 #: How deep stored JSON may nest. Nothing sessionkit writes comes near it (a value nests at
 #: most ``MAX_DEPTH`` = 64 levels, each taking at most three levels of JSON: under 200 in
-#: all, envelope included), and text nested deeper is refused before it is parsed. The parser recurses once per level: a record
-#: nested 100,000 deep (corrupt, or planted in the storage) would spend the interpreter's whole
-#: recursion budget, so a finalizer the collector ran meanwhile (one that releases a closed
-#: loop's connections, say) would fail for want of stack, and a tool would stop on a
-#: ``RecursionError`` instead of counting one unreadable record.
+#: all, envelope included), and text nested deeper is refused before it is parsed. The parser
+#: recurses once per level: a record nested 100,000 deep (corrupt, or planted in the storage)
+#: would spend the interpreter's whole recursion budget, so a finalizer the collector ran
+#: meanwhile (one that releases a closed loop's connections, say) would fail for want of
+#: stack, and a tool would stop on a ``RecursionError`` instead of counting one unreadable
+#: record.
 MAX_NESTING = 512
 #: A JSON string, escapes included (the unrolled form: no backtracking per character).
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
