@@ -29,7 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import contenders as c  # noqa: E402
-from benchmarks._drive import asgi_caller, wsgi_caller  # noqa: E402
+from benchmarks._drive import (  # noqa: E402
+    asgi_caller,
+    median_us,
+    time_async,
+    time_sync,
+    wsgi_caller,
+)
 
 TOKEN = "t" * 43
 RECORDS = {TOKEN: (time.monotonic() + 86400, json.dumps({"v": "hello", "n": 0}).encode())}
@@ -80,32 +86,14 @@ def _cookie_of(contender: c.Contender) -> str | None:
 
 
 def _timer(kind: str, app: Any, cookie: str | None, n: int) -> Callable[[], float]:
-    """µs per ``/read`` over ``n`` requests (after a warm-up), as a callable."""
+    """The median µs of ``n`` timed ``/read`` requests (after a warm-up), as a callable: the
+    same timing as ``run.py``'s (``time_sync``/``time_async``, one loop per contender)."""
     if kind == "asgi":
         call = asgi_caller(app)
-
-        async def loop(count: int) -> float:
-            began = time.perf_counter()
-            for _ in range(count):
-                await call("/read", cookie)
-            return (time.perf_counter() - began) / count * 1e6
-
-        def run_async() -> float:
-            asyncio.run(loop(n // 8))
-            return asyncio.run(loop(n))
-
-        return run_async
+        loop = asyncio.new_event_loop()
+        return lambda: median_us(time_async(loop, lambda: call("/read", cookie), n, n // 8))
     wcall = wsgi_caller(app)
-
-    def run_sync() -> float:
-        for _ in range(n // 8):
-            wcall("/read", cookie)
-        began = time.perf_counter()
-        for _ in range(n):
-            wcall("/read", cookie)
-        return (time.perf_counter() - began) / n * 1e6
-
-    return run_sync
+    return lambda: median_us(time_sync(lambda: wcall("/read", cookie), n, n // 8))
 
 
 def main() -> None:
@@ -141,8 +129,9 @@ def main() -> None:
         "# A session read on memory, in-process: the floor beside the contenders",
         "",
         f"`benchmarks/memory_floor.py`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-        f"Python {platform.python_version()}; median µs per `/read` over {args.rounds} "
-        f"interleaved rounds of {args.requests} requests; ÷ peer: over the peer's time.",
+        f"Python {platform.python_version()}; µs per `/read`: the median of each round's "
+        f"median request, {args.rounds} interleaved rounds of {args.requests} requests; "
+        "÷ peer: over the peer's time.",
         "",
         "| framework | contender | µs per read | ÷ peer |",
         "|---|---|---:|---:|",
