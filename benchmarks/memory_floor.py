@@ -103,22 +103,26 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("memory_floor.md"))
     args = parser.parse_args()
     groups: dict[str, list[tuple[str, Callable[[], float]]]] = {}
-    for framework, floor, rivals in (
-        ("Starlette", starlette_floor(), ["starlette_bare", "starsessions_starlette"]),
-        ("Flask", flask_floor(), ["flask_bare", "flask_session"]),
-    ):
-        kind = "asgi" if framework == "Starlette" else "wsgi"
-        rows = [("floor (a dict)", _timer(kind, floor, f"sid={TOKEN}", args.requests))]
-        made = [getattr(c, name)(*(["memory"] if "bare" not in name else [])) for name in rivals]
-        ours = (
-            c.sessionkit_starlette("memory://", "memory")
-            if kind == "asgi"
-            else c.sessionkit_flask("memory://", "memory")
-        )
-        for contender in [made[0], ours, made[1]]:
-            rows.append(
-                (contender.name, _timer(kind, contender.app, _cookie_of(contender), args.requests))
-            )
+    for framework, kind, floor, make in (
+        (
+            "Starlette",
+            "asgi",
+            starlette_floor,
+            (c.starlette_bare, lambda: c.sessionkit_starlette("memory://", "memory"),
+             lambda: c.starsessions_starlette("memory")),
+        ),
+        (
+            "Flask",
+            "wsgi",
+            flask_floor,
+            (c.flask_bare, lambda: c.sessionkit_flask("memory://", "memory"),
+             lambda: c.flask_session("memory")),
+        ),
+    ):  # fmt: skip
+        rows = [("floor (a dict)", _timer(kind, floor(), f"sid={TOKEN}", args.requests))]
+        for contender in (build() for build in make):  # bare, sessionkit, then the peer
+            cookie = _cookie_of(contender)
+            rows.append((contender.name, _timer(kind, contender.app, cookie, args.requests)))
         groups[framework] = rows
     times: dict[tuple[str, str], list[float]] = {}
     for round_ in range(args.rounds):  # each round starts one contender further along
