@@ -27,11 +27,13 @@ it knows nothing of TTLs.
 
 What a read does (:meth:`ClientCache.get`), under one lock, with no round trip: it *drains*
 the listener's socket without blocking (a ``poll`` with no wait; only when bytes are there
-are they read and applied), so every message that reached this machine before the read began
-is applied before the read looks; then it serves the entry if the listener is alive, its
-last ``PING`` answered within :data:`LIVE_WINDOW`, and the entry has not reached the TTL it
-was read with. Anything else is a miss, which reads through with ``GET`` and ``PTTL`` in one
-round trip and fills the entry.
+are they read, by this module on a non-blocking socket, and applied), so every message that
+reached this machine before the read began is applied before the read looks; then it serves
+the entry if the listener is alive, its last ``PING`` answered within :data:`LIVE_WINDOW`, no
+message is cut in two (its rest not read yet), no burst is being caught up with (see
+:meth:`ClientCache._drain`), and the entry has not reached the TTL it was read with. Anything
+else is a miss, which reads through with ``GET`` and ``PTTL`` in one round trip and fills the
+entry.
 
 The race every such cache must close: a read misses, sends ``GET``, gets the old value, and
 a change made just after that ``GET`` ran sends its message, which another thread's read
@@ -65,6 +67,7 @@ import itertools
 import logging
 import os
 import select
+import ssl
 import threading
 import time
 import weakref
@@ -72,6 +75,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+import hiredis
 import redis
 import redis.backoff
 import redis.retry
@@ -96,6 +100,13 @@ RETRY_EVERY = 1.0
 #: Bytes counted per entry on top of its name and value (the dict slot, the tuple, the
 #: objects' headers), so the byte bound holds for small sessions too.
 ENTRY_OVERHEAD = 200
+#: Bytes asked of the listener's socket per ``recv``.
+CHUNK = 65536
+#: Bytes read by one drain from which the listener may be behind (see :meth:`ClientCache._drain`).
+BEHIND_AT = 65536
+_PING = b"*1\r\n$4\r\nPING\r\n"
+#: A ``recv`` on the non-blocking listener with nothing to read (plain or TLS).
+_NOTHING_YET = (BlockingIOError, ssl.SSLWantReadError)
 
 
 def _never() -> bool:
@@ -125,6 +136,19 @@ def _poller(fd: int) -> Callable[[], object]:
     return lambda: select.select([fd], (), (), 0)[0]  # Windows: no poll()
 
 
+def _reply(sock: Any, reader: Any) -> Any:
+    """The next reply on the listener while it subscribes (the socket still blocks, within
+    its ``socket_timeout``); an error reply is raised."""
+    while (reply := reader.gets()) is False:
+        data = sock.recv(CHUNK)
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        reader.feed(data)
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
+
+
 class ClientCache:
     """The cached values of one storage, bounded, kept right by the server's messages.
 
@@ -134,6 +158,7 @@ class ClientCache:
 
     __slots__ = (
         "__weakref__",
+        "_barrier",
         "_bytes",
         "_closed",
         "_connecting",
@@ -144,14 +169,18 @@ class ClientCache:
         "_next_try",
         "_pending",
         "_ping_due",
-        "_ping_out",
         "_ping_sent",
         "_ping_timeout",
+        "_pings",
         "_poll",
         "_pong_at",
+        "_pongs",
         "_prefix",
+        "_reader",
         "_settings",
+        "_sock",
         "_tickets",
+        "_tls",
         "listener_id",
         "stats",
     )
@@ -178,13 +207,20 @@ class ClientCache:
         self._pending: dict[str, int] = {}
         self._tickets = itertools.count(1)
         self._listener: Any = None
+        #: The listener's socket (non-blocking once subscribed; see :meth:`_drain`), whether
+        #: it is TLS, and the parser its bytes are fed to.
+        self._sock: Any = None
+        self._tls = False
+        self._reader: Any = None
         self._poll: Callable[[], object] = _never
         #: The listener's client id (for operators, and tests that kill it); 0: none.
         self.listener_id = 0
         self._pong_at = 0.0
         self._ping_due = 0.0
-        self._ping_out = False
         self._ping_sent = 0.0
+        #: ``PING``s sent and answered on the listener (answers come in order), and how many
+        #: must be answered before hits are served again (see :meth:`_drain`).
+        self._pings = self._pongs = self._barrier = 0
         #: Seconds an unanswered PING breaks the listener after: the reply timeout of any
         #: command (``socket_timeout``), at least :data:`LIVE_WINDOW`.
         self._ping_timeout = max(LIVE_WINDOW, kwargs.get("socket_timeout") or LIVE_WINDOW)
@@ -309,29 +345,64 @@ class ClientCache:
             self._drain(now)
             if self._listener is None:
                 return False
-        if self._ping_out:
+        if self._pongs < self._pings:
             if now - self._ping_sent > self._ping_timeout:  # as any command would fail
                 self._break(now, "its PING went unanswered")
                 return False
         elif now >= self._ping_due:
             self._ping(now)
-        return now - self._pong_at <= LIVE_WINDOW
+        # A message partly read names keys not known yet: nothing is served until its rest
+        # is here (reads go to the server meanwhile, which knows).
+        return (
+            now - self._pong_at <= LIVE_WINDOW
+            and self._pongs >= self._barrier
+            and not self._reader.has_data()
+        )
 
     def _ssl_pending(self) -> bool:
         """Bytes TLS has decrypted and buffered, which ``poll`` does not see."""
-        sock = self._listener._sock
-        pending = getattr(sock, "pending", None)
-        return bool(pending is not None and pending())
+        return self._tls and bool(self._sock.pending())
 
     def _drain(self, now: float) -> None:
-        listener = self._listener
+        """Read what the listener's socket holds, without waiting, and apply every whole
+        message in it. A message cut across reads (a burst of changes larger than the socket's
+        buffer arrives in parts) waits in the parser for its rest, and until then the cache
+        serves nothing (:meth:`_serving`).
+
+        The socket is read here, not through redis-py's ``read_response``: that cost more
+        than the rest of a cached read, once per change anywhere under the prefix, and it
+        waited for the rest of a cut message, holding the lock, for up to the socket's
+        timeout.
+        """
+        sock, reader = self._sock, self._reader
+        read = 0
         try:
             while True:
-                self._apply(listener.read_response(disconnect_on_error=True), now)
-                if not listener.can_read(0):
-                    return
-        except (redis.RedisError, OSError, ValueError, TypeError) as exc:
+                try:
+                    data = sock.recv(CHUNK)
+                except _NOTHING_YET:
+                    break
+                if not data:
+                    raise ConnectionError("the server closed it")
+                reader.feed(data)
+                read += len(data)
+                # A plain socket gave everything it had unless it filled the chunk; TLS
+                # hands out one record at a time, so it is read until it has nothing.
+                if len(data) < CHUNK and not self._tls:
+                    break
+            while (message := reader.gets()) is not False:
+                if isinstance(message, Exception):  # an error reply
+                    raise message
+                self._apply(message, now)
+        except (hiredis.HiredisError, redis.RedisError, OSError, ValueError, TypeError) as exc:
             self._break(now, f"reading it failed: {exc}")
+            return
+        if read >= BEHIND_AT:
+            # So much came at once that the socket's buffer may have filled, and the server
+            # may hold more messages for it, of changes already acknowledged. A PING sent
+            # now is answered after all of them: nothing is served until its answer is in.
+            self._barrier = self._pings + 1
+            self._ping(now)
 
     def _apply(self, message: Any, now: float) -> None:
         kind = message[0] if isinstance(message, list) and message else None
@@ -346,17 +417,21 @@ class ClientCache:
                 self._pending.pop(name, None)
             self.stats["invalidated"] += len(names)
         elif kind == b"pong":
+            self._pongs += 1
             self._pong_at = now
-            self._ping_out = False
-            self._ping_due = now + PING_EVERY
+            if self._pongs == self._pings:
+                self._ping_due = now + PING_EVERY
 
     def _ping(self, now: float) -> None:
         try:
-            self._listener.send_command("PING", check_health=False)
-        except (redis.RedisError, OSError) as exc:
+            sent = self._sock.send(_PING)
+        except OSError as exc:
             self._break(now, f"sending it a PING failed: {exc}")
             return
-        self._ping_out = True
+        if sent != len(_PING):  # a send buffer full with 14 bytes' room: it is not read
+            self._break(now, "sending it a PING failed: its send buffer is full")
+            return
+        self._pings += 1
         self._ping_sent = now
 
     def _break(self, now: float, reason: str) -> None:
@@ -370,11 +445,17 @@ class ClientCache:
         )
         self.stats["breaks"] += 1
         self._flush()
-        listener, self._listener, self._poll = self._listener, None, _never
-        self.listener_id = 0
+        listener = self._drop_listener()
         self._next_try = now  # at once: a killed connection comes back in one round trip
         with contextlib.suppress(redis.RedisError, OSError):
             listener.disconnect()
+
+    def _drop_listener(self) -> Any:
+        """Take the listener out of service (it serves no more hits) and return it to close."""
+        listener, self._listener, self._poll = self._listener, None, _never
+        self._sock = self._reader = None
+        self.listener_id = 0
+        return listener
 
     def _start_connect(self, now: float) -> None:
         if self._connecting or self._closed or now < self._next_try:
@@ -395,15 +476,19 @@ class ClientCache:
         listener = None
         try:
             listener = self._make_listener()
-            listener.connect()
+            listener.connect()  # redis-py's handshake (AUTH, SELECT, ...): all its replies read
+            # From here the socket is read only by this cache's own parser, which keeps any
+            # message that comes in behind the subscription's reply for the first drain.
+            sock, reader = listener._sock, hiredis.Reader()
             listener.send_command("CLIENT", "ID")
-            client_id = int(listener.read_response())
+            client_id = int(_reply(sock, reader))
             tracking: tuple[Any, ...] = ("CLIENT", "TRACKING", "ON", "REDIRECT", client_id)
             tracking += ("BCAST", "PREFIX", self._prefix)
             listener.send_packed_command(listener.pack_commands((tracking, ("SUBSCRIBE", CHANNEL))))
-            listener.read_response()  # OK, or an error reply (raised)
-            listener.read_response()  # [subscribe, channel, 1]
-        except (redis.RedisError, OSError, ValueError) as exc:
+            _reply(sock, reader)  # OK, or an error reply (raised)
+            _reply(sock, reader)  # [subscribe, channel, 1]
+            sock.setblocking(False)  # reads drain it without waiting (see _drain)
+        except (redis.RedisError, hiredis.HiredisError, OSError, ValueError) as exc:
             logger.warning(
                 "redis client cache for prefix %r: cannot subscribe a listener (%s); reads "
                 "go to the server",
@@ -421,11 +506,12 @@ class ClientCache:
                 listener.disconnect()
                 return
             self._flush()  # nothing was filled without a listener; make sure of it
-            self._listener, self._poll = listener, _poller(listener._sock.fileno())
+            self._listener, self._poll = listener, _poller(sock.fileno())
+            self._sock, self._reader, self._tls = sock, reader, isinstance(sock, ssl.SSLSocket)
             self.listener_id = client_id
             now = time.monotonic()
             self._pong_at = now
-            self._ping_out = False
+            self._pings = self._pongs = self._barrier = 0
             self._ping_due = now + PING_EVERY
 
     # -- ends --------------------------------------------------------------------------------
@@ -435,7 +521,7 @@ class ClientCache:
         with self._lock:
             self._closed = True
             self._flush()
-            listener, self._listener, self._poll = self._listener, None, _never
+            listener = self._drop_listener()
         if listener is not None:
             with contextlib.suppress(redis.RedisError, OSError):
                 listener.disconnect()
@@ -444,10 +530,9 @@ class ClientCache:
         """In a forked child: drop the parent's listener without touching its socket's
         connection (closing only the child's descriptor), and every entry."""
         self._lock = threading.Lock()  # a lock held at fork stays held in the child
-        listener, self._listener, self._poll = self._listener, None, _never
+        listener = self._drop_listener()
         self._flush()
         self._connecting = False
         self._next_try = 0.0
-        self.listener_id = 0
         if listener is not None:
             listener.disconnect()  # redis-py shuts the socket down only in its own process
