@@ -152,9 +152,13 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         #: While a record is retiring: the keys this request set or deleted since
         #: :meth:`regenerate`, all that is kept if the old record turns out to be gone.
         self._changed: set[str] | None = None
-        self._apply(session_id, record, now, raw)
         if pending:
+            # Nothing is known of its record yet: every use but the three flags above (and
+            # ``destroyed``) goes through _touch, which fills in the rest (_filled).
+            self._id = session_id
             self._state = PENDING
+        else:
+            self._apply(session_id, record, now, raw)
 
     def _apply(
         self, session_id: str, record: Record | None, now: float, raw: bytes | None = None
