@@ -432,12 +432,16 @@ class Store:
             await adrive(self.storage, self._save_steps(session, plan))
             return
         deadline = time.monotonic() + _MERGE_BUDGET
-        async with self._turns.aturn(session._id, deadline) as turn:
-            if turn is None:
+        turn = self._turns.aturn(session._id, deadline)
+        try:
+            if not (turn.take() or await turn.wait()):
                 raise _kept_changing(session)
-            known, turn.stored = turn.stored, None
+            slot = turn.slot
+            known, slot.stored = slot.stored, None
             await adrive(self.storage, self._save_steps(session, plan, deadline, known))
-            turn.stored = _left_stored(session)
+            slot.stored = _left_stored(session)
+        finally:
+            turn.leave()
 
     def _merges(self, session: Session) -> bool:
         """Whether a save of ``session`` goes over what it loaded, merging if that changed."""

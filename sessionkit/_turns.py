@@ -19,17 +19,22 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Turn", "Turns"]
+__all__ = ["TaskTurn", "Turn", "Turns"]
 
 _L = TypeVar("_L", threading.Lock, asyncio.Lock)
 
 
 class Turn(Generic[_L]):
-    """One key's lock, how many saves hold or wait for it (dropped at zero), and what the last
-    save that held it left stored.
+    """One key's turn: how many saves hold or wait for it (dropped at zero), its lock, and what
+    the last save that held it left stored.
+
+    The lock is made only when a second save of the key comes while the first holds the turn:
+    until then the one save holds it by being alone, and an uncontended turn (nearly every
+    save) costs a dictionary entry and no lock at all. The save that makes the lock acquires it
+    at once for the save that holds the turn (a lock has no owner), then waits on it.
 
     ``stored`` is handed from each save to the next: the bytes the save wrote, or ``None``
     (unknown: it failed, or removed the record). A save that waited merges onto them at once,
@@ -40,18 +45,19 @@ class Turn(Generic[_L]):
 
     __slots__ = ("lock", "stored", "users")
 
-    def __init__(self, lock: _L) -> None:
-        self.lock: _L = lock
-        self.users = 0
+    def __init__(self) -> None:
+        self.lock: _L | None = None
+        self.users = 1
         self.stored: bytes | None = None
 
 
 class Turns:
     """Turns per key: for threads (WSGI, Flask) and, apart, for the tasks of each event loop.
 
-    A key's lock lives while a save holds or waits for it, so a store serving millions of
-    sessions keeps only the locks of saves in flight. An uncontended turn costs two short
-    critical sections and an uncontended lock.
+    A key's entry lives while a save holds or waits for its turn, so a store serving millions
+    of sessions keeps only the entries of saves in flight. The threads' table is changed under
+    one guard; the tasks' table needs none, as each of its entries is keyed by its event loop
+    and only ever touched from that loop's thread (each dictionary operation is atomic).
     """
 
     def __init__(self) -> None:
@@ -65,37 +71,32 @@ class Turns:
         (``time.monotonic()``): then the caller must not do the work."""
         return _ThreadTurn(self, key, deadline)
 
-    def aturn(self, key: str, deadline: float) -> _TaskTurn:
-        """:meth:`turn` among the tasks of the running event loop (``async with``)."""
-        return _TaskTurn(self, key, deadline)
+    def aturn(self, key: str, deadline: float) -> TaskTurn:
+        """:meth:`turn` among the tasks of the running event loop, taken without a coroutine
+        when no other task of the loop holds it::
 
-    def _enter(
-        self, table: dict[Hashable, Turn[_L]], key: Hashable, make: Callable[[], _L]
-    ) -> Turn[_L]:
-        with self._guard:
-            slot = table.get(key)
-            if slot is None:
-                slot = table[key] = Turn(make())
-            slot.users += 1
-            return slot
-
-    def _leave(self, table: dict[Hashable, Turn[_L]], key: Hashable, slot: Turn[_L]) -> None:
-        with self._guard:
-            slot.users -= 1
-            if slot.users == 0:
-                del table[key]
+            turn = turns.aturn(key, deadline)
+            try:
+                if not (turn.take() or await turn.wait()):
+                    ...  # not had before the deadline: do not do the work
+                ...  # the work; turn.slot is the key's Turn
+            finally:
+                turn.leave()
+        """
+        return TaskTurn(self, key, deadline)
 
 
-# The two context managers are classes, not ``contextlib`` generators: a save takes a turn on
-# every write, and the generators cost more than the lock (an async turn took 3.5 µs, now
-# 2.0; a threaded one 2.7, now 2.0; an uncontended lock alone 0.4, on this project's VM).
+# The turns are classes, not ``contextlib`` generators, and the uncontended async one is no
+# coroutine at all: a save takes a turn on every write (an async turn took 3.5 µs as a
+# generator, 2.0 as a class with an ``asyncio.Lock``, and less without the lock; see
+# docs/performance.md, "Taking turns").
 
 
 class _Held:
     """What both kinds of turn keep between entering and leaving."""
 
-    __slots__ = ("_deadline", "_had", "_key", "_slot", "_turns")
-    _slot: Turn[Any]  # set on entering
+    __slots__ = ("_deadline", "_had", "_key", "_turns", "slot")
+    slot: Turn[Any]  # set on entering
 
     def __init__(self, turns: Turns, key: str, deadline: float) -> None:
         self._turns = turns
@@ -103,52 +104,81 @@ class _Held:
         self._deadline = deadline
         self._had = False
 
-    def _release(self, table: dict[Hashable, Any], place: Hashable) -> None:
-        slot = self._slot
-        try:
-            if self._had:
-                slot.lock.release()
-        finally:
-            self._turns._leave(table, place, slot)
-
 
 class _ThreadTurn(_Held):
     __slots__ = ()
 
     def __enter__(self) -> Turn[threading.Lock] | None:
-        turns = self._turns
-        slot = self._slot = turns._enter(turns._threads, self._key, threading.Lock)
+        turns, key = self._turns, self._key
+        with turns._guard:
+            slot = turns._threads.get(key)
+            if slot is None:  # alone: the turn is had at once
+                self.slot = turns._threads[key] = Turn()
+                self._had = True
+                return self.slot
+            self.slot = slot
+            slot.users += 1
+            lock = slot.lock
+            if lock is None:  # the first to wait: held for the thread that has the turn
+                lock = slot.lock = threading.Lock()
+                lock.acquire()
         try:
-            self._had = slot.lock.acquire(timeout=max(0.0, self._deadline - time.monotonic()))
+            self._had = lock.acquire(timeout=max(0.0, self._deadline - time.monotonic()))
         except BaseException:
-            turns._leave(turns._threads, self._key, slot)
+            self.__exit__()
             raise
         return slot if self._had else None
 
     def __exit__(self, *exc_info: object) -> None:
-        self._release(self._turns._threads, self._key)
+        slot = self.slot
+        with self._turns._guard:
+            slot.users -= 1
+            if slot.users == 0:
+                del self._turns._threads[self._key]
+            lock = slot.lock
+        if self._had and lock is not None:
+            lock.release()
 
 
-class _TaskTurn(_Held):
+class TaskTurn(_Held):
+    """A save's turn among the tasks of its event loop (see :meth:`Turns.aturn`)."""
+
     __slots__ = ("_place",)
 
-    async def __aenter__(self) -> Turn[asyncio.Lock] | None:
-        turns = self._turns
+    def take(self) -> bool:
+        """Join the turn; whether it is had already (no task of this loop holds it)."""
+        table = self._turns._tasks
         place = self._place = (asyncio.get_running_loop(), self._key)
-        slot = self._slot = turns._enter(turns._tasks, place, asyncio.Lock)
-        try:
-            lock = slot.lock
-            if not lock.locked():
-                self._had = await lock.acquire()  # at once: an unlocked Lock does not suspend
-            else:
-                self._had = await _acquired_by(lock, self._deadline)
-        except BaseException:
-            turns._leave(turns._tasks, place, slot)
-            raise
-        return slot if self._had else None
+        slot = table.get(place)
+        if slot is None:
+            self.slot = table[place] = Turn()
+            self._had = True
+            return True
+        self.slot = slot
+        slot.users += 1
+        return False
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._release(self._turns._tasks, self._place)
+    async def wait(self) -> bool:
+        """After :meth:`take` said no: wait for the turn until the deadline; whether it was
+        had. Cancelled while waiting, it holds nothing (:meth:`leave` still must be called)."""
+        slot = self.slot
+        lock = slot.lock
+        if lock is None:  # the first to wait: held for the task that has the turn
+            lock = slot.lock = asyncio.Lock()
+            await lock.acquire()  # at once: a new Lock does not suspend
+        # Even an unlocked lock may have a woken waiter ahead of this one: always bounded.
+        self._had = await _acquired_by(lock, self._deadline)
+        return self._had
+
+    def leave(self) -> None:
+        """Give the turn up (if had) and leave it: in a ``finally`` after :meth:`take`."""
+        slot = self.slot
+        slot.users -= 1
+        if slot.users == 0:
+            del self._turns._tasks[self._place]
+        lock = slot.lock
+        if self._had and lock is not None:
+            lock.release()
 
 
 async def _acquired_by(lock: asyncio.Lock, deadline: float) -> bool:
