@@ -104,6 +104,15 @@ class _Held:
         self._deadline = deadline
         self._had = False
 
+    def _drop(self, table: dict[Hashable, Any], place: Hashable) -> Any:
+        """Leave the key's entry (dropped once no save is in it); return its lock if this
+        save had the turn and a lock was made, for the caller to release."""
+        slot = self.slot
+        slot.users -= 1
+        if slot.users == 0:
+            del table[place]
+        return slot.lock if self._had else None
+
 
 class _ThreadTurn(_Held):
     __slots__ = ()
@@ -130,13 +139,10 @@ class _ThreadTurn(_Held):
         return slot if self._had else None
 
     def __exit__(self, *exc_info: object) -> None:
-        slot = self.slot
-        with self._turns._guard:
-            slot.users -= 1
-            if slot.users == 0:
-                del self._turns._threads[self._key]
-            lock = slot.lock
-        if self._had and lock is not None:
+        turns = self._turns
+        with turns._guard:
+            lock = self._drop(turns._threads, self._key)
+        if lock is not None:
             lock.release()
 
 
@@ -172,12 +178,8 @@ class TaskTurn(_Held):
 
     def leave(self) -> None:
         """Give the turn up (if had) and leave it: in a ``finally`` after :meth:`take`."""
-        slot = self.slot
-        slot.users -= 1
-        if slot.users == 0:
-            del self._turns._tasks[self._place]
-        lock = slot.lock
-        if self._had and lock is not None:
+        lock = self._drop(self._turns._tasks, self._place)
+        if lock is not None:
             lock.release()
 
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from sessionkit._turns import Turns
+from sessionkit._turns import TaskTurn, Turns
 
 FAR = 60.0
 
@@ -75,20 +75,27 @@ async def test_other_keys_and_other_loops_do_not_wait() -> None:
     assert turns._tasks == {}
 
 
+async def waiting_behind(
+    turns: Turns, seconds: float = FAR
+) -> tuple[TaskTurn, asyncio.Future[bool]]:
+    """A turn of ``k`` joined while another holds it, and its wait, started."""
+    turn = turns.aturn("k", later(seconds))
+    assert not turn.take()
+    waiting = asyncio.ensure_future(turn.wait())
+    await asyncio.sleep(0.01)
+    return turn, waiting
+
+
 async def test_a_task_that_waits_past_its_deadline_gives_up_and_the_turn_goes_on() -> None:
     turns = Turns()
     holder = turns.aturn("k", later())
     assert holder.take()
-    late = turns.aturn("k", later(0.05))
-    assert not late.take()
     started = time.monotonic()
-    assert not await late.wait()  # the holder kept it past the deadline
+    late, gave_up = await waiting_behind(turns, 0.05)
+    assert not await gave_up  # the holder kept it past the deadline
     assert time.monotonic() - started < 1
     late.leave()
-    patient = turns.aturn("k", later())
-    assert not patient.take()
-    waiting = asyncio.ensure_future(patient.wait())
-    await asyncio.sleep(0.01)
+    patient, waiting = await waiting_behind(turns)
     assert not waiting.done()
     holder.leave()  # hands the turn on
     assert await asyncio.wait_for(waiting, 1)
@@ -100,10 +107,7 @@ async def test_a_task_cancelled_while_waiting_holds_nothing() -> None:
     turns = Turns()
     holder = turns.aturn("k", later())
     assert holder.take()
-    gone = turns.aturn("k", later())
-    assert not gone.take()
-    waiting = asyncio.ensure_future(gone.wait())
-    await asyncio.sleep(0.01)
+    gone, waiting = await waiting_behind(turns)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
