@@ -153,8 +153,9 @@ class Session(FailureNoting, MutableMapping[str, Any]):
         #: :meth:`regenerate`, all that is kept if the old record turns out to be gone.
         self._changed: set[str] | None = None
         if pending:
-            # Nothing is known of its record yet: every use but the three flags above (and
-            # ``destroyed``) goes through _touch, which fills in the rest (_filled).
+            # Nothing is known of its record yet: every use of it but ``modified``,
+            # ``accessed`` and ``destroyed`` goes through _touch, which reads the record and
+            # sets the rest (_filled); the finisher leaves a pending session alone.
             self._id = session_id
             self._state = PENDING
         else:
