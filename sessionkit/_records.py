@@ -45,6 +45,7 @@ from ._principals import PrincipalIndex
 from ._steps import DELETE, GET, Steps, adrive, drive, storage_error
 from ._storage import Storage
 from ._strategy import Strategy, strategy_for
+from ._syncstorage import runs_inline
 from ._values import DecodeError, TypeRegistry
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ class Records:
         "_store",
         "absolute",
         "expiration",
+        "inline",
         "keyring",
         "older_names",
         "principals",
@@ -135,6 +137,9 @@ class Records:
         self.storage: Storage = open_storage(storage) if isinstance(storage, str) else storage
         #: How the writes go with what this storage can do (see sessionkit._strategy).
         self.strategy: Strategy = strategy_for(self.storage)
+        #: The storage's async calls are its sync ones, made on the loop (the memory
+        #: storage): the async paths make them directly (see :func:`adrive`).
+        self.inline = runs_inline(self.storage)
         principal = config.principal_key
         #: The index of sessions by user (``principal_key``; see sessionkit._principals).
         self.principals = (
@@ -166,7 +171,7 @@ class Records:
         except Exception as exc:
             raise storage_error(exc) from exc
         if result is None and self.older_names:
-            result = await adrive(self.storage, self._older_read_steps(session_id))
+            result = await adrive(self.storage, self._older_read_steps(session_id), self.inline)
         return result
 
     def _older_read_steps(self, session_id: str) -> Steps[bytes | None]:
@@ -298,7 +303,7 @@ class Records:
 
     async def acreate(self, session_id: str, plan: Plan) -> str:
         """Async twin of :meth:`create`."""
-        return await adrive(self.storage, self.create_steps(session_id, plan))
+        return await adrive(self.storage, self.create_steps(session_id, plan), self.inline)
 
     def create_steps(self, session_id: str, plan: Plan) -> Steps[str]:
         """A new record never overwrites a live one: an id that names a live record (a
@@ -317,7 +322,7 @@ class Records:
 
     async def acreate_once(self, session_id: str, plan: Plan) -> bool:
         """Async twin of :meth:`create_once`."""
-        return await adrive(self.storage, self.create_once_steps(session_id, plan))
+        return await adrive(self.storage, self.create_once_steps(session_id, plan), self.inline)
 
     def create_once_steps(self, session_id: str, plan: Plan) -> Steps[bool]:
         yield from self.index_steps(session_id, plan)
@@ -331,7 +336,7 @@ class Records:
 
     async def areplace_live(self, session_id: str, plan: Plan) -> bool:
         """Async twin of :meth:`replace_live`."""
-        return await adrive(self.storage, self.replace_steps(session_id, plan))
+        return await adrive(self.storage, self.replace_steps(session_id, plan), self.inline)
 
     def replace_steps(self, session_id: str, plan: Plan) -> Steps[bool]:
         """A miss while ``storage_key_secret`` rotates may be a record still under an older
@@ -382,7 +387,7 @@ class Records:
 
     async def atake(self, session_id: str) -> bool:
         """Async twin of :meth:`take`."""
-        return await adrive(self.storage, self.take_steps(session_id))
+        return await adrive(self.storage, self.take_steps(session_id), self.inline)
 
     def take_steps(self, session_id: str) -> Steps[bool]:
         if not self.older_names:

@@ -101,8 +101,14 @@ def drive(storage: Any, steps: Steps[_T]) -> _T:
         return done
 
 
-async def adrive(storage: Any, steps: Steps[_T]) -> _T:
-    """Async twin of :func:`drive`: each call awaits the storage's async twin."""
+async def adrive(storage: Any, steps: Steps[_T], inline: bool = False) -> _T:
+    """Async twin of :func:`drive`: each call awaits the storage's async twin.
+
+    ``inline``: the storage's twins only call its sync methods on the loop (see
+    :func:`sessionkit._syncstorage.runs_inline`); the sync methods are called here directly,
+    with no coroutine made per call. A pause still sleeps on the loop.
+    """
+    which = 0 if inline else 1
     try:
         step = next(steps)
         while True:
@@ -111,7 +117,9 @@ async def adrive(storage: Any, steps: Steps[_T]) -> _T:
                 step = steps.send(None)
                 continue
             try:
-                result = await getattr(storage, step[0][1])(*step[1])
+                result = getattr(storage, step[0][which])(*step[1])
+                if not inline:
+                    result = await result
             except Exception as exc:  # handed to the step (see _failure)
                 step = steps.throw(_failure(exc))
             else:

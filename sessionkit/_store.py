@@ -88,6 +88,7 @@ class Store:
         self._keyring = records.keyring
         self._strategy = records.strategy
         self._merging = config.conflict == "merge" and records.strategy.compares
+        self._inline = records.inline
         #: This process's saves of one session take turns (sessionkit._turns).
         self._turns = Turns()
         # The record layer's methods that this store's per-request path calls, and those
@@ -205,7 +206,9 @@ class Store:
 
     async def asessions_for(self, principal: str | int) -> list[str]:
         """Async twin of :meth:`sessions_for`."""
-        return self._listed(principal, await adrive(self.storage, self._live_steps(principal)))
+        return self._listed(
+            principal, await adrive(self.storage, self._live_steps(principal), self._inline)
+        )
 
     def destroy_all(self, principal: str | int, *, keep: str | None = None) -> int:
         """Destroy every live session holding ``principal`` (log the user out everywhere), or
@@ -218,7 +221,7 @@ class Store:
 
     async def adestroy_all(self, principal: str | int, *, keep: str | None = None) -> int:
         """Async twin of :meth:`destroy_all`."""
-        return await adrive(self.storage, self._destroy_all_steps(principal, keep))
+        return await adrive(self.storage, self._destroy_all_steps(principal, keep), self._inline)
 
     def reset(self) -> None:
         """Delete every session of this store (its storage namespace only)."""
@@ -427,9 +430,16 @@ class Store:
             turn.stored = _left_stored(session)
 
     async def _arun_save(self, session: Session, plan: Plan | None = None) -> None:
-        """Async twin of :meth:`_run_save` (turns among the tasks of the running loop)."""
-        if not self._merges(session):
-            await adrive(self.storage, self._save_steps(session, plan))
+        """Async twin of :meth:`_run_save` (turns among the tasks of the running loop).
+
+        On a storage whose calls run inline (memory), a save never suspends its task between
+        its read and its write: no other task of the loop can come between them, and the
+        save takes no turn. (Its merge's pause between retries does suspend; a retry means
+        another thread or process saved meanwhile, and the compare-and-swap decides as it
+        does between processes.)
+        """
+        if self._inline or not self._merges(session):
+            await adrive(self.storage, self._save_steps(session, plan), self._inline)
             return
         deadline = time.monotonic() + _MERGE_BUDGET
         turn = self._turns.aturn(session._id, deadline)
@@ -604,7 +614,7 @@ class Store:
 
     async def _arenew(self, session: Session) -> None:
         """Async twin of :meth:`_renew`."""
-        await adrive(self.storage, self._renew_steps(session))
+        await adrive(self.storage, self._renew_steps(session), self._inline)
 
     def _renew_steps(self, session: Session) -> Steps[None]:
         raw = session._raw

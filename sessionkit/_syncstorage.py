@@ -39,7 +39,14 @@ import attrs
 
 from ._errors import SessionKitError
 
-__all__ = ["AsyncCall", "AsyncCalls", "SyncStorage", "WouldBlock", "current_async_call"]
+__all__ = [
+    "AsyncCall",
+    "AsyncCalls",
+    "SyncStorage",
+    "WouldBlock",
+    "current_async_call",
+    "runs_inline",
+]
 
 AsyncCalls = Literal["inline", "thread", "inline_first"]
 _MODES: tuple[AsyncCalls, ...] = ("inline", "thread", "inline_first")
@@ -285,6 +292,27 @@ def _derive(
         return  # written by hand, here or in a parent
     has_sync = required or callable(getattr(cls, name, None))
     setattr(cls, twin_name, factory(name) if has_sync else _Absent(twin_name))
+
+
+def runs_inline(storage: object) -> bool:
+    """Whether every request-path twin of ``storage`` only calls its sync method on the event
+    loop: a :class:`SyncStorage` with ``async_calls = "inline"`` and no twin written by hand
+    (in its class or on the instance).
+
+    Then the core's async paths call the sync methods themselves (no coroutine per call; see
+    :func:`sessionkit._steps.adrive`), and know that a save on such a storage never suspends
+    its task between its storage calls.
+    """
+    if not isinstance(storage, SyncStorage) or storage.async_calls != "inline":
+        return False
+    cls = type(storage)
+    own = getattr(storage, "__dict__", {})
+    for name in _REQUEST:
+        twin_name = f"a{name}"
+        twin = getattr(cls, twin_name, None)  # None: an optional twin made absent
+        if twin_name in own or (twin is not None and not getattr(twin, _DERIVED, False)):
+            return False
+    return True
 
 
 def _declared(twin: object) -> bool:
