@@ -183,6 +183,26 @@ def test_own_writes_are_seen_at_once(cached: RedisStorage) -> None:
         assert cached.get("k") == expected
 
 
+def test_changes_of_one_key_in_one_server_turn_come_as_one_message(
+    cached: RedisStorage, raw: redis.Redis
+) -> None:
+    """Why a write here forgets its key instead of keeping what it wrote: in broadcast mode
+    Redis merges the changes of one key made in one turn of its event loop into one message
+    naming it once, so the message of this process's write may stand for another client's
+    change made just after it too, and letting "its own" message through would keep a value
+    that change replaced (docs/performance.md, the client cache under load)."""
+    cache = cache_of(cached)
+    name = cached.prefix + "k"
+    before = cache.stats["invalidated"]
+    with raw.pipeline(transaction=True) as both:  # MULTI/EXEC: one turn of the server's loop
+        both.set(name, b"one client's change")
+        both.set(name, b"a change just after it")
+        both.execute()
+    time.sleep(0.05)
+    cache.get("other")  # a read applies what the listener got
+    assert cache.stats["invalidated"] - before == 1
+
+
 def name_absent(cache: ClientCache, name: str) -> bool:
     return name not in cache._entries
 
