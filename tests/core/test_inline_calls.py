@@ -13,6 +13,7 @@ import pytest
 
 from sessionkit import SessionGone, StorageError, Store
 from sessionkit._syncstorage import runs_inline
+from sessionkit._turns import Turns
 from sessionkit_memory import MemoryStorage
 from tests.core.test_sync_storage import FullInline, Inline, Recording
 from tests.web._support import CountingStorage
@@ -77,10 +78,17 @@ async def test_async_saves_call_the_sync_methods_themselves(store: Store) -> Non
     assert await store.aget_by_id(again.id) is None
 
 
-async def test_a_save_over_a_changed_record_merges_without_a_turn(store: Store) -> None:
+async def test_a_save_over_a_changed_record_merges_without_a_turn(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Twenty sessions of one record, loaded before any saves, saved by twenty tasks at once:
-    each save runs without a pause (nothing suspends on an inline storage), finds the record
-    changed by the ones before it and merges once; none is lost."""
+    each save runs without a pause (nothing suspends on an inline storage), takes no turn,
+    finds the record changed by the ones before it and merges once; none is lost."""
+
+    def no_turn(*args: Any) -> Any:
+        raise AssertionError("a save on an inline storage took a turn")
+
+    monkeypatch.setattr(Turns, "aturn", no_turn)
     first = await store.aload(None)
     first["user"] = "ada"
     await first.asave()
