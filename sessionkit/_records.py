@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._config import Config
 from ._crypto import Keyring, is_sealed
+from ._decoded import DecodedRecords
 from ._discovery import open_storage
-from ._envelope import Record, decode_record, encode_envelope
+from ._envelope import Record, encode_envelope
 from ._errors import SessionKitError, SessionTooLarge, StorageError
 from ._principals import PrincipalIndex
 from ._steps import DELETE, GET, Steps, adrive, drive, storage_error
@@ -95,6 +96,7 @@ class Records:
 
     __slots__ = (
         "_config",
+        "_decoded",
         "_store",
         "absolute",
         "expiration",
@@ -133,6 +135,9 @@ class Records:
         self.keyring = (
             None if keys is None else Keyring.from_config(keys, not config.encryption_required)
         )
+        #: Records decoded once, by their bytes (see sessionkit._decoded); none kept with
+        #: encryption on.
+        self._decoded = DecodedRecords(self.types, keep=self.keyring is None)
         storage = config.storage
         self.storage: Storage = open_storage(storage) if isinstance(storage, str) else storage
         #: How the writes go with what this storage can do (see sessionkit._strategy).
@@ -220,7 +225,7 @@ class Records:
         encryption is on); ``None`` when expired, :class:`DecodeError` when unreadable."""
         if self.keyring is not None:
             payload = self.keyring.open(payload, names)
-        record = decode_record(self.types, payload)
+        record = self._decoded.decode(payload)
         return None if self.expired(record, now) else record
 
     # -- expiry -------------------------------------------------------------------------------

@@ -1,0 +1,114 @@
+"""Records decoded once per process, by their bytes: a read of an unchanged session skips
+the decode.
+
+Most reads of a session find the record the request before it read: the same bytes. Decoding
+them (a JSON parse, the envelope's checks, the values' types) is the largest single part of a
+memory-backed read, and it gives the same :class:`~sessionkit._envelope.Record` every time,
+since it depends on nothing but the bytes (and the store's type registry, whose decodes of
+values kept here never change: see below). So a store keeps the last records it decoded, by
+their bytes, and a read whose bytes it holds copies the record instead.
+
+What keeps this invisible:
+
+* **Only records of immutable values are kept** (str, int, float, bool, None, bytes, the
+  date and time types, ``Decimal``, ``UUID``, and tuples and frozensets of those). A hit hands
+  the session a new dict of the same values, which it may change freely; a value that could
+  be changed in place (a list, a dict, a registered object) would be shared with the next
+  request, so such a record is decoded on every read, as before. Registering a type later
+  changes no kept record: every value of one has a built-in type.
+* **Expiry is judged on every read** from the kept times, by the caller, as for a record just
+  decoded: nothing is served past its lifetime.
+* **Bounded**: at most :data:`MAX_ENTRIES` records of at most :data:`MAX_BYTES` bytes each
+  (emptied when full); a larger record is never kept.
+* **Not with encryption**: a store with ``encryption_keys`` keeps no plaintext beyond the
+  request that opened it.
+
+The storage's bytes are the key, so a record changed by anyone (this process, another one, a
+tool) is a different key, and a record destroyed is never read to reach its entry again.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from ._envelope import Record, decode_record
+from ._values import TypeRegistry
+
+__all__ = ["MAX_BYTES", "MAX_ENTRIES", "DecodedRecords"]
+
+#: Records kept per store.
+MAX_ENTRIES = 512
+#: Bytes above which a record is not kept (sessions are mostly a few hundred).
+MAX_BYTES = 1024
+
+#: Value types that cannot change in place (exact types: a subclass may add state).
+_IMMUTABLE = frozenset(
+    (str, int, float, bool, type(None), bytes, datetime, date, time, timedelta, Decimal, UUID)
+)
+
+
+def _immutable(value: Any) -> bool:
+    kind = type(value)
+    if kind in _IMMUTABLE:
+        return True
+    if kind is tuple or kind is frozenset:
+        return all(_immutable(item) for item in value)
+    return False
+
+
+def _all_immutable(data: dict[str, Any]) -> bool:
+    values = data.values()
+    # The usual record holds only flat values: one pass in C; else each value looked into.
+    return _IMMUTABLE.issuperset(map(type, values)) or all(map(_immutable, values))
+
+
+#: A kept record: its data (never handed out; each read gets a copy) and its times and flags.
+_Kept = tuple[dict[str, Any], float, float, "float | None", bool, "float | None"]
+
+
+class DecodedRecords:
+    """One store's decoded records, by their bytes (see the module's note).
+
+    Thread-safe without a lock: a read, a fill and the emptying are one dict operation each.
+    Full, it is emptied at once rather than one entry at a time: most entries are then the
+    records that saves have since replaced (each save makes new bytes, and the old ones are
+    never read again), there is no order to keep on every hit, and the live ones come back on
+    their next read.
+    """
+
+    __slots__ = ("_entries", "_keep", "_types")
+
+    def __init__(self, types: TypeRegistry, *, keep: bool = True) -> None:
+        """``keep=False``: decode every time and keep nothing (a store with encryption)."""
+        self._types = types
+        self._keep = keep
+        self._entries: dict[bytes, _Kept] = {}
+
+    def decode(self, payload: bytes) -> Record:
+        """The record ``payload`` holds, with a data dict of its own;
+        :class:`~sessionkit._values.DecodeError` when it holds none."""
+        kept = self._entries.get(payload)
+        if kept is not None:
+            data, created, saved, lifetime, browser, indexed = kept
+            return Record(dict(data), created, saved, lifetime, browser, indexed)
+        record = decode_record(self._types, payload)
+        if self._keep and len(payload) <= MAX_BYTES and _all_immutable(record.data):
+            kept = (
+                dict(record.data),
+                record.created,
+                record.saved,
+                record.lifetime,
+                record.browser,
+                record.indexed,
+            )
+            entries = self._entries
+            if len(entries) >= MAX_ENTRIES:
+                entries.clear()
+            entries[payload] = kept
+        return record
+
+    def __len__(self) -> int:
+        return len(self._entries)
