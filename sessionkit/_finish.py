@@ -299,13 +299,15 @@ class Finisher:
                 return self._gone(session)
             except StorageError as exc:
                 self._unrenewed(due, session, exc)
-        if self._uncarried:
-            return self._uncarried_outcome(session, carrier)
-        return self.outcome(session)
+        return self._carried(session, carrier)
 
-    async def afinish(self, session: Session, carrier: Any = None) -> Outcome:
-        """Async twin of :meth:`finish`."""
-        due = self.write_due(session)
+    async def afinish(
+        self, session: Session, carrier: Any = None, due: int | None = None
+    ) -> Outcome:
+        """Async twin of :meth:`finish` (``due``: :meth:`write_due`, when the caller has it:
+        the ASGI middleware awaits this only when something is due, see :meth:`settled`)."""
+        if due is None:
+            due = self.write_due(session)
         if due:
             try:
                 if due == SAVE:
@@ -316,6 +318,18 @@ class Finisher:
                 return self._gone(session)
             except StorageError as exc:
                 self._unrenewed(due, session, exc)
+        return self._carried(session, carrier)
+
+    def settled(self, session: Session, carrier: Any = None) -> Outcome | int:
+        """The outcome of a request that has nothing to write (most reads), without a
+        coroutine; else what :meth:`write_due` says is due, for :meth:`afinish`."""
+        due = self.write_due(session)
+        if due:
+            return due
+        return self._carried(session, carrier)
+
+    def _carried(self, session: Session, carrier: Any) -> Outcome:
+        """:meth:`outcome`, or :meth:`_uncarried_outcome` where the lookup may carry nothing."""
         if self._uncarried:
             return self._uncarried_outcome(session, carrier)
         return self.outcome(session)

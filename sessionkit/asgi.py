@@ -186,7 +186,10 @@ class _Exchange:
                 await self.fail(broke)
                 return
             try:
-                outcome = await middleware._finisher.afinish(self._session, self._scope)
+                finisher = middleware._finisher
+                outcome = finisher.settled(self._session, self._scope)
+                if isinstance(outcome, int):  # a save or a renewal is due
+                    outcome = await finisher.afinish(self._session, self._scope, outcome)
             except FAILURES as exc:
                 await self.fail(exc)
                 return
