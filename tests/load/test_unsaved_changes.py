@@ -1,5 +1,6 @@
 """A request that changes its session and fails before its response saves nothing, and leaves
-nothing behind for the requests after it, through a real uvicorn worker.
+nothing behind for the requests after it, through a real uvicorn worker and a gunicorn worker
+whose 32 threads share one store.
 
 Each read of an unchanged session is served from a record decoded once per process
 (``sessionkit._decoded``): the session's values must be its own, or a change a failed request
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.load._harness import AppServer, _capped, uvicorn_server
+from tests.load._harness import AppServer, _capped, gunicorn_server, uvicorn_server
 from tests.load._http import Connection
 
 COOKIE = "session_id"
@@ -25,12 +26,15 @@ ROUNDS = 25
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[[str], AppServer]]:
+def serve(tmp_path: Path) -> Iterator[Callable[[str, str], AppServer]]:
     started: list[AppServer] = []
 
-    def start(storage: str) -> AppServer:
-        log = tmp_path / f"uvicorn-{len(started)}.log"
-        server = uvicorn_server(log, {"LOAD_STORAGE": storage}, app="tests.load.app_unsaved:asgi")
+    def start(kind: str, storage: str) -> AppServer:
+        log, env = tmp_path / f"{kind}-{len(started)}.log", {"LOAD_STORAGE": storage}
+        if kind == "uvicorn":
+            server = uvicorn_server(log, env, app="tests.load.app_unsaved:asgi")
+        else:
+            server = gunicorn_server(log, env, app="tests.load.app_unsaved:wsgi")
         started.append(server)
         return server.start(timeout=60.0)
 
@@ -73,11 +77,16 @@ async def _browser(port: int, name: str) -> list[str]:
     return wrong
 
 
-@pytest.mark.parametrize("backend", ["memory", "redis"])
+@pytest.mark.parametrize(
+    ("kind", "backend"), [("uvicorn", "memory"), ("uvicorn", "redis"), ("gunicorn", "memory")]
+)
 async def test_a_failed_request_leaves_no_change_for_the_next(
-    serve: Callable[[str], AppServer], storage_url: Callable[[str], str], backend: str
+    serve: Callable[[str, str], AppServer],
+    storage_url: Callable[[str], str],
+    kind: str,
+    backend: str,
 ) -> None:
-    server = serve(storage_url(backend))
+    server = serve(kind, storage_url(backend))
     results = await asyncio.gather(*(_browser(server.port, f"u{i}") for i in range(BROWSERS)))
     wrong = [problem for problems in results for problem in problems]
     assert wrong == [], wrong[:10]
