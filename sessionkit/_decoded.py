@@ -25,6 +25,13 @@ What keeps this invisible:
 
 The storage's bytes are the key, so a record changed by anyone (this process, another one, a
 tool) is a different key, and a record destroyed is never read to reach its entry again.
+
+**A save keeps what it wrote** (:meth:`DecodedRecords.keep_written`), so the read that follows
+it in this process finds it too: when every value is of a type JSON carries as itself (str,
+int, float, bool, None), the record its bytes decode to is known without decoding them
+(:func:`~sessionkit._envelope.written_record`, checked against a real decode with Hypothesis).
+What is kept is a copy of the session's data made before the encoding, so a change the app
+makes afterwards, or while an async save waits for its storage, is in neither.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from ._envelope import Record, decode_record
+from ._envelope import Record, decode_record, written_record
 from ._values import TypeRegistry
 
 __all__ = ["MAX_BYTES", "MAX_ENTRIES", "DecodedRecords"]
@@ -79,12 +86,13 @@ class DecodedRecords:
     their next read.
     """
 
-    __slots__ = ("_entries", "_keep", "_types")
+    __slots__ = ("_entries", "_types", "keeps")
 
     def __init__(self, types: TypeRegistry, *, keep: bool = True) -> None:
         """``keep=False``: decode every time and keep nothing (a store with encryption)."""
         self._types = types
-        self._keep = keep
+        #: Whether records are kept at all.
+        self.keeps = keep
         self._entries: dict[bytes, _Kept] = {}
 
     def decode(self, payload: bytes) -> Record:
@@ -95,20 +103,52 @@ class DecodedRecords:
             data, created, saved, lifetime, browser, indexed = kept
             return Record(dict(data), created, saved, lifetime, browser, indexed)
         record = decode_record(self._types, payload)
-        if self._keep and len(payload) <= MAX_BYTES and _all_immutable(record.data):
-            kept = (
-                dict(record.data),
-                record.created,
-                record.saved,
-                record.lifetime,
-                record.browser,
-                record.indexed,
+        if self.keeps and len(payload) <= MAX_BYTES and _all_immutable(record.data):
+            self._put(
+                payload,
+                (
+                    dict(record.data),
+                    record.created,
+                    record.saved,
+                    record.lifetime,
+                    record.browser,
+                    record.indexed,
+                ),
             )
-            entries = self._entries
-            if len(entries) >= MAX_ENTRIES:
-                entries.clear()
-            entries[payload] = kept
         return record
+
+    def keep_written(
+        self,
+        payload: bytes,
+        data: dict[str, Any],
+        created: float,
+        saved: float,
+        lifetime: float | None,
+        browser: bool,
+        indexed: float | None,
+    ) -> None:
+        """Keep the record ``payload`` was encoded from (the arguments of
+        :func:`~sessionkit._envelope.encode_envelope`), when it can be told without decoding
+        (:func:`~sessionkit._envelope.written_record`): the read that follows a save then
+        finds it. ``data`` must be a copy of the session's, made before the encoding and
+        held by nothing else, so that nothing can change it between the two.
+
+        The bytes are the key, so keeping them is right whether or not the write lands.
+        """
+        if not self.keeps or len(payload) > MAX_BYTES:
+            return
+        record = written_record(data, created, saved, lifetime, browser, indexed)
+        if record is not None:
+            self._put(
+                payload,
+                (data, record.created, record.saved, record.lifetime, browser, record.indexed),
+            )
+
+    def _put(self, payload: bytes, kept: _Kept) -> None:
+        entries = self._entries
+        if len(entries) >= MAX_ENTRIES:
+            entries.clear()
+        entries[payload] = kept
 
     def __len__(self) -> int:
         return len(self._entries)

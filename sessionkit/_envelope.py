@@ -26,6 +26,7 @@ __all__ = [
     "encode_envelope",
     "encode_record",
     "envelope_times",
+    "written_record",
 ]
 
 VERSION = 1
@@ -131,6 +132,46 @@ def decode_record(registry: TypeRegistry, payload: bytes) -> Record:
         raise DecodeError("malformed browser-session flag")
     indexed = _number(env["p"]) if "p" in env else None
     return Record(env["d"], created, saved, lifetime, browser, indexed)
+
+
+#: Value types JSON carries as themselves: decoded, each is an equal value of the same type.
+_JSON_NATIVE = frozenset((str, int, float, bool, type(None)))
+
+
+def written_record(
+    data: dict[str, Any],
+    created: float,
+    saved: float,
+    lifetime: float | None,
+    browser: bool = False,
+    indexed: float | None = None,
+) -> Record | None:
+    """The record :func:`decode_record` reads back from :func:`encode_envelope` of the same
+    arguments, told without decoding, for a store that keeps what it has just written (see
+    sessionkit._decoded). ``None`` unless every value is of a type JSON carries as itself
+    (a ``datetime`` comes back with a fixed-offset ``tzinfo``, a tuple is a tagged list: those
+    are left to a real decode), and for times the decode would refuse.
+
+    ``data`` is the record's as it is: the caller copies it. That the two agree is checked
+    with Hypothesis in ``tests/core/test_decoded_records.py``.
+    """
+    if not _JSON_NATIVE.issuperset(map(type, data.values())):
+        return None
+    try:
+        # As encoded (float(...) written with repr), then as _checked_times reads it back.
+        created, saved = _number(float(created)), _number(float(saved))
+        if lifetime is not None:
+            lifetime = _number(float(lifetime))
+            if not lifetime > 0.0:
+                return None
+            lifetime = min(lifetime, _MAX_LIFETIME)
+        if indexed is not None:
+            indexed = _number(float(indexed))
+    except (DecodeError, OverflowError):
+        return None
+    if browser and lifetime is not None:
+        return None
+    return Record(data, created, saved, lifetime, browser, indexed)
 
 
 def _checked_times(env: Any) -> tuple[float, float, float | None]:

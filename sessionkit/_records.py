@@ -276,12 +276,18 @@ class Records:
                 horizon = indexed
             else:  # twice the lifetime ahead: indexed again about once per lifetime
                 horizon, indexing = now + 2 * lifetime, True
+        # A copy, encoded and then kept as the record the bytes hold (the read after the save
+        # finds it without decoding), which nothing can change in between.
+        decoded = self._decoded
+        if decoded.keeps:
+            data = dict(data)
         payload = encode_envelope(self.types, data, created, now, per_session, browser, horizon)
         config = self._config
         if len(payload) > config.max_size and not renewal:
             raise SessionTooLarge(
                 f"encoded session is {len(payload)} bytes, above max_size={config.max_size}"
             )
+        decoded.keep_written(payload, data, created, now, per_session, browser, horizon)
         # The usual case (no set_expiry, no absolute cap) reuses the config's timedelta.
         ttl = config.expiration if lifetime == self.expiration else timedelta(seconds=lifetime)
         return Plan(payload, ttl, now, lifetime, principal, horizon, indexing)

@@ -5,6 +5,7 @@ every read, and the cache stays bounded."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import secrets
 import threading
@@ -15,10 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessionkit import Store
+from sessionkit import Store, _decoded
 from sessionkit._decoded import MAX_BYTES, MAX_ENTRIES, DecodedRecords
-from sessionkit._envelope import decode_record, encode_envelope
+from sessionkit._envelope import decode_record, encode_envelope, written_record
 from sessionkit._values import DecodeError
+from sessionkit_memory import MemoryStorage
 from tests.core.test_values import make_store, same, values
 
 
@@ -176,3 +178,132 @@ def test_threads_reading_and_filling_at_once_get_their_own_records() -> None:
         thread.join()
     assert wrong == []
     assert len(decoded) <= MAX_ENTRIES
+
+
+# -- what a save keeps ---------------------------------------------------------------------------
+
+#: Strings with lone surrogates too (they travel tagged), keys that pose as tags.
+_texts = st.text(st.characters(codec=None, exclude_categories=()), max_size=8)
+_natives = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.floats(allow_nan=False),
+    _texts,
+)
+_times = st.one_of(st.floats(allow_nan=True), st.integers(min_value=-(2**70), max_value=2**70))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    data=st.dictionaries(
+        st.one_of(_texts, st.just("$t"), st.just("v")), _natives | values, max_size=5
+    ),
+    created=_times,
+    saved=_times,
+    lifetime=st.none() | _times,
+    browser=st.booleans(),
+    indexed=st.none() | _times,
+)
+def test_what_a_save_keeps_is_what_decoding_its_bytes_gives(
+    data: dict[str, Any],
+    created: float,
+    saved: float,
+    lifetime: float | None,
+    browser: bool,
+    indexed: float | None,
+) -> None:
+    """``written_record`` (the record kept at a save, made without decoding) against a real
+    decode of the same bytes: equal, value by value and type by type, whenever it gives one,
+    and never one for bytes the decode refuses (values of every type: those JSON does not
+    carry as themselves are left to a real decode)."""
+    store = make_store()
+    try:
+        payload = encode_envelope(store.types, data, created, saved, lifetime, browser, indexed)
+    except (OverflowError, ValueError):
+        return  # no envelope to compare: a save would have failed before keeping anything
+    written = written_record(dict(data), created, saved, lifetime, browser, indexed)
+    try:
+        decoded = decode_record(store.types, payload)
+    except DecodeError:
+        assert written is None
+        return
+    if written is None:  # left to a real decode: allowed, only ever for the times' sake
+        return
+    assert same(written.data, decoded.data)
+    fields = ("created", "saved", "lifetime", "browser", "indexed")
+    assert [getattr(written, f) for f in fields] == [getattr(decoded, f) for f in fields]
+
+
+def test_the_read_after_a_save_finds_the_record_kept_without_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = Store()
+    decodes: list[bytes] = []
+
+    def counted(types: Any, payload: bytes) -> Any:
+        decodes.append(payload)
+        return decode_record(types, payload)
+
+    monkeypatch.setattr(_decoded, "decode_record", counted)
+    sid = _saved(store, {"n": 1, "name": "ada"})
+    for n in range(2, 5):
+        session = store.get_by_id(sid)
+        assert session is not None and session["n"] == n - 1
+        session["n"] = n
+        session.save()
+    assert store.get_by_id(sid)["n"] == 4  # type: ignore[index]
+    assert decodes == []
+    # A value JSON does not carry as itself is decoded on the read after the save.
+    session = store.get_by_id(sid)
+    assert session is not None
+    session["when"] = (1, 2)
+    session.save()
+    assert store.get_by_id(sid)["when"] == (1, 2)  # type: ignore[index]
+    assert len(decodes) == 1
+
+
+def test_a_change_after_the_save_in_the_same_request_is_not_kept() -> None:
+    """What is kept is a copy made before the encoding: the session's own dict, changed
+    after the save and never saved again, is not what the next read finds."""
+    store = Store()
+    sid = _saved(store, {"n": 1})
+    session = store.get_by_id(sid)
+    assert session is not None
+    session["n"] = 2
+    session.save()
+    session["n"] = 3  # never saved
+    session["extra"] = "x"
+    again = store.get_by_id(sid)
+    assert again is not None and dict(again) == {"n": 2}
+
+
+class Suspending(MemoryStorage):
+    """The memory storage with an async ``replace_if`` that lets other tasks run before it
+    writes (so the store awaits it: not inline)."""
+
+    async def areplace_if(
+        self, key: str, expected: bytes, value: bytes, ttl: timedelta | None
+    ) -> bool:
+        await asyncio.sleep(0)
+        return self.replace_if(key, expected, value, ttl)
+
+
+async def test_a_change_made_while_an_async_save_is_in_flight_is_not_kept() -> None:
+    """Under asyncio a save may await its storage between encoding and writing; a task that
+    changes the session meanwhile changes neither the bytes written nor the record kept."""
+    storage = Suspending()
+    store = Store(storage=storage)
+    sid = _saved(store, {"n": 1})
+    session = await store.aget_by_id(sid)
+    assert session is not None
+    session["n"] = 2
+    saving = asyncio.ensure_future(session.asave())
+    await asyncio.sleep(0)  # the save encodes, then waits in areplace_if
+    assert not saving.done()
+    session["n"] = 99  # in flight: neither written nor kept
+    await saving
+    again = await store.aget_by_id(sid)
+    assert again is not None and again["n"] == 2
+    fresh = await Store(storage=storage).aget_by_id(sid)  # a store that kept nothing
+    assert fresh is not None and fresh["n"] == 2
