@@ -41,7 +41,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from ._envelope import Record, decode_record, written_record
+from ._envelope import Record, decode_record
 from ._values import TypeRegistry
 
 __all__ = ["MAX_BYTES", "MAX_ENTRIES", "DecodedRecords"]
@@ -72,10 +72,6 @@ def _all_immutable(data: dict[str, Any]) -> bool:
     return _IMMUTABLE.issuperset(map(type, values)) or all(map(_immutable, values))
 
 
-#: A kept record: its data (never handed out; each read gets a copy) and its times and flags.
-_Kept = tuple[dict[str, Any], float, float, "float | None", bool, "float | None"]
-
-
 class DecodedRecords:
     """One store's decoded records, by their bytes (see the module's note).
 
@@ -93,62 +89,37 @@ class DecodedRecords:
         self._types = types
         #: Whether records are kept at all.
         self.keeps = keep
-        self._entries: dict[bytes, _Kept] = {}
+        #: Each kept record's data is never handed out: each read gets a copy.
+        self._entries: dict[bytes, Record] = {}
 
     def decode(self, payload: bytes) -> Record:
         """The record ``payload`` holds, with a data dict of its own;
         :class:`~sessionkit._values.DecodeError` when it holds none."""
         kept = self._entries.get(payload)
         if kept is not None:
-            data, created, saved, lifetime, browser, indexed = kept
-            return Record(dict(data), created, saved, lifetime, browser, indexed)
+            return kept.copied()
         record = decode_record(self._types, payload)
         if self.keeps and len(payload) <= MAX_BYTES and _all_immutable(record.data):
-            self._put(
-                payload,
-                (
-                    dict(record.data),
-                    record.created,
-                    record.saved,
-                    record.lifetime,
-                    record.browser,
-                    record.indexed,
-                ),
-            )
+            self._put(payload, record.copied())
         return record
 
-    def keep_written(
-        self,
-        payload: bytes,
-        data: dict[str, Any],
-        created: float,
-        saved: float,
-        lifetime: float | None,
-        browser: bool,
-        indexed: float | None,
-    ) -> None:
-        """Keep the record ``payload`` was encoded from (the arguments of
-        :func:`~sessionkit._envelope.encode_envelope`), when it can be told without decoding
-        (:func:`~sessionkit._envelope.written_record`): the read that follows a save then
-        finds it. ``data`` must be a copy of the session's, made before the encoding and
-        held by nothing else, so that nothing can change it between the two.
+    def keep_written(self, payload: bytes, record: Record | None) -> None:
+        """Keep ``record`` as what ``payload`` holds: the record of a save, told without
+        decoding by :func:`~sessionkit._envelope.written_record` (``None``: it could not be,
+        and nothing is kept). The read that follows the save then finds it. Its data must
+        be a copy of the session's, made before the encoding and held by nothing else, so
+        that nothing can change it between the two.
 
         The bytes are the key, so keeping them is right whether or not the write lands.
         """
-        if not self.keeps or len(payload) > MAX_BYTES:
-            return
-        record = written_record(data, created, saved, lifetime, browser, indexed)
-        if record is not None:
-            self._put(
-                payload,
-                (data, record.created, record.saved, record.lifetime, browser, record.indexed),
-            )
+        if record is not None and self.keeps and len(payload) <= MAX_BYTES:
+            self._put(payload, record)
 
-    def _put(self, payload: bytes, kept: _Kept) -> None:
+    def _put(self, payload: bytes, record: Record) -> None:
         entries = self._entries
         if len(entries) >= MAX_ENTRIES:
             entries.clear()
-        entries[payload] = kept
+        entries[payload] = record
 
     def __len__(self) -> int:
         return len(self._entries)

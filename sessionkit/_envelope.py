@@ -49,6 +49,12 @@ class Record:
     #: first; ``None``: not indexed (no principal, or stored before ``principal_key`` was set).
     indexed: float | None = None
 
+    def copied(self) -> Record:
+        """The same record with a data dict of its own (the values are shared)."""
+        return Record(
+            dict(self.data), self.created, self.saved, self.lifetime, self.browser, self.indexed
+        )
+
 
 def encode_record(registry: TypeRegistry, record: Record) -> bytes:
     """Encode ``record`` to bytes (one JSON pass over the data)."""

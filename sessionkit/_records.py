@@ -40,7 +40,7 @@ from ._config import Config
 from ._crypto import Keyring, is_sealed
 from ._decoded import DecodedRecords
 from ._discovery import open_storage
-from ._envelope import Record, encode_envelope
+from ._envelope import Record, encode_envelope, written_record
 from ._errors import SessionKitError, SessionTooLarge, StorageError
 from ._principals import PrincipalIndex
 from ._steps import DELETE, GET, Steps, adrive, drive, storage_error
@@ -287,7 +287,9 @@ class Records:
             raise SessionTooLarge(
                 f"encoded session is {len(payload)} bytes, above max_size={config.max_size}"
             )
-        decoded.keep_written(payload, data, created, now, per_session, browser, horizon)
+        if decoded.keeps:
+            written = written_record(data, created, now, per_session, browser, horizon)
+            decoded.keep_written(payload, written)
         # The usual case (no set_expiry, no absolute cap) reuses the config's timedelta.
         ttl = config.expiration if lifetime == self.expiration else timedelta(seconds=lifetime)
         return Plan(payload, ttl, now, lifetime, principal, horizon, indexing)

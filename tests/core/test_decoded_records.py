@@ -80,16 +80,6 @@ def test_expiry_is_judged_on_every_read_of_a_kept_record() -> None:
     assert store.get_by_id(sid) is None
 
 
-def test_a_saved_change_is_read_back_not_the_kept_record() -> None:
-    store = Store()
-    sid = _saved(store, {"n": 1})
-    session = store.get_by_id(sid)
-    assert session is not None
-    session["n"] = 2
-    session.save()
-    assert store.get_by_id(sid)["n"] == 2  # type: ignore[index]
-
-
 def test_a_store_with_encryption_keeps_no_plaintext() -> None:
     store = Store(encryption_keys=[secrets.token_urlsafe(32)])
     sid = _saved(store, {"n": 1})
