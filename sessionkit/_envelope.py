@@ -163,6 +163,12 @@ def written_record(
     """
     if not _JSON_NATIVE.issuperset(map(type, data.values())):
         return None
+    if lifetime is None and indexed is None and type(created) is type(saved) is float:
+        # The usual save (clock readings, no lifetime of its own, no index): what
+        # _checked_times asks of its two times is that they be finite.
+        if -_INF < created < _INF and -_INF < saved < _INF:
+            return Record(data, created, saved, None, browser, None)
+        return None
     try:
         # As encoded (float(...) written with repr), then as _checked_times reads it back.
         created, saved = _number(float(created)), _number(float(saved))
