@@ -134,11 +134,15 @@ def asgi_values(scope: MutableMapping[str, Any], lookup: Sources) -> list[str]:
     if source == "query":
         query = scope.get("query_string", b"").decode("latin-1")
         return [v for k, v in parse_qsl(query, keep_blank_values=True) if k == name]
-    wanted = b"cookie" if source == "cookie" else name.lower().encode("latin-1")
+    if source == "cookie":  # every request with a cookie: a plain loop, no comprehension
+        values: list[str] = []
+        for key, value in scope.get("headers", ()):
+            if key.lower() == b"cookie":
+                values += _cookie_values(value.decode("latin-1"), name)
+        return values
+    wanted = name.lower().encode("latin-1")
     raw = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == wanted]
-    if source == "header":
-        return _bearer(raw) if wanted == b"authorization" else raw
-    return [v for header in raw for v in _cookie_values(header, name)]
+    return _bearer(raw) if wanted == b"authorization" else raw
 
 
 def wsgi_values(environ: MutableMapping[str, Any], lookup: Sources) -> list[str]:

@@ -168,9 +168,13 @@ class Records:
     async def aread(self, session_id: str) -> bytes | None:
         """Async twin of :meth:`read`."""
         # aguard inlined: every ASGI request with a cookie comes through here, and a
-        # coroutine less is a measurable share of a memory-backed request.
+        # coroutine less is a measurable share of a memory-backed request. A storage whose
+        # async twins only call the sync methods on the loop (memory) is called directly.
         try:
-            result: bytes | None = await self.storage.aget(self.storage_key(session_id))
+            key = self.storage_key(session_id)
+            result: bytes | None = (
+                self.storage.get(key) if self.inline else await self.storage.aget(key)
+            )
         except SessionKitError:
             raise
         except Exception as exc:
