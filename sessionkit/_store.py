@@ -466,26 +466,39 @@ class Store:
     ) -> Steps[None]:
         """A save; ``deadline`` (``time.monotonic()``) bounds a merge's retries (default: the
         merge budget from now); ``known``: what the save before it in this process left
-        stored (see :meth:`_merge_steps`)."""
+        stored (see :meth:`_merge_steps`).
+
+        Not a generator itself: it encodes the record at once (as the first step would) and
+        hands back the steps of the one kind of write due, so a save's calls pass through one
+        generator, not two.
+        """
         if plan is None:
             plan = self._plan_save(session)
         if plan is None:
-            old = session._stored_id()
-            self._emptied(
-                session, old, old is not None and (yield from self._records.take_steps(old))
-            )
-            return
+            return self._empty_steps(session)
         if session._state is not STORED:
-            new_id = yield from self._records.create_steps(session._id, plan)
-            if session._retiring is not None:
-                plan = yield from self._retire_steps(session, new_id, plan)
-            session._id = new_id
-            if plan is not None:
-                self._saved(session, True, plan)
-            return
+            return self._create_steps(session, plan)
         if self._merges(session):
-            yield from self._merge_steps(session, plan, deadline, known)
-            return
+            return self._merge_steps(session, plan, deadline, known)
+        return self._replace_steps(session, plan)
+
+    def _empty_steps(self, session: Session) -> Steps[None]:
+        """An emptied session: its stored record is taken, and nothing written."""
+        old = session._stored_id()
+        self._emptied(session, old, old is not None and (yield from self._records.take_steps(old)))
+
+    def _create_steps(self, session: Session, plan: Plan) -> Steps[None]:
+        """A new record (a new session, or one ``regenerate()`` moved: the old one is retired)."""
+        new_id = yield from self._records.create_steps(session._id, plan)
+        retired: Plan | None = plan
+        if session._retiring is not None:
+            retired = yield from self._retire_steps(session, new_id, plan)
+        session._id = new_id
+        if retired is not None:
+            self._saved(session, True, retired)
+
+    def _replace_steps(self, session: Session, plan: Plan) -> Steps[None]:
+        """A stored record written over, with no merge (``conflict="overwrite"``)."""
         self._saved(session, (yield from self._records.replace_steps(session._id, plan)), plan)
 
     def _merge_steps(
