@@ -18,9 +18,10 @@ from sessionkit_memory import MemoryStorage
 from tests.core.test_sync_storage import FullInline, Inline, Recording
 from tests.web._support import CountingStorage
 
-#: The twins the store's multi-call work (saves, regenerations) would await. (A single call,
-#: a read or a destroy's delete, still awaits its twin: no coroutine is saved there.)
-STEP_TWINS = ("acreate", "areplace", "areplace_if", "atake", "aset")
+#: The twins the store's async work would await: its multi-call work (saves, regenerations)
+#: and the read of every request with a cookie. (A destroy's single delete still awaits its
+#: twin.)
+STEP_TWINS = ("aget", "acreate", "areplace", "areplace_if", "atake", "aset")
 
 
 class InlineFirst(Inline):
@@ -120,6 +121,30 @@ async def test_a_save_over_a_destroyed_record_still_fails(store: Store) -> None:
 class Broken(MemoryStorage):
     def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
         raise ConnectionError("driver down")
+
+
+class BrokenRead(MemoryStorage):
+    broken = False
+
+    def get(self, key: str) -> bytes | None:
+        if self.broken:
+            raise ConnectionError("driver down")
+        return super().get(key)
+
+
+async def test_a_failed_read_is_a_chained_storage_error() -> None:
+    """The async read calls the sync ``get`` itself, and wraps its failure as the twin's
+    would have been wrapped."""
+    storage = BrokenRead()
+    store = Store(storage=storage)
+    assert runs_inline(storage)
+    session = await store.aload(None)
+    session["user"] = "ada"
+    await session.asave()
+    storage.broken = True
+    with pytest.raises(StorageError) as caught:
+        await store.aload(session.id)
+    assert isinstance(caught.value.__cause__, ConnectionError)
 
 
 async def test_a_sync_methods_failure_is_a_chained_storage_error() -> None:
