@@ -47,7 +47,7 @@ class CookieRenderer:
     old clients that ignore it).
     """
 
-    __slots__ = ("_date", "_prefix", "_session_only", "_suffix", "expire")
+    __slots__ = ("_prefix", "_session_only", "_suffix", "_tail", "expire")
 
     def __init__(self, config: Config, name: str | None = None) -> None:
         """``name``: the cookie's (a chain's cookie source); the config's ``key_lookup`` by
@@ -66,16 +66,20 @@ class CookieRenderer:
         self._session_only = config.cookie_session_only
         #: The line that makes a browser drop the cookie: empty value, ``Max-Age=0``, a past date.
         self.expire: Final = f"{name}=; Max-Age=0; Expires={_EPOCH}{self._suffix}"
-        self._date = (-1, "")
+        self._tail = (-1, -1, "")
 
-    def _expires(self, at: int) -> str:
-        # Responses within one second share a date: format it once per second, not per response.
-        # One tuple, swapped whole, so threads never pair a second with another second's text.
-        second, text = self._date
-        if second != at:
-            text = http_date(at)
-            self._date = (at, text)
-        return text
+    def _expires(self, seconds: int, at: int) -> str:
+        """Everything after the id: ``Max-Age``, ``Expires`` and the attributes.
+
+        Responses within one second with one lifetime (nearly all of a busy second's) share
+        it: it is formatted once per second, not per response. One tuple, swapped whole, so
+        threads never pair a second with another second's text.
+        """
+        cached_seconds, cached_at, tail = self._tail
+        if cached_at != at or cached_seconds != seconds:
+            tail = f"; Max-Age={seconds}; Expires={http_date(at)}{self._suffix}"
+            self._tail = (seconds, at, tail)
+        return tail
 
     def set(self, session_id: str, max_age: float, now: float, browser: bool = False) -> str:
         """The line that stores ``session_id`` for ``max_age`` seconds from ``now``, or until
@@ -85,10 +89,9 @@ class CookieRenderer:
         it came in (a client's against the store's id pattern, a server-made one by
         :meth:`Store.new_id <sessionkit.Store.new_id>`).
         """
-        value = self._prefix + session_id
         if self._session_only or browser:
-            return value + self._suffix
-        seconds = max(1, int(max_age))
-        return (
-            f"{value}; Max-Age={seconds}; Expires={self._expires(int(now) + seconds)}{self._suffix}"
-        )
+            return self._prefix + session_id + self._suffix
+        seconds = int(max_age)
+        if seconds < 1:
+            seconds = 1
+        return self._prefix + session_id + self._expires(seconds, int(now) + seconds)

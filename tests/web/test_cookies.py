@@ -10,6 +10,8 @@ from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sessionkit import SessionKitError
 from sessionkit._cookies import CookieRenderer, http_date
@@ -194,3 +196,39 @@ def test_expires_date_is_cached_per_second_only(clock: FakeClock) -> None:
     c = renderer.set("A" * 43, 60, 1_800_000_001.0)
     assert a == b and a != c
     assert SetCookie.parse(c).attrs["expires"] == http_date(1_800_000_061)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            # Small ranges, so that lines of different lifetimes often end in one second.
+            st.integers(min_value=1_700_000_000, max_value=1_700_000_040),
+            st.floats(min_value=0.0, max_value=40.0),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_a_renderer_that_formats_each_second_once_renders_every_line_afresh(
+    calls: list[tuple[int, float, bool]],
+) -> None:
+    """The part after the id is kept per second and lifetime: whatever came before, each
+    line is the one a renderer that kept nothing would write, and says what it must (two
+    lifetimes ending in the same second still get their own ``Max-Age``)."""
+    from sessionkit import Config
+
+    config = Config()
+    kept = CookieRenderer(config)
+    for now, max_age, browser in calls:
+        sid = secrets.token_urlsafe(32)
+        line = kept.set(sid, max_age, now, browser)
+        assert line == CookieRenderer(config).set(sid, max_age, now, browser)
+        c = SetCookie.parse(line)
+        assert c.value == sid
+        if browser:
+            assert "max-age" not in c.attrs and "expires" not in c.attrs
+        else:
+            seconds = max(1, int(max_age))
+            assert c.attrs["max-age"] == str(seconds)
+            assert c.attrs["expires"] == http_date(now + seconds)
