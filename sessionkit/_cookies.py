@@ -1,8 +1,8 @@
 """Rendering the id's transport on a response: a ``Set-Cookie`` line, or a header value.
 
 Everything that does not depend on the request (the cookie name, its attributes, the whole
-expiry line) is rendered once, when the middleware is built; a response only formats the id,
-``Max-Age`` and ``Expires`` into a precomputed frame.
+expiry line) is rendered once, when the middleware is built; ``Max-Age`` and ``Expires`` with the
+attributes once per second and lifetime; a response only joins the id to them.
 """
 
 from __future__ import annotations

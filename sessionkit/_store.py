@@ -498,7 +498,8 @@ class Store:
             self._saved(session, True, retired)
 
     def _replace_steps(self, session: Session, plan: Plan) -> Steps[None]:
-        """A stored record written over, with no merge (``conflict="overwrite"``)."""
+        """A stored record written over, with no merge (``conflict="overwrite"``, a storage
+        that cannot compare and swap, or a session whose loaded bytes are not known)."""
         self._saved(session, (yield from self._records.replace_steps(session._id, plan)), plan)
 
     def _merge_steps(
