@@ -173,10 +173,7 @@ def written_record(
         # As encoded (float(...) written with repr), then as _checked_times reads it back.
         created, saved = _number(float(created)), _number(float(saved))
         if lifetime is not None:
-            lifetime = _number(float(lifetime))
-            if not lifetime > 0.0:
-                return None
-            lifetime = min(lifetime, _MAX_LIFETIME)
+            lifetime = _checked_lifetime(float(lifetime))
         if indexed is not None:
             indexed = _number(float(indexed))
     except (DecodeError, OverflowError):
@@ -197,12 +194,18 @@ def _checked_times(env: Any) -> tuple[float, float, float | None]:
         raise DecodeError("malformed envelope")
     lifetime = env["l"]
     if lifetime is not None:
-        lifetime = _number(lifetime)
-        if not lifetime > 0.0:
-            raise DecodeError("envelope lifetime out of range")
-        # Longer ones were accepted by set_expiry before the 400-day bound: kept, at the bound.
-        lifetime = min(lifetime, _MAX_LIFETIME)
+        lifetime = _checked_lifetime(lifetime)
     return _number(env["c"]), _number(env["t"]), lifetime
+
+
+def _checked_lifetime(value: Any) -> float:
+    """A stored lifetime as a record holds it: positive and finite (:class:`DecodeError`
+    otherwise), at most the 400-day bound. Longer ones were accepted by ``set_expiry`` before
+    the bound: kept, at the bound. (The decode's rule, and :func:`written_record`'s.)"""
+    lifetime = _number(value)
+    if not lifetime > 0.0:
+        raise DecodeError("envelope lifetime out of range")
+    return min(lifetime, _MAX_LIFETIME)
 
 
 @attrs.frozen
