@@ -13,8 +13,9 @@ the storage last ``FAULT_SECONDS`` (7 s): longer than the timeout, so the timeou
 A 5 s fault would end just as the timeout does and hide a wait that is too long (a frozen
 Mongo answered after 15 s in issue 14). Each run asserts: zero acknowledged writes lost, zero
 clients logged out after recovery, no ``Set-Cookie`` on a 5xx, every error a 503 (never a 500),
-no response slower than the 5 s timeout + 1 s, ``/health`` served all along, and every request
-succeeding again once the fault has been over for ``GRACE`` seconds.
+no response waiting on the impaired storage longer than the 5 s timeout + 1 s (counted from
+the fault's start for a request already in flight), ``/health`` served all along, and every
+request succeeding again once the fault has been over for ``GRACE`` seconds.
 
 The app shapes: ``inner`` (the session middleware inside Starlette's error layer), ``outer``
 (``SessionMiddleware(Starlette(...))``, or ``sessionkit.wsgi.SessionMiddleware`` around Flask:

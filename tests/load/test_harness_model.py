@@ -78,3 +78,34 @@ def test_a_lost_acknowledged_write_is_still_caught() -> None:
     client, outcome = _client([(200, f"{user} 1"), (503, "x"), (200, f"{user} 0")])
     _run(client, "write", "write", "read")
     assert list(outcome.problems) == ["acknowledged writes lost"]
+
+
+# -- the timeout rule: no request waits on an impaired storage longer than the timeout + 1 s
+
+
+def _timed(*samples: tuple[float, float], fault: tuple[float, float] | None) -> list[str]:
+    """The slow-response lines of an outcome whose responses began and took these seconds."""
+    outcome = Outcome(plan=Plan(clients=1, seconds=20.0))
+    outcome.samples = [(began, seconds, 503, "write") for began, seconds in samples]
+    outcome.fault_window = fault
+    lines = outcome.violations(errors_allowed=True)
+    return [line for line in lines if "slower than" in line]
+
+
+def test_time_queued_before_the_fault_is_not_time_waited_on_it() -> None:
+    """CI at 88fc194: sent 1.0 s before a SIGSTOP, answered 6.03 s later: 5.03 s after it."""
+    assert _timed((1.1, 6.03), fault=(2.1, 9.1)) == []
+
+
+def test_a_request_in_flight_at_the_fault_may_wait_no_longer_than_the_limit_after_it() -> None:
+    lines = _timed((1.1, 7.5), fault=(2.1, 9.1))
+    assert len(lines) == 1 and "worst 6.5s of 7.5s" in lines[0]
+
+
+def test_a_request_sent_during_the_fault_is_held_to_the_limit_from_its_start() -> None:
+    assert len(_timed((3.0, 6.2), fault=(2.1, 9.1))) == 1
+
+
+def test_a_slow_request_outside_any_fault_is_held_to_the_limit() -> None:
+    assert len(_timed((0.5, 6.2), fault=None)) == 1
+    assert len(_timed((10.0, 6.2), fault=(2.1, 9.1))) == 1
