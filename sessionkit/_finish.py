@@ -269,7 +269,8 @@ class Finisher:
             return 0
         store = self.store
         now = store.now()
-        lifetime = store._lifetime(session._lifetime)
+        per_session = session._lifetime  # Records.lifetime's one line, on every read
+        lifetime = store._records.expiration if per_session is None else per_session
         left = loaded_at + lifetime - now
         # Renew only past half-life (or always, ``rolling``), and only if a rewrite would
         # extend it (absolute_timeout).
@@ -326,7 +327,9 @@ class Finisher:
         due = self.write_due(session)
         if due:
             return due
-        return self._carried(session, carrier)
+        if self._uncarried:  # _carried, a call less on every read
+            return self._uncarried_outcome(session, carrier)
+        return self.outcome(session)
 
     def _carried(self, session: Session, carrier: Any) -> Outcome:
         """:meth:`outcome`, or :meth:`_uncarried_outcome` where the lookup may carry nothing."""

@@ -301,7 +301,9 @@ class Store:
         """
         key, values = _CARRIERS[is_asgi]
         cached = carrier.get(key)
-        if isinstance(cached, Session) and cached._store is self:
+        # ``is not None`` first: Session is a MutableMapping, and isinstance(None, an ABC)
+        # goes through ABCMeta's Python-level check on every request that has no session yet.
+        if cached is not None and isinstance(cached, Session) and cached._store is self:
             return cached
         sid = self._sid(values(carrier, self._sources))
         if loading is EAGER:
@@ -325,7 +327,7 @@ class Store:
         """
         key, values = _CARRIERS[is_asgi]
         cached = carrier.get(key)
-        if isinstance(cached, Session) and cached._store is self:
+        if cached is not None and isinstance(cached, Session) and cached._store is self:
             if cached._state is PENDING and not isinstance(cached._failure, StorageError):
                 await self._afill(cached)
             return cached

@@ -202,6 +202,13 @@ class SessionkitInterface(SessionInterface):
             )
         return session
 
+    def is_null_session(self, obj: object) -> bool:
+        """Flask's question before every ``save_session``. Its own answer is an ``isinstance``
+        against :class:`~flask.sessions.NullSession`, a ``MutableMapping``: the ABC's check,
+        in Python, on every response. A :class:`FlaskSession` is never one, and its exact
+        type says so at once."""
+        return type(obj) is not FlaskSession and super().is_null_session(obj)
+
     def save_session(self, app: flask.Flask, session: SessionMixin, response: Response) -> None:
         if not isinstance(session, FlaskSession) or getattr(session, "_answered", False):
             return

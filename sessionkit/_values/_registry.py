@@ -347,10 +347,10 @@ class TypeRegistry:
         """Serialise an encoded tree to compact UTF-8 JSON."""
         return dumps_text(tree).encode()
 
-    def dumps_text(self, tree: Any) -> str:
-        """:meth:`dumps` before the UTF-8 encoding, for a caller that wraps the text (see
-        :func:`._text.dumps_text` for how lone surrogates travel)."""
-        return dumps_text(tree)
+    #: :meth:`dumps` before the UTF-8 encoding, for a caller that wraps the text (the
+    #: envelope, on every save): :func:`._text.dumps_text` itself, without a method's frame
+    #: around it (see there for how lone surrogates travel).
+    dumps_text = staticmethod(dumps_text)
 
     # -- decoding -----------------------------------------------------------------------------
 

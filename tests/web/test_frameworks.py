@@ -346,3 +346,26 @@ def test_flask_with_the_wsgi_middleware_too_is_refused(store: Store) -> None:
     app.wsgi_app = WSGIMiddleware(app.wsgi_app, store)  # type: ignore[method-assign]
     with pytest.raises(SessionKitError, match="not both"):
         app.test_client().get("/")
+
+
+def test_flask_asks_whether_a_session_is_null_and_gets_flasks_answer(store: Store) -> None:
+    """The interface answers ``is_null_session`` itself (a type check, not the ABC's
+    ``isinstance``): never for one of its sessions, always for Flask's null ones, its own
+    skipped-route session included, and for a session a test opens by hand."""
+    import flask
+    from flask.sessions import NullSession
+
+    from sessionkit.flask import FlaskSession, SkippedSession
+
+    app = flask_app(store)
+    interface = app.session_interface
+    with app.test_request_context("/"):
+        session = interface.open_session(app, flask.request)
+        assert isinstance(session, FlaskSession)
+        assert interface.is_null_session(session) is False
+    assert interface.is_null_session(SkippedSession()) is True
+    assert interface.is_null_session(NullSession()) is True
+    with app.test_client() as client:  # Flask's own use of the answer: a session to set up
+        with client.session_transaction() as prepared:
+            prepared["cart"] = ["x"]
+        assert client.get("/cart").text == "x"

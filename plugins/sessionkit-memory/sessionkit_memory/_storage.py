@@ -51,6 +51,12 @@ _NEVER = float("inf")
 _MAX_LANES = 8
 
 
+def _closed() -> StorageError:
+    """The error of every call after :meth:`MemoryStorage.close` (each call checks the flag
+    itself, a method call less on every read and write)."""
+    return StorageError("memory storage is closed")
+
+
 def _positive_int(value: object) -> bool:
     """An int >= 1, and not a bool (``True`` is 1 to Python, but never meant as a size)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
@@ -113,10 +119,6 @@ class MemoryStorage(SyncStorage):
         return len(self._data)
 
     # -- internals (call with the lock held) --------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StorageError("memory storage is closed")
 
     def _purge(self, now: float, limit: int) -> int:
         """Delete up to ``limit`` expired entries, soonest-expired first; return how many."""
@@ -246,7 +248,8 @@ class MemoryStorage(SyncStorage):
 
     def get(self, key: str) -> bytes | None:
         with self._lock:
-            self._check_open()
+            if self._closed:
+                raise _closed()
             entry = self._data.get(key)
             if entry is None:
                 return None
@@ -260,7 +263,8 @@ class MemoryStorage(SyncStorage):
             value = bytes(value)  # copy in: a caller's bytearray cannot change what is stored
         seconds = ttl_seconds(ttl)
         with self._lock:
-            self._check_open()
+            if self._closed:
+                raise _closed()
             self._add(key, value, seconds, self._clock())
 
     def create(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
@@ -269,7 +273,8 @@ class MemoryStorage(SyncStorage):
             value = bytes(value)  # copy in, as set does
         seconds = ttl_seconds(ttl)
         with self._lock:
-            self._check_open()
+            if self._closed:
+                raise _closed()
             now = self._clock()
             entry = self._data.get(key)
             if entry is not None and entry[1] > now:
@@ -285,17 +290,16 @@ class MemoryStorage(SyncStorage):
 
     def delete(self, key: str) -> None:
         with self._lock:
-            self._check_open()
+            if self._closed:
+                raise _closed()
             self._data.pop(key, None)
 
     def take(self, key: str) -> bool:
         with self._lock:
-            self._check_open()
+            if self._closed:
+                raise _closed()
             entry = self._data.pop(key, None)
             return entry is not None and entry[1] > self._clock()
-
-    def replace_if(self, key: str, expected: bytes, value: bytes, ttl: timedelta | None) -> bool:
-        return self._overwrite(key, expected, value, ttl)
 
     def _overwrite(
         self, key: str, expected: bytes | None, value: bytes | None, ttl: timedelta | None
@@ -306,7 +310,8 @@ class MemoryStorage(SyncStorage):
             value = bytes(value)  # copy in, as set does
         seconds = ttl_seconds(ttl)
         with self._lock:
-            self._check_open()
+            if self._closed:
+                raise _closed()
             now = self._clock()
             entry = self._data.get(key)
             if entry is None or entry[1] <= now:
@@ -316,9 +321,14 @@ class MemoryStorage(SyncStorage):
             self._store(key, entry[0] if value is None else value, seconds, now)
             return True
 
+    #: The compare-and-swap of every save that merges: :meth:`_overwrite` itself (the same
+    #: parameters), not a method calling it.
+    replace_if = _overwrite
+
     def reset(self) -> None:
         with self._lock:
-            self._check_open()
+            if self._closed:
+                raise _closed()
             self._clear()
 
     def _clear(self) -> None:
@@ -334,14 +344,16 @@ class MemoryStorage(SyncStorage):
     def count(self) -> int:
         """Number of live entries (expired ones not yet purged are left out)."""
         with self._lock:
-            self._check_open()
+            if self._closed:
+                raise _closed()
             now = self._clock()
             return sum(1 for _, expires_at in self._data.values() if expires_at > now)
 
     def scan(self) -> Iterator[tuple[str, bytes]]:
         """Yield each live ``(key, value)``, from a snapshot taken under the lock."""
         with self._lock:
-            self._check_open()
+            if self._closed:
+                raise _closed()
             now = self._clock()
             live = [(k, v) for k, (v, expires_at) in self._data.items() if expires_at > now]
         yield from live
@@ -349,7 +361,8 @@ class MemoryStorage(SyncStorage):
     def purge_expired(self) -> int:
         """Delete every expired entry now; return how many."""
         with self._lock:
-            self._check_open()
+            if self._closed:
+                raise _closed()
             return self._purge(self._clock(), len(self._data))
 
     def close(self) -> None:
