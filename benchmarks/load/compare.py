@@ -113,7 +113,9 @@ BACKEND_NAME = {
 @dataclass(frozen=True)
 class Contender:
     framework: str
-    layer: str  # bare | sessionkit | peer | floor | floor3s (the Redis floor with timeouts)
+    #: bare | sessionkit | peer | floor | floor3s (the Redis floor with timeouts) | spinN (the
+    #: bare app burning N µs of CPU per request: ``--calibrate``)
+    layer: str
     backend: str  # none | memory | sqlite | redis | postgres | mysql | file
     workers: int
     clients: int
@@ -129,7 +131,19 @@ class Contender:
         )
 
     @property
+    def spin(self) -> int:
+        """µs of CPU a calibration row's routes burn (0: not one)."""
+        return int(self.layer[4:]) if self.layer.startswith("spin") else 0
+
+    @property
+    def constant(self) -> bool:
+        """Whether it answers constants (the bare app, plain or burning CPU): no session."""
+        return self.layer == "bare" or self.spin > 0
+
+    @property
     def label(self) -> str:
+        if self.spin:
+            return f"calibration: the bare app + {self.spin} µs of CPU"
         if self.layer == "peer":
             name = PEERS[self.framework][0]
             store = PEER_STORE.get((self.framework, self.backend))
@@ -151,6 +165,11 @@ def contenders(args: argparse.Namespace) -> list[Contender]:
     for workers in (int(w) for w in args.workers.split(",")):
         for framework in frameworks:
             rows = [Contender(framework, "bare", "none", workers, args.clients)]
+            if workers == 1:
+                rows += [
+                    Contender(framework, f"spin{us}", "none", workers, args.clients)
+                    for us in args.calibrate
+                ]
             for backend in BACKENDS:
                 if backend not in backends or (backend == "memory" and workers > 1):
                     continue
@@ -164,7 +183,7 @@ def contenders(args: argparse.Namespace) -> list[Contender]:
                         rows.append(Contender(framework, "floor3s", backend, workers, args.clients))
             found += rows
     if args.only:
-        found = [c for c in found if c.layer == "bare" or args.only in c.key]
+        found = [c for c in found if c.constant or args.only in c.key]
     return found
 
 
@@ -243,7 +262,10 @@ class Resources:
                 "mysql": (f"{MYSQL_SERVER}/{self.mysql_db}", f"floor_{fw}"),
             }[backend]
         layer, timeout = ("floor", "3") if c.layer == "floor3s" else (c.layer, "")
+        if c.spin:
+            layer = "bare"
         return {
+            "LOAD_SPIN_US": str(c.spin),
             "LOAD_LAYER": layer,
             "LOAD_BACKEND": backend,
             "LOAD_URL": url,
@@ -374,7 +396,7 @@ async def check(server: AppServer, c: Contender) -> None:
 
     body, _ = await get("/health")
     expect("/health", body, "ok")
-    if c.layer == "bare":
+    if c.constant:
         body, _ = await get("/read")
         expect("/read", body, "- 0")
         return
@@ -460,7 +482,8 @@ def start(c: Contender, resources: Resources, run: Run) -> AppServer | None:
 def measure(c: Contender, server: AppServer, seconds: float, round_: int, run: Run) -> None:
     load = os.getloadavg()[0]
     try:
-        plan = Plan(c.clients, seconds, cookie=c.cookie, check=c.layer != "bare")
+        rate = run.args.get("rate") if c.clients == run.args.get("clients") else None
+        plan = Plan(c.clients, seconds, cookie=c.cookie, check=not c.constant, rate=rate)
         outcome = asyncio.run(run_load(server, plan))
     except Exception as exc:
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -608,6 +631,19 @@ def main() -> None:
     )
     parser.add_argument("--no-floors", action="store_true")
     parser.add_argument(
+        "--calibrate",
+        type=lambda text: [int(us) for us in text.split(",") if us],
+        default=[],
+        help="µs of CPU, comma-separated: rows of the bare app burning each per request "
+        "(one worker), to read how the session-layer column reports a cost known exactly",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="requests per second, all clients together, at a fixed pace (default: each "
+        "client sends its next request when it has its answer); every contender must keep up",
+    )
+    parser.add_argument(
         "--big", type=int, default=500, help="clients of the second phase (0: none)"
     )
     parser.add_argument("--big-backends", default="memory,redis")
@@ -753,7 +789,8 @@ def render(run: Run) -> str:
         f"Servers on loopback: {servers}.",
         "",
         f"{args.get('clients')} keep-alive clients, 80 % reads / 20 % writes, "
-        f"{args.get('seconds')} s per run, median of {args.get('rounds')} interleaved rounds. "
+        + (f"{args['rate']:g} requests/s in all at a fixed pace, " if args.get("rate") else "")
+        + f"{args.get('seconds')} s per run, median of {args.get('rounds')} interleaved rounds. "
         "CPU: user + system time of the server's processes per request served; session layer: "
         "the row's CPU less the bare app's of the same round; ÷ peer: sessionkit's session "
         "layer over the fastest peer's on the same framework, backend and workers (on a floor's "
@@ -787,7 +824,7 @@ def render(run: Run) -> str:
                 _median([s[k] for s in samples]) for k in ("rps", "p50", "p99", "cpu_us")
             )
             errors = sum(s["errors"] for s in samples)
-            mine = share(c) if c.layer != "bare" else float("nan")
+            mine = share(c) if c.layer != "bare" else float("nan")  # a calibration row's too
             vs_peer = vs_floor = ""
             if c.layer in ("sessionkit", "floor", "floor3s"):
                 peer = fastest_peer(c)

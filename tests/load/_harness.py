@@ -230,6 +230,12 @@ class Plan:
     check: bool = True
     #: Seconds after a fault ends before every request must succeed again.
     grace: float | None = None
+    #: Requests per second for all clients together, each client keeping its share of the
+    #: pace (``None``: each sends its next request as soon as it has its answer). At a pace
+    #: every contender keeps up with, each serves the same requests at the same times, so
+    #: the server's CPU per request no longer depends on how fast it is (see
+    #: ``benchmarks/load/compare.py --rate``).
+    rate: float | None = None
 
     @property
     def limit(self) -> float:
@@ -653,9 +659,16 @@ async def run_load(
     until = outcome.started + plan.seconds
 
     async def drive(client: VirtualClient) -> None:
+        interval = plan.clients / plan.rate if plan.rate else 0.0
+        due = outcome.started + interval * client.index / plan.clients  # staggered starts
         for _ in range(1_000_000):
-            if time.monotonic() >= until:
+            now = time.monotonic()
+            if now >= until:
                 break
+            if interval:
+                if due > now:
+                    await asyncio.sleep(due - now)
+                due = max(due, now) + interval  # behind: no burst to catch up
             await client.step()
             if not client.logged_in and time.monotonic() < until:
                 await asyncio.sleep(0.05)  # a refused login during a fault: don't spin

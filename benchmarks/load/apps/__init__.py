@@ -8,6 +8,7 @@ chosen by the environment, read once at import in every worker.
 * ``LOAD_URL``: sessionkit's storage URL; for a peer or a floor, the server's URL (or the file
   or folder of a local store).
 * ``LOAD_NS``: a peer's or a floor's key prefix or table.
+* ``LOAD_SPIN_US``: µs of CPU each of the bare app's routes burns (see :func:`burn`).
 
 Every app has the load suite's routes (``tests/load/app_asgi.py``), each answering
 ``"<user> <n>"``: ``/read``, ``/write`` (increments ``n``), ``/login?user=NAME`` (a new session
@@ -17,12 +18,27 @@ id where the library offers it, then the user), ``/logout`` and ``/health`` (no 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 LAYER = os.environ.get("LOAD_LAYER", "bare")
 BACKEND = os.environ.get("LOAD_BACKEND", "memory")
 URL = os.environ.get("LOAD_URL", "memory://")
 NS = os.environ.get("LOAD_NS", "bench-load:")
+
+#: ``LOAD_SPIN_US``: the bare app's routes burn this many µs of the thread's CPU each (the
+#: calibration rows of ``compare.py --calibrate``: a cost known exactly, read off the same
+#: meter as a session layer's).
+SPIN = float(os.environ.get("LOAD_SPIN_US") or 0) / 1e6
+
+
+def burn() -> None:
+    """Spend :data:`SPIN` seconds of this thread's CPU (nothing when it is 0)."""
+    if SPIN:
+        end = time.thread_time() + SPIN
+        while time.thread_time() < end:
+            pass
+
 
 #: ``LOAD_PROFILE=PATH``: profile the worker (``cProfile``, timed by each thread's own CPU
 #: clock) and write ``PATH.<pid>`` when it exits; ``profile.py`` reads them.

@@ -11,7 +11,7 @@ from typing import Any
 
 import flask
 
-from benchmarks.load.apps import BACKEND, LAYER, NS, URL, profiled
+from benchmarks.load.apps import BACKEND, LAYER, NS, URL, burn, profiled
 
 flask_app = flask.Flask(__name__)
 
@@ -42,14 +42,17 @@ def _session_routes() -> None:
 def _bare_routes() -> None:
     @flask_app.get("/read")
     def read() -> flask.Response:
+        burn()
         return _text("-", 0)
 
     @flask_app.get("/write")
     def write() -> flask.Response:
+        burn()
         return _text("-", 0)
 
     @flask_app.get("/login")
     def login() -> flask.Response:
+        burn()
         return _text("-", 0)
 
 

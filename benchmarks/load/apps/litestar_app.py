@@ -13,7 +13,7 @@ from typing import Any
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.middleware import DefineMiddleware
 
-from benchmarks.load.apps import BACKEND, LAYER, NS, URL, profiled
+from benchmarks.load.apps import BACKEND, LAYER, NS, URL, burn, profiled
 
 TEXT = MediaType.TEXT
 
@@ -58,16 +58,19 @@ def peer_login(request: Request[Any, Any, Any], user: str) -> str:
 
 @get("/read", sync_to_thread=False, media_type=TEXT)
 def bare_read() -> str:
+    burn()
     return "- 0"
 
 
 @get("/write", sync_to_thread=False, media_type=TEXT)
 def bare_write() -> str:
+    burn()
     return "- 0"
 
 
 @get("/login", sync_to_thread=False, media_type=TEXT)
 def bare_login() -> str:
+    burn()
     return "- 0"
 
 

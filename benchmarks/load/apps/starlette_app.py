@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from benchmarks.load.apps import BACKEND, LAYER, NS, URL, profiled
+from benchmarks.load.apps import BACKEND, LAYER, NS, SPIN, URL, burn, profiled
 from tests.load.asgi_routes import (
     bare_read,
     health,
@@ -22,6 +22,12 @@ from tests.load.asgi_routes import (
     text,
     write,
 )
+
+
+async def _spun(request: Request) -> PlainTextResponse:
+    """The bare app's answer after a known cost (``compare.py --calibrate``)."""
+    burn()
+    return await bare_read(request)
 
 
 def _floor_routes() -> list[Route]:
@@ -68,10 +74,11 @@ def _starsessions() -> list[Middleware]:
 
 def build() -> Starlette:
     if LAYER == "bare":
+        answer = _spun if SPIN else bare_read
         return Starlette(
             routes=[
                 Route("/health", health),
-                *(Route(p, bare_read) for p in ("/read", "/write", "/login")),
+                *(Route(p, answer) for p in ("/read", "/write", "/login")),
             ]
         )
     if LAYER == "floor":
