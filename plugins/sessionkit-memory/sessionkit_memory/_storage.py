@@ -51,7 +51,7 @@ _NEVER = float("inf")
 _MAX_LANES = 8
 
 
-def _closed() -> StorageError:
+def _closed_error() -> StorageError:
     """The error of every call after :meth:`MemoryStorage.close` (each call checks the flag
     itself, a method call less on every read and write)."""
     return StorageError("memory storage is closed")
@@ -249,7 +249,7 @@ class MemoryStorage(SyncStorage):
     def get(self, key: str) -> bytes | None:
         with self._lock:
             if self._closed:
-                raise _closed()
+                raise _closed_error()
             entry = self._data.get(key)
             if entry is None:
                 return None
@@ -264,7 +264,7 @@ class MemoryStorage(SyncStorage):
         seconds = ttl_seconds(ttl)
         with self._lock:
             if self._closed:
-                raise _closed()
+                raise _closed_error()
             self._add(key, value, seconds, self._clock())
 
     def create(self, key: str, value: bytes, ttl: timedelta | None) -> bool:
@@ -274,7 +274,7 @@ class MemoryStorage(SyncStorage):
         seconds = ttl_seconds(ttl)
         with self._lock:
             if self._closed:
-                raise _closed()
+                raise _closed_error()
             now = self._clock()
             entry = self._data.get(key)
             if entry is not None and entry[1] > now:
@@ -291,13 +291,13 @@ class MemoryStorage(SyncStorage):
     def delete(self, key: str) -> None:
         with self._lock:
             if self._closed:
-                raise _closed()
+                raise _closed_error()
             self._data.pop(key, None)
 
     def take(self, key: str) -> bool:
         with self._lock:
             if self._closed:
-                raise _closed()
+                raise _closed_error()
             entry = self._data.pop(key, None)
             return entry is not None and entry[1] > self._clock()
 
@@ -311,7 +311,7 @@ class MemoryStorage(SyncStorage):
         seconds = ttl_seconds(ttl)
         with self._lock:
             if self._closed:
-                raise _closed()
+                raise _closed_error()
             now = self._clock()
             entry = self._data.get(key)
             if entry is None or entry[1] <= now:
@@ -328,7 +328,7 @@ class MemoryStorage(SyncStorage):
     def reset(self) -> None:
         with self._lock:
             if self._closed:
-                raise _closed()
+                raise _closed_error()
             self._clear()
 
     def _clear(self) -> None:
@@ -345,7 +345,7 @@ class MemoryStorage(SyncStorage):
         """Number of live entries (expired ones not yet purged are left out)."""
         with self._lock:
             if self._closed:
-                raise _closed()
+                raise _closed_error()
             now = self._clock()
             return sum(1 for _, expires_at in self._data.values() if expires_at > now)
 
@@ -353,7 +353,7 @@ class MemoryStorage(SyncStorage):
         """Yield each live ``(key, value)``, from a snapshot taken under the lock."""
         with self._lock:
             if self._closed:
-                raise _closed()
+                raise _closed_error()
             now = self._clock()
             live = [(k, v) for k, (v, expires_at) in self._data.items() if expires_at > now]
         yield from live
@@ -362,7 +362,7 @@ class MemoryStorage(SyncStorage):
         """Delete every expired entry now; return how many."""
         with self._lock:
             if self._closed:
-                raise _closed()
+                raise _closed_error()
             return self._purge(self._clock(), len(self._data))
 
     def close(self) -> None:
