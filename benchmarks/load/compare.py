@@ -618,6 +618,14 @@ def environment() -> dict[str, Any]:
     }
 
 
+def _microseconds(text: str) -> list[int]:
+    """``--calibrate``'s list: whole µs, comma-separated, each above 0."""
+    values = [int(us) for us in text.split(",") if us.strip()]
+    if any(us <= 0 for us in values):
+        raise ValueError(text)
+    return values
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -632,7 +640,7 @@ def main() -> None:
     parser.add_argument("--no-floors", action="store_true")
     parser.add_argument(
         "--calibrate",
-        type=lambda text: [int(us) for us in text.split(",") if us],
+        type=_microseconds,
         default=[],
         help="µs of CPU, comma-separated: rows of the bare app burning each per request "
         "(one worker), to read how the session-layer column reports a cost known exactly",

@@ -232,9 +232,10 @@ class Plan:
     grace: float | None = None
     #: Requests per second for all clients together, each client keeping its share of the
     #: pace (``None``: each sends its next request as soon as it has its answer). At a pace
-    #: every contender keeps up with, each serves the same requests at the same times, so
-    #: the server's CPU per request no longer depends on how fast it is (see
-    #: ``benchmarks/load/compare.py --rate``).
+    #: every contender keeps up with, each serves the same requests at the same times; each
+    #: request then finds the server idle, which costs a wake-up of its own
+    #: (``benchmarks/load/compare.py --rate``; docs/performance.md, *A known cost through
+    #: the same meter*).
     rate: float | None = None
 
     @property
