@@ -269,8 +269,7 @@ class Finisher:
             return 0
         store = self.store
         now = store.now()
-        per_session = session._lifetime  # Records.lifetime's one line, on every read
-        lifetime = store._records.expiration if per_session is None else per_session
+        lifetime = store._lifetime(session._lifetime)
         left = loaded_at + lifetime - now
         # Renew only past half-life (or always, ``rolling``), and only if a rewrite would
         # extend it (absolute_timeout).
@@ -327,9 +326,7 @@ class Finisher:
         due = self.write_due(session)
         if due:
             return due
-        if self._uncarried:  # _carried, a call less on every read
-            return self._uncarried_outcome(session, carrier)
-        return self.outcome(session)
+        return self._carried(session, carrier)
 
     def _carried(self, session: Session, carrier: Any) -> Outcome:
         """:meth:`outcome`, or :meth:`_uncarried_outcome` where the lookup may carry nothing."""

@@ -213,11 +213,9 @@ class Records:
         if payload is None or session_id is None:
             return None
         try:
-            if self.keyring is not None:
-                return self.record_of(payload, self.names(session_id), now)
-            # A plain record (every read without encryption): record_of's steps, without the
-            # names (which only open a sealed one) and a call less.
-            record = self._decoded.decode(payload)
+            # The names only open an encrypted record: no generator made for a plain one.
+            names = () if self.keyring is None else self.names(session_id)
+            return self.record_of(payload, names, now)
         except DecodeError as exc:
             why: object = exc
             if self.keyring is None and is_sealed(payload):
@@ -226,7 +224,6 @@ class Records:
                 "sessionkit: unreadable session %s dropped (%s)", fingerprint(session_id), why
             )
             return None
-        return None if self.expired(record, now) else record
 
     def record_of(self, payload: bytes, names: Iterable[str], now: float) -> Record | None:
         """The record ``payload`` holds, stored under one of ``names`` (decrypted when
@@ -253,8 +250,7 @@ class Records:
 
     def expired(self, record: Record, now: float) -> bool:
         """Whether ``record`` is past its lifetime or ``absolute_timeout`` at ``now``."""
-        per_session = record.lifetime  # self.lifetime's one line, on every read
-        if now >= record.saved + (self.expiration if per_session is None else per_session):
+        if now >= record.saved + self.lifetime(record.lifetime):
             return True
         return self.absolute is not None and now >= record.created + self.absolute
 

@@ -343,7 +343,8 @@ class Outcome:
         for kind, details in sorted(self.problems.items()):
             examples = "; ".join(details[:3])
             found.append(f"{len(details)} x {kind} (e.g. {examples})")
-        slow = [(self.waited(s), s) for s in self.samples if self.waited(s) > plan.limit]
+        waits = [(self.waited(s), s) for s in self.samples]
+        slow = [(waited, s) for waited, s in waits if waited > plan.limit]
         if slow:
             waited, worst = max(slow, key=lambda pair: pair[0])
             found.append(
