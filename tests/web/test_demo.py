@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -132,6 +133,22 @@ def test_cli_demo_bad_storage(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_default_storage_is_embedded() -> None:
     assert default_storage_url() in ("sqlite:///sessionkit-demo.db", "memory://")
+
+
+def test_the_readme_and_the_script_say_where_the_demo_keeps_its_sessions() -> None:
+    """The README's first command runs ``scripts/demo.sh``: both say which file the demo's
+    SQLite storage is (a relative URL: a file in the folder the script runs from), not some
+    other place."""
+    root = Path(__file__).resolve().parents[2]
+    filename = "sessionkit-demo.db"
+    readme = (root / "README.md").read_text()
+    bullet = readme.split("- `scripts/demo.sh`", 1)[1].split("\n- ", 1)[0]
+    script = (root / "scripts" / "demo.sh").read_text()
+    header = script.split("set -euo pipefail", 1)[0]
+    for text in (bullet, header):
+        assert filename in text and "temporary" not in text
+        assert "checkout's" in " ".join(text.split())  # demo.sh runs from the checkout's root
+    assert 'cd "$(dirname "$0")/.."' in script
 
 
 def test_counter_under_a_real_uvicorn_server(clock: FakeClock) -> None:
