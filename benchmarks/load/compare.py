@@ -27,8 +27,13 @@ workers and round. A second phase drives 500 clients at one worker with default 
 
     .venv/bin/python benchmarks/load/compare.py [--rounds 3] [--seconds 3] [--clients 50]
         [--workers 1,2] [--frameworks starlette,flask,litestar]
-        [--backends memory,sqlite,redis,postgres,mysql,file] [--only TEXT] [--big 500]
+        [--backends memory,sqlite,redis,postgres,mysql,file] [--only TEXT] [--pin] [--big 500]
         [--code REV] [--out benchmarks/load/results.md]
+
+``--pin`` runs every one-worker server (its processes) on CPU 0 and the load generator on the
+others, each timed run; two-worker servers and the generator facing them stay unpinned. The
+headline runs unpinned, as servers are deployed; pinned, the rounds spread less
+(docs/performance.md, *Pinned to one core*).
 
 ``--code HEAD`` (any git revision) serves sessionkit and its plugins as committed there
 (``git archive`` unpacked in the run's folder, first on the servers' path), not the working
@@ -60,6 +65,7 @@ import tempfile
 import time
 import traceback
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -332,14 +338,26 @@ class Resources:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def server_for(c: Contender, resources: Resources) -> AppServer:
+#: The CPU a pinned server runs on (``--pin``); the load generator gets the others.
+SERVER_CPU = 0
+
+
+def pinned(c: Contender, pin: bool) -> bool:
+    """Whether ``c``'s server and the generator facing it are pinned (``--pin``: one-worker
+    servers only; two workers on one CPU would be one worker's capacity)."""
+    return pin and c.workers == 1
+
+
+def server_for(c: Contender, resources: Resources, pin: bool = False) -> AppServer:
     log = resources.tmp / "logs" / f"{c.key.replace('/', '-')}.log"
     module = f"benchmarks.load.apps.{c.framework}_app:app"
+    # ``taskset`` execs the server: its pid is the server's, and its children inherit the CPU.
+    prefix = ["taskset", "--cpu-list", str(SERVER_CPU)] if pinned(c, pin) else []
     if SERVER[c.framework] == "uvicorn":
 
         def argv(port: int) -> list[str]:
             return [
-                sys.executable, "-m", "uvicorn", module, "--host", HOST, "--port", str(port),
+                *prefix, sys.executable, "-m", "uvicorn", module, "--host", HOST, "--port", str(port),
                 "--workers", str(c.workers), "--no-access-log", "--log-level", "warning",
                 "--timeout-graceful-shutdown", "2",
             ]  # fmt: skip
@@ -349,7 +367,7 @@ def server_for(c: Contender, resources: Resources) -> AppServer:
 
     def gargv(port: int) -> list[str]:
         return [
-            sys.executable, "-m", "gunicorn", module, "--bind", f"{HOST}:{port}",
+            *prefix, sys.executable, "-m", "gunicorn", module, "--bind", f"{HOST}:{port}",
             "--workers", str(c.workers), "--worker-class", "gthread", "--threads", "32",
             "--log-level", "warning", "--graceful-timeout", "2", "--timeout", "60",
             "--keep-alive", "5",
@@ -459,7 +477,7 @@ class Run:
 
 def start(c: Contender, resources: Resources, run: Run) -> AppServer | None:
     """The contender's server, started and checked; ``None`` (and the failure noted) if not."""
-    server = server_for(c, resources)
+    server = server_for(c, resources, pin=bool(run.args.get("pin")))
     try:
         for attempt in (1, 2):  # two workers may race to make a peer's table: once more
             try:
@@ -484,7 +502,8 @@ def measure(c: Contender, server: AppServer, seconds: float, round_: int, run: R
     try:
         rate = run.args.get("rate") if c.clients == run.args.get("clients") else None
         plan = Plan(c.clients, seconds, cookie=c.cookie, check=not c.constant, rate=rate)
-        outcome = asyncio.run(run_load(server, plan))
+        with generator_cpus(pinned(c, bool(run.args.get("pin")))):
+            outcome = asyncio.run(run_load(server, plan))
     except Exception as exc:
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         run.failures[c.key] = f"{detail}\n{server.tail(20)}"
@@ -512,6 +531,20 @@ def measure(c: Contender, server: AppServer, seconds: float, round_: int, run: R
         file=sys.stderr,
         flush=True,
     )
+
+
+@contextlib.contextmanager
+def generator_cpus(pin: bool) -> Iterator[None]:
+    """The load generator (this process) on every CPU but the pinned server's, while it runs."""
+    if not pin:
+        yield
+        return
+    every = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, every - {SERVER_CPU})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, every)
 
 
 def run_group(
@@ -650,6 +683,11 @@ def main() -> None:
         type=float,
         help="requests per second, all clients together, at a fixed pace (default: each "
         "client sends its next request when it has its answer); every contender must keep up",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help=f"one-worker servers on CPU {SERVER_CPU}, the load generator on the others",
     )
     parser.add_argument(
         "--big", type=int, default=500, help="clients of the second phase (0: none)"
@@ -798,6 +836,11 @@ def render(run: Run) -> str:
         "",
         f"{args.get('clients')} keep-alive clients, 80 % reads / 20 % writes, "
         + (f"{args['rate']:g} requests/s in all at a fixed pace, " if args.get("rate") else "")
+        + (
+            f"one-worker servers pinned to CPU {SERVER_CPU} and the generator to the others, "
+            if args.get("pin")
+            else ""
+        )
         + f"{args.get('seconds')} s per run, median of {args.get('rounds')} interleaved rounds. "
         "CPU: user + system time of the server's processes per request served; session layer: "
         "the row's CPU less the bare app's of the same round; ÷ peer: sessionkit's session "
