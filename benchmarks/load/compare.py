@@ -699,6 +699,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.md"))
     parser.add_argument("--render", type=Path, help="print the tables of an earlier run's JSON")
     args = parser.parse_args()
+    if args.pin and not os.sched_getaffinity(0) - {SERVER_CPU}:
+        parser.error(f"--pin needs a CPU besides {SERVER_CPU} for the load generator")
+    if args.pin and not shutil.which("taskset"):
+        parser.error("--pin needs taskset (util-linux)")
     if args.render:
         run = Run(**json.loads(args.render.read_text()))
         print(render(run))
