@@ -140,7 +140,9 @@ def test_the_readme_and_the_script_say_where_the_demo_keeps_its_sessions() -> No
     SQLite storage is (a relative URL: a file in the folder the script runs from), not some
     other place."""
     root = Path(__file__).resolve().parents[2]
-    filename = "sessionkit-demo.db"
+    url = default_storage_url()
+    assert url.startswith("sqlite:///")  # the SQLite plugin is installed for the tests
+    filename = url.removeprefix("sqlite:///")
     readme = (root / "README.md").read_text()
     bullet = readme.split("- `scripts/demo.sh`", 1)[1].split("\n- ", 1)[0]
     script = (root / "scripts" / "demo.sh").read_text()
