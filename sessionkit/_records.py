@@ -171,8 +171,7 @@ class Records:
         # coroutine less is a measurable share of a memory-backed request. A storage whose
         # async twins only call the sync methods on the loop (memory) is called directly.
         try:
-            storage_key = self.storage_key
-            key = session_id if storage_key is _plain_key else storage_key(session_id)
+            key = self.storage_key(session_id)
             result: bytes | None = (
                 self.storage.get(key) if self.inline else await self.storage.aget(key)
             )
