@@ -425,6 +425,9 @@ def test_unreachable_server_is_a_storage_error_fast() -> None:
     assert time.monotonic() - started < 3
 
 
+RECOVERY_MS = 2000
+
+
 @pytest.fixture
 def private_mongo() -> Iterator[ServerProcess]:
     server = start_mongo()
@@ -435,8 +438,12 @@ def private_mongo() -> Iterator[ServerProcess]:
 def test_killed_server_fails_then_recovers_with_its_index(
     private_mongo: ServerProcess, collection: str
 ) -> None:
+    # The deadline (the server selection timeout, as no timeoutMS is given) must leave room
+    # for pymongo's monitor to find the server again: it checks at most every 500 ms
+    # (minHeartbeatFrequencyMS), and the first call after a restart waited 0.39 s for it on
+    # an idle machine. A 500 ms deadline failed that call under CI's load.
     storage = MongoStorage(
-        private_mongo.url + "&serverSelectionTimeoutMS=500", collection=collection
+        private_mongo.url + f"&serverSelectionTimeoutMS={RECOVERY_MS}", collection=collection
     )
     storage.set("k", b"v", HOUR)
     private_mongo.kill()
