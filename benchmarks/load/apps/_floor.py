@@ -25,6 +25,20 @@ atomic dictionary operations). This is the least any server-side session kept in
 do per request: find the record by the cookie's token, check its expiry, decode it, and on a
 write encode and store it.
 
+``LOAD_DUTIES=1`` (``compare.py``'s row "floor (a dict), with the spec's duties"): the same floor
+doing, by hand and no more, what sessionkit's spec (``security.md`` in the project's brief) and
+Fiber's ``Save`` ask of any session library: a token outside the id alphabet or length never
+reaches the store (security 3); every response of a route that reads a session carries
+``Vary: Cookie`` (9); the record is kept in an envelope of its times, created, saved and its
+own lifetime, and the server refuses a record its times say expired (10 to 12); a save is at
+most 64 KiB (17); the memory store purges expired entries a few at a time, without a scan
+(18); a save sends the cookie again, with ``Max-Age`` and ``Expires`` from now (Fiber's
+``Save`` sets the cookie; starsessions sends it on every response), its date formatted once a
+second. Not done: sessionkit's compare-and-swap (the spec asks last-writer-wins, and
+sessionkit merges parallel saves instead), typed values, the checks that a stored envelope is
+well formed, and the records decoded once. It answers what the least of a library held to
+that spec costs, where the plain floor answers what a session costs.
+
 Configured by the environment of the app module: ``LOAD_BACKEND`` (``memory``, ``redis``,
 ``postgres``, ``mysql``), ``LOAD_URL`` (the server, e.g. ``redis://127.0.0.1:6379/15``,
 ``postgresql://postgres@127.0.0.1:5432/test``, ``mysql://root@127.0.0.1:3306/db``) and
@@ -37,6 +51,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import secrets
 import threading
 import time
@@ -61,28 +76,100 @@ MY_LIVE = "(`expires_at` IS NULL OR `expires_at` > UTC_TIMESTAMP(6))"
 MY_EXPIRES = f"UTC_TIMESTAMP(6) + INTERVAL {TTL} SECOND"
 
 
+#: ``LOAD_DUTIES=1``: the floor with the spec's duties (see the module's docstring).
+DUTIES = os.environ.get("LOAD_DUTIES") == "1"
+#: A token of :func:`new_token`'s alphabet and length, as sessionkit checks its ids.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}").fullmatch
+#: The headers of a response that read a session (``LOAD_DUTIES``), and those of a save's,
+#: with the date of the second they were formatted in.
+_VARY = {"vary": "Cookie"}
+_saved_tail: tuple[int, str] = (-1, "")
+#: What a route of the floor answers: the user, the count, and the headers (``None``: none).
+Answer = tuple[str, int, "dict[str, str] | None"]
+
+
 def set_cookie(token: str) -> str:
     return f"{COOKIE}={token}; Max-Age={TTL}; Path=/; HttpOnly; SameSite=Lax"
+
+
+def usable(token: str) -> bool:
+    """Whether a cookie's ``token`` goes to the store: any, or with the duties only one of the
+    ids' alphabet and length."""
+    return not DUTIES or _TOKEN(token) is not None
+
+
+def answer(user: str, n: int, token: str | None = None) -> Answer:
+    """A route's answer: with the duties, ``Vary`` on every one, and the cookie again on a
+    save (``token``: the session saved)."""
+    if not DUTIES:
+        return user, n, None
+    if token is None:
+        return user, n, _VARY
+    global _saved_tail
+    now = int(time.time())
+    second, tail = _saved_tail
+    if second != now:
+        expires = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now + TTL))
+        tail = f"; Max-Age={TTL}; Expires={expires}; Path=/; HttpOnly; SameSite=Lax"
+        _saved_tail = (now, tail)
+    return user, n, {"vary": "Cookie", "set-cookie": f"{COOKIE}={token}{tail}"}
 
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+#: ``LOAD_DUTIES``: the largest record stored, as sessionkit's default ``max_size``.
+MAX_SIZE = 65536
+
+
+class _Held(dict[str, Any]):
+    """A record's data, with the time its session was created (``LOAD_DUTIES``: read from
+    its envelope, and written back into it by the next save)."""
+
+    created: float
+
+
 def encode(record: dict[str, Any]) -> bytes:
-    return json.dumps(record).encode()
+    """The record's bytes; with the duties, in an envelope of its times (created, saved, and
+    a lifetime of its own: ``null``, the default) and at most :data:`MAX_SIZE`."""
+    if not DUTIES:
+        return json.dumps(record).encode()
+    now = time.time()
+    created = getattr(record, "created", now)
+    raw = f'{{"c":{created!r},"t":{now!r},"l":null,"d":{json.dumps(record)}}}'.encode()
+    if len(raw) > MAX_SIZE:
+        raise ValueError(f"session of {len(raw)} bytes, above {MAX_SIZE}")
+    return raw
 
 
 def decode(raw: bytes | None) -> dict[str, Any] | None:
-    return None if raw is None else json.loads(raw)
+    """The record's data; with the duties, none once its envelope's times say it expired
+    (the server's own check, whatever the storage's TTL did)."""
+    if raw is None:
+        return None
+    if not DUTIES:
+        return json.loads(raw)  # type: ignore[no-any-return]
+    envelope = json.loads(raw)
+    lifetime = TTL if envelope["l"] is None else envelope["l"]
+    if time.time() >= envelope["t"] + lifetime:
+        return None
+    held = _Held(envelope["d"])
+    held.created = envelope["c"]
+    return held
 
 
 class DictStore:
     """The memory floor's storage: Redis's ``GET`` and ``SET key value EX ttl [XX]`` on a
-    dictionary, each record kept with its deadline on the monotonic clock."""
+    dictionary, each record kept with its deadline on the monotonic clock.
+
+    With ``LOAD_DUTIES``, what security.md 18 asks of a memory storage as well: expired
+    entries purged a few at a time, without a scan, from a lane of (deadline, key) in the
+    order written (one TTL: deadlines in order)."""
 
     def __init__(self) -> None:
         self.data: dict[str, tuple[float, bytes]] = {}
+        self.lane: deque[tuple[float, str]] = deque()
 
     def command(self, name: str, key: str, *args: Any) -> bytes | bool | None:
         now = time.monotonic()
@@ -93,7 +180,18 @@ class DictStore:
         value, _, ttl, *only_live = args  # SET key value EX ttl [XX]
         if only_live and not live:
             return None
-        self.data[key] = (now + ttl, value)
+        deadline = now + ttl
+        self.data[key] = (deadline, value)
+        if DUTIES:
+            lane = self.lane
+            lane.append((deadline, key))
+            for _ in range(16):
+                if not lane or lane[0][0] > now:
+                    break
+                due, old = lane.popleft()
+                stored = self.data.get(old)
+                if stored is not None and stored[0] == due:  # not written again since
+                    del self.data[old]
         return True
 
 
@@ -248,21 +346,21 @@ class AsyncFloor:
             return decode(await self._run("get", "GET", self.ns + token))
         return decode(await self._run("get", token.encode()))
 
-    async def read(self, token: str | None) -> tuple[str, int]:
-        record = None if not token else await self._get(token)
-        return ("-", 0) if record is None else (record["user"], record["n"])
+    async def read(self, token: str | None) -> Answer:
+        record = await self._get(token) if token and usable(token) else None
+        return answer("-", 0) if record is None else answer(record["user"], record["n"])
 
-    async def write(self, token: str | None) -> tuple[str, int]:
-        record = None if not token else await self._get(token)
+    async def write(self, token: str | None) -> Answer:
+        record = await self._get(token) if token and usable(token) else None
         if record is None or token is None:
-            return ("-", 0)
+            return answer("-", 0)
         record["n"] += 1
         data = encode(record)
         if self.keyed:
             await self._run("set", "SET", self.ns + token, data, "EX", TTL, "XX")
         else:
             await self._run("update", data, token.encode())
-        return record["user"], record["n"]
+        return answer(record["user"], record["n"], token)
 
     async def login(self, user: str) -> str:
         """A new session for ``user``; its token."""
@@ -365,21 +463,21 @@ class SyncFloor:
             return decode(self._run("get", "GET", self.ns + token))
         return decode(self._run("get", token.encode()))
 
-    def read(self, token: str | None) -> tuple[str, int]:
-        record = None if not token else self._get(token)
-        return ("-", 0) if record is None else (record["user"], record["n"])
+    def read(self, token: str | None) -> Answer:
+        record = self._get(token) if token and usable(token) else None
+        return answer("-", 0) if record is None else answer(record["user"], record["n"])
 
-    def write(self, token: str | None) -> tuple[str, int]:
-        record = None if not token else self._get(token)
+    def write(self, token: str | None) -> Answer:
+        record = self._get(token) if token and usable(token) else None
         if record is None or token is None:
-            return ("-", 0)
+            return answer("-", 0)
         record["n"] += 1
         data = encode(record)
         if self.keyed:
             self._run("set", "SET", self.ns + token, data, "EX", TTL, "XX")
         else:
             self._run("update", data, token.encode())
-        return record["user"], record["n"]
+        return answer(record["user"], record["n"], token)
 
     def login(self, user: str) -> str:
         token = new_token()

@@ -13,7 +13,7 @@ from typing import Any
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.middleware import DefineMiddleware
 
-from benchmarks.load.apps import BACKEND, LAYER, NS, URL, burn, profiled
+from benchmarks.load.apps import BACKEND, LAYER, NS, SPIN, URL, burn, profiled
 
 TEXT = MediaType.TEXT
 
@@ -56,20 +56,15 @@ def peer_login(request: Request[Any, Any, Any], user: str) -> str:
     return f"{user} {session.get('n', 0)}"
 
 
-@get("/read", sync_to_thread=False, media_type=TEXT)
-def bare_read() -> str:
-    burn()
+@get(["/read", "/write", "/login"], sync_to_thread=False, media_type=TEXT)
+def bare() -> str:
     return "- 0"
 
 
-@get("/write", sync_to_thread=False, media_type=TEXT)
-def bare_write() -> str:
-    burn()
-    return "- 0"
-
-
-@get("/login", sync_to_thread=False, media_type=TEXT)
-def bare_login() -> str:
+@get(["/read", "/write", "/login"], sync_to_thread=False, media_type=TEXT)
+def spun() -> str:
+    """A calibration row's answer (``SPIN``): the bare app's after a known cost. A handler of
+    its own, so that the bare app's answers call nothing."""
     burn()
     return "- 0"
 
@@ -119,7 +114,7 @@ def build() -> Litestar:
         "signature_namespace": {"Response": Response, "Request": Request, "Any": Any},
     }
     if LAYER == "bare":
-        return Litestar(route_handlers=[health, bare_read, bare_write, bare_login], **options)
+        return Litestar(route_handlers=[health, spun if SPIN else bare], **options)
     if LAYER == "floor":
         return Litestar(route_handlers=[health, *_floor_handlers()], **options)
     if LAYER == "peer":
