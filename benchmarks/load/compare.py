@@ -163,12 +163,14 @@ class Contender:
             return f"{name} ({store})" if store else name
         if self.layer == "floor" and self.backend == "memory":
             return "floor (a dict)"
+        if self.layer == "floorduty" and self.backend == "memory":
+            return "floor (a dict), with the spec's duties"
         return {
             "bare": "none (bare app)",
             "sessionkit": "**sessionkit**",
             "floor": "floor (raw driver)",
             "floor3s": "floor, calls bounded (3 s)",
-            "floorduty": "floor (a dict), with the spec's duties",
+            "floorduty": "floor (raw driver), with the spec's duties",
         }[self.layer]
 
 
@@ -199,6 +201,14 @@ def contenders(args: argparse.Namespace) -> list[Contender]:
                         rows.append(
                             Contender(framework, "floorduty", backend, workers, args.clients)
                         )
+                # The client cache's duties by hand (an asyncio floor: not under Flask).
+                if (
+                    backend == "redis-cached"
+                    and framework != "flask"
+                    and workers == 1
+                    and not args.no_floors
+                ):
+                    rows.append(Contender(framework, "floorduty", backend, workers, args.clients))
             found += rows
     if args.only:
         found = [c for c in found if c.constant or args.only in c.key]
@@ -276,6 +286,7 @@ class Resources:
             url, ns = {
                 "memory": ("", ""),
                 "redis": (REDIS, self.redis_prefix(f"floor:{fw}")),
+                "redis-cached": (REDIS, self.redis_prefix(f"floorc:{fw}")),
                 "postgres": (POSTGRES, f"{self.schema}.floor_{fw}"),
                 "mysql": (f"{MYSQL_SERVER}/{self.mysql_db}", f"floor_{fw}"),
             }[backend]

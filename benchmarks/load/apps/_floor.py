@@ -63,7 +63,7 @@ TTL = 86400
 COOKIE = "sid"
 #: Connections at most, per process (per event loop): sessionkit's defaults for each backend
 #: (Redis ``max_connections``, PostgreSQL ``pool_max_size``, MySQL ``max_connections``).
-POOL_MAX = {"memory": 1, "redis": 64, "postgres": 10, "mysql": 16}
+POOL_MAX = {"memory": 1, "redis": 64, "redis-cached": 64, "postgres": 10, "mysql": 16}
 #: ``LOAD_TIMEOUT=3``: a Redis floor whose connections bound each call as sessionkit's do by
 #: default (``socket_timeout`` 3 s, ``socket_connect_timeout`` 2 s); unset, redis-py's default:
 #: no bound at all, and none of the cost of one.
@@ -246,6 +246,119 @@ def _mysql_args(url: str) -> dict[str, Any]:
     } | {"db": parts.path.lstrip("/")}
 
 
+# -- the client-side cache (``LOAD_BACKEND=redis-cached``, async only) ------------------------------
+
+
+class TrackedCache:
+    """What a client-side cache of Redis must do to be right, by hand: sessionkit-redis's
+    ``client_cache`` duties, with nothing else of its.
+
+    One listener connection of its own turns on broadcast tracking of the prefix, redirected
+    to itself, and subscribes to the invalidations (``CLIENT TRACKING ON REDIRECT <id> BCAST
+    PREFIX <ns>``, ``SUBSCRIBE __redis__:invalidate``). Before every lookup its socket is
+    polled without waiting and every message in it applied, so a change acknowledged before
+    the read began is never missed. A miss reads ``GET`` and ``PTTL`` in one round trip and
+    keeps the value, unless a message about the key came while the read was out (a ticket);
+    an entry is not served past the TTL read with it. A write forgets its key once its reply
+    is in. A ``PING`` every 0.25 s while reads come, and nothing is served while the last
+    answer is older than a second (a listener cut off without a word). No reconnection, no
+    size bound, no TLS: a benchmark's run never needs them.
+    """
+
+    def __init__(self, url: str, prefix: str) -> None:
+        import select
+        import socket
+
+        import hiredis
+
+        parts = urlsplit(url)
+        sock = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379))
+        reader = hiredis.Reader()
+
+        def ask(*command: str) -> Any:
+            sock.sendall(_pack(command))
+            while (reply := reader.gets()) is False:
+                reader.feed(sock.recv(65536))
+            return reply
+
+        db = parts.path.lstrip("/") or "0"
+        ask("SELECT", db)
+        listener_id = ask("CLIENT", "ID")
+        ask("CLIENT", "TRACKING", "ON", "REDIRECT", str(listener_id), "BCAST", "PREFIX", prefix)
+        ask("SUBSCRIBE", "__redis__:invalidate")
+        sock.setblocking(False)
+        self.sock, self.reader = sock, reader
+        poll = select.poll()
+        poll.register(sock.fileno(), select.POLLIN)
+        self.poll = poll.poll
+        self.entries: dict[str, tuple[bytes, float]] = {}
+        self.tickets: dict[str, int] = {}
+        self.next_ticket = 0
+        now = time.monotonic()
+        self.pong_at = self.ping_at = now  # subscribed just now: as good as a PONG
+
+    def get(self, key: str, now: float) -> bytes | None:
+        if self.poll(0):
+            self._drain(now)
+        if now - self.ping_at >= 0.25 and self.ping_at <= self.pong_at:
+            self.sock.send(b"*1\r\n$4\r\nPING\r\n")
+            self.ping_at = now
+        if now - self.pong_at > 1.0 or self.reader.has_data():
+            return None
+        entry = self.entries.get(key)
+        if entry is None or now >= entry[1]:
+            return None
+        return entry[0]
+
+    def _drain(self, now: float) -> None:
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                break
+            if not data:
+                raise ConnectionError("the listener was closed")
+            self.reader.feed(data)
+            if len(data) < 65536:
+                break
+        while (message := self.reader.gets()) is not False:
+            if message[0] == b"message":
+                if message[2] is None:  # FLUSHDB, FLUSHALL
+                    self.entries.clear()
+                    self.tickets.clear()
+                    continue
+                for name in message[2]:
+                    key = name.decode()
+                    self.entries.pop(key, None)
+                    self.tickets.pop(key, None)
+            elif message[0] == b"pong":
+                self.pong_at = now
+
+    def begin(self, key: str) -> int:
+        self.next_ticket += 1
+        self.tickets[key] = self.next_ticket
+        return self.next_ticket
+
+    def fill(self, key: str, ticket: int, sent: float, value: bytes | None, pttl: int) -> None:
+        if self.tickets.get(key) != ticket:
+            return
+        del self.tickets[key]
+        if value is not None and pttl != -2:
+            self.entries[key] = (value, float("inf") if pttl < 0 else sent + pttl / 1000)
+
+    def forget(self, key: str) -> None:
+        self.entries.pop(key, None)
+        self.tickets.pop(key, None)
+
+
+def _pack(command: tuple[str, ...]) -> bytes:
+    parts = [f"*{len(command)}\r\n".encode()]
+    for word in command:
+        raw = word.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    return b"".join(parts)
+
+
 # -- async (Starlette, Litestar) -----------------------------------------------------------------
 
 
@@ -260,8 +373,9 @@ class AsyncFloor:
         self.open = 0
         self.max = POOL_MAX[backend]
         self.waiters: deque[asyncio.Future[Any]] = deque()
-        self.keyed = backend in ("memory", "redis")  # commands, not statements
+        self.keyed = backend in ("memory", "redis", "redis-cached")  # commands, not statements
         self.dict = DictStore()
+        self.cache = TrackedCache(url, namespace) if backend == "redis-cached" else None
         if not self.keyed:
             self.sql = sql_statements(backend, namespace)
 
@@ -294,7 +408,7 @@ class AsyncFloor:
             self.idle.append(conn)
 
     async def _connect(self) -> Any:
-        if self.backend == "redis":
+        if self.backend in ("redis", "redis-cached"):
             import redis.asyncio as aredis
 
             parts = urlsplit(self.url)
@@ -322,7 +436,12 @@ class AsyncFloor:
             return self.dict.command(*params)
         conn = await self._take()
         try:
-            if self.backend == "redis":
+            if op == "get+pttl":  # a cache's miss: the value and its TTL in one round trip
+                await conn.send_packed_command(
+                    conn.pack_commands([("GET", params[0]), ("PTTL", params[0])])
+                )
+                result = (await conn.read_response(), await conn.read_response())
+            elif self.keyed:
                 await conn.send_command(*params)
                 result = await conn.read_response()
             elif self.backend == "postgres":
@@ -342,9 +461,24 @@ class AsyncFloor:
         return result
 
     async def _get(self, token: str) -> dict[str, Any] | None:
+        if self.cache is not None:
+            return decode(await self._cached(self.ns + token))
         if self.keyed:
             return decode(await self._run("get", "GET", self.ns + token))
         return decode(await self._run("get", token.encode()))
+
+    async def _cached(self, key: str) -> bytes | None:
+        """``GET key`` through the client-side cache: no round trip on a hit."""
+        cache = self.cache
+        assert cache is not None
+        now = time.monotonic()
+        found = cache.get(key, now)
+        if found is not None:
+            return found
+        ticket = cache.begin(key)
+        value, pttl = await self._run("get+pttl", key)
+        cache.fill(key, ticket, now, value, pttl)
+        return value  # type: ignore[no-any-return]
 
     async def read(self, token: str | None) -> Answer:
         record = await self._get(token) if token and usable(token) else None
@@ -358,6 +492,8 @@ class AsyncFloor:
         data = encode(record)
         if self.keyed:
             await self._run("set", "SET", self.ns + token, data, "EX", TTL, "XX")
+            if self.cache is not None:  # the reply is in: no read of this process finds it
+                self.cache.forget(self.ns + token)
         else:
             await self._run("update", data, token.encode())
         return answer(record["user"], record["n"], token)

@@ -290,6 +290,48 @@ def test_a_change_between_the_reply_and_the_fill_is_not_lost(
     assert name not in cache._entries or cache._entries[name][0] == b"new"
 
 
+def test_a_message_taken_out_of_the_socket_by_another_read_is_applied_before_this_one_looks(
+    cached: RedisStorage, raw: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another thread's drain may have taken a change's message out of the socket and not
+    applied it yet: the socket is empty, the entry still there. The cache's lock, which that
+    drain holds until the message is applied, keeps a read from serving the value the message
+    voids. (A hit served without the lock, to save its cost, would serve it: this is the test
+    such a change must pass.)"""
+    cache = cache_of(cached)
+    name = cached.prefix + "k"
+    cached.set("k", b"old", TTL)
+    cached.get("k")
+    assert cached.get("k") == b"old"  # a hit: cached
+    real_apply = ClientCache._apply
+    taken, looked = threading.Event(), threading.Event()
+
+    def slow_apply(self: ClientCache, message: Any, now: float) -> None:
+        if not taken.is_set():
+            taken.set()  # the message is out of the socket, not applied yet
+            looked.wait(0.5)  # the other read polls (empty) and waits for the lock
+        real_apply(self, message, now)
+
+    monkeypatch.setattr(ClientCache, "_apply", slow_apply)
+    raw.set(name, b"new")  # acknowledged: no read that starts now may see "old"
+    deadline = time.monotonic() + 2
+    while not cache._poll() and time.monotonic() < deadline:  # the message is here
+        time.sleep(0.001)
+    drainer = threading.Thread(target=lambda: cache.get("other"))
+    drainer.start()
+    assert taken.wait(2)
+    polled = cache._poll()
+    seen: list[bytes | None] = []
+    reader = threading.Thread(target=lambda: seen.append(cached.get("k")))
+    reader.start()
+    time.sleep(0.05)
+    looked.set()
+    drainer.join()
+    reader.join()
+    assert not polled  # the socket was empty when the read polled it
+    assert seen == [b"new"]
+
+
 # -- the listener ----------------------------------------------------------------------------
 
 
