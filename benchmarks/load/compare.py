@@ -10,8 +10,9 @@ same round trips through the raw driver, no session layer; on memory a dictionar
 Redis, PostgreSQL and MySQL, with two floors more: on Redis the calls bounded as sessionkit
 bounds them, on memory the dictionary doing by hand what sessionkit's spec asks of any session
 library (``Vary``, an envelope of times checked by the server, the cookie sent again on a save:
-``apps/_floor.py``, ``LOAD_DUTIES``). 1 and 2 workers (a memory store lives in one process: 1
-worker only; the floors run on 1 worker).
+``apps/_floor.py``, ``LOAD_DUTIES``), and the same with a client-side cache of Redis made by
+hand beside sessionkit's ``client_cache`` (``TrackedCache``; Starlette and Litestar). 1 and 2
+workers (a memory store lives in one process: 1 worker only; the floors run on 1 worker).
 
 The load is the load suite's generator (``tests/load/_harness.py``): 50 keep-alive clients,
 each with one request in flight, 80 % reads and 20 % writes of the client's own counter, every
@@ -123,8 +124,9 @@ BACKEND_NAME = {
 class Contender:
     framework: str
     #: bare | sessionkit | peer | floor | floor3s (the Redis floor with timeouts) | floorduty
-    #: (the memory floor with the spec's duties: ``apps/_floor.py``) | spinN (the bare app
-    #: burning N µs of CPU per request: ``--calibrate``)
+    #: (a floor with the spec's duties, on memory and on Redis with a client cache made by
+    #: hand: ``apps/_floor.py``) | spinN (the bare app burning N µs of CPU per request:
+    #: ``--calibrate``)
     layer: str
     backend: str  # none | memory | sqlite | redis | postgres | mysql | file
     workers: int

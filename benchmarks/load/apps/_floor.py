@@ -80,9 +80,9 @@ MY_EXPIRES = f"UTC_TIMESTAMP(6) + INTERVAL {TTL} SECOND"
 DUTIES = os.environ.get("LOAD_DUTIES") == "1"
 #: A token of :func:`new_token`'s alphabet and length, as sessionkit checks its ids.
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}").fullmatch
-#: The headers of a response that read a session (``LOAD_DUTIES``), and those of a save's,
-#: with the date of the second they were formatted in.
+#: The headers of a response that read a session (``LOAD_DUTIES``).
 _VARY = {"vary": "Cookie"}
+#: A save's cookie after its token, and the second it was formatted in (see :func:`answer`).
 _saved_tail: tuple[int, str] = (-1, "")
 #: What a route of the floor answers: the user, the count, and the headers (``None``: none).
 Answer = tuple[str, int, "dict[str, str] | None"]
@@ -149,7 +149,7 @@ def decode(raw: bytes | None) -> dict[str, Any] | None:
     if raw is None:
         return None
     if not DUTIES:
-        return json.loads(raw)  # type: ignore[no-any-return]
+        return json.loads(raw)
     envelope = json.loads(raw)
     lifetime = TTL if envelope["l"] is None else envelope["l"]
     if time.time() >= envelope["t"] + lifetime:
@@ -478,7 +478,7 @@ class AsyncFloor:
         ticket = cache.begin(key)
         value, pttl = await self._run("get+pttl", key)
         cache.fill(key, ticket, now, value, pttl)
-        return value  # type: ignore[no-any-return]
+        return value
 
     async def read(self, token: str | None) -> Answer:
         record = await self._get(token) if token and usable(token) else None
