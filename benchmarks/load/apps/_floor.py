@@ -88,8 +88,12 @@ _saved_tail: tuple[int, str] = (-1, "")
 Answer = tuple[str, int, "dict[str, str] | None"]
 
 
+#: Every cookie's attributes after its lifetime.
+_ATTRIBUTES = "Path=/; HttpOnly; SameSite=Lax"
+
+
 def set_cookie(token: str) -> str:
-    return f"{COOKIE}={token}; Max-Age={TTL}; Path=/; HttpOnly; SameSite=Lax"
+    return f"{COOKIE}={token}; Max-Age={TTL}; {_ATTRIBUTES}"
 
 
 def usable(token: str) -> bool:
@@ -110,7 +114,7 @@ def answer(user: str, n: int, token: str | None = None) -> Answer:
     second, tail = _saved_tail
     if second != now:
         expires = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now + TTL))
-        tail = f"; Max-Age={TTL}; Expires={expires}; Path=/; HttpOnly; SameSite=Lax"
+        tail = f"; Max-Age={TTL}; Expires={expires}; {_ATTRIBUTES}"
         _saved_tail = (now, tail)
     return user, n, {"vary": "Cookie", "set-cookie": f"{COOKIE}={token}{tail}"}
 
@@ -276,7 +280,7 @@ class TrackedCache:
         reader = hiredis.Reader()
 
         def ask(*command: str) -> Any:
-            sock.sendall(_pack(command))
+            sock.sendall(hiredis.pack_command(command))
             while (reply := reader.gets()) is False:
                 reader.feed(sock.recv(65536))
             return reply
@@ -288,6 +292,7 @@ class TrackedCache:
         ask("SUBSCRIBE", "__redis__:invalidate")
         sock.setblocking(False)
         self.sock, self.reader = sock, reader
+        self.ping = hiredis.pack_command(("PING",))
         poll = select.poll()
         poll.register(sock.fileno(), select.POLLIN)
         self.poll = poll.poll
@@ -301,7 +306,7 @@ class TrackedCache:
         if self.poll(0):
             self._drain(now)
         if now - self.ping_at >= 0.25 and self.ping_at <= self.pong_at:
-            self.sock.send(b"*1\r\n$4\r\nPING\r\n")
+            self.sock.send(self.ping)
             self.ping_at = now
         if now - self.pong_at > 1.0 or self.reader.has_data():
             return None
@@ -349,14 +354,6 @@ class TrackedCache:
     def forget(self, key: str) -> None:
         self.entries.pop(key, None)
         self.tickets.pop(key, None)
-
-
-def _pack(command: tuple[str, ...]) -> bytes:
-    parts = [f"*{len(command)}\r\n".encode()]
-    for word in command:
-        raw = word.encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
-    return b"".join(parts)
 
 
 # -- async (Starlette, Litestar) -----------------------------------------------------------------
