@@ -250,7 +250,7 @@ def _mysql_args(url: str) -> dict[str, Any]:
     } | {"db": parts.path.lstrip("/")}
 
 
-# -- the client-side cache (``LOAD_BACKEND=redis-cached``, async only) ------------------------------
+# -- the client-side cache (``LOAD_BACKEND=redis-cached``) ------------------------------------------
 
 
 class TrackedCache:
@@ -267,6 +267,8 @@ class TrackedCache:
     is in. A ``PING`` every 0.25 s while reads come, and nothing is served while the last
     answer is older than a second (a listener cut off without a word). No reconnection, no
     size bound, no TLS: a benchmark's run never needs them.
+
+    Not safe across threads by itself: :class:`SyncFloor` calls it under a lock of its own.
     """
 
     def __init__(self, url: str, prefix: str) -> None:
@@ -525,8 +527,11 @@ class SyncFloor:
         self.ns = namespace
         self.idle: list[Any] = []  # list.pop and list.append are atomic
         self.slots = threading.BoundedSemaphore(POOL_MAX[backend])
-        self.keyed = backend in ("memory", "redis")  # commands, not statements
+        self.keyed = backend in ("memory", "redis", "redis-cached")  # commands, not statements
         self.dict = DictStore()
+        self.cache = TrackedCache(url, namespace) if backend == "redis-cached" else None
+        # One thread at a time drains the listener and touches the entries and tickets.
+        self.cache_lock = threading.Lock()
         if not self.keyed:
             self.sql = sql_statements(backend, namespace)
 
@@ -543,7 +548,7 @@ class SyncFloor:
             raise
 
     def _connect(self) -> Any:
-        if self.backend == "redis":
+        if self.backend in ("redis", "redis-cached"):
             import redis
 
             parts = urlsplit(self.url)
@@ -570,7 +575,12 @@ class SyncFloor:
             return self.dict.command(*params)
         conn = self._take()
         try:
-            if self.backend == "redis":
+            if op == "get+pttl":  # a cache's miss: the value and its TTL in one round trip
+                conn.send_packed_command(
+                    conn.pack_commands([("GET", params[0]), ("PTTL", params[0])])
+                )
+                result = (conn.read_response(), conn.read_response())
+            elif self.keyed:
                 conn.send_command(*params)
                 result = conn.read_response()
             elif self.backend == "postgres":
@@ -592,9 +602,26 @@ class SyncFloor:
         return result
 
     def _get(self, token: str) -> dict[str, Any] | None:
+        if self.cache is not None:
+            return decode(self._cached(self.ns + token))
         if self.keyed:
             return decode(self._run("get", "GET", self.ns + token))
         return decode(self._run("get", token.encode()))
+
+    def _cached(self, key: str) -> bytes | None:
+        """``GET key`` through the client-side cache: no round trip on a hit."""
+        cache = self.cache
+        assert cache is not None
+        now = time.monotonic()
+        with self.cache_lock:
+            found = cache.get(key, now)
+            if found is not None:
+                return found
+            ticket = cache.begin(key)
+        value, pttl = self._run("get+pttl", key)
+        with self.cache_lock:
+            cache.fill(key, ticket, now, value, pttl)
+        return value
 
     def read(self, token: str | None) -> Answer:
         record = self._get(token) if token and usable(token) else None
@@ -608,6 +635,9 @@ class SyncFloor:
         data = encode(record)
         if self.keyed:
             self._run("set", "SET", self.ns + token, data, "EX", TTL, "XX")
+            if self.cache is not None:  # the reply is in: no read of this process finds it
+                with self.cache_lock:
+                    self.cache.forget(self.ns + token)
         else:
             self._run("update", data, token.encode())
         return answer(record["user"], record["n"], token)
