@@ -354,7 +354,10 @@ def _exchange(conn: Any, args: tuple[Arg, ...]) -> Any:
     any interruption: redis-py's Sentinel connections would not, by default)."""
 
     def once() -> Any:
-        conn.send_command(*args)
+        if _wire.packs_plainly(conn):
+            conn.send_packed_command([_wire.packed(conn, (args,))])
+        else:
+            conn.send_command(*args)
         return conn.read_response(disconnect_on_error=True)
 
     return conn.retry.call_with_retry(once, lambda _error: conn.disconnect())
@@ -365,7 +368,10 @@ def _exchange_many(conn: Any, commands: tuple[tuple[Arg, ...], ...]) -> list[Any
     place (the replies after it still follow, and are read)."""
 
     def once() -> list[Any]:
-        conn.send_packed_command(conn.pack_commands(commands))
+        if _wire.packs_plainly(conn):
+            conn.send_packed_command([_wire.packed(conn, commands)])
+        else:
+            conn.send_packed_command(conn.pack_commands(commands))
         replies: list[Any] = []
         for _ in commands:
             try:

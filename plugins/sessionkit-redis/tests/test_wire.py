@@ -20,9 +20,11 @@ from pathlib import Path
 import pytest
 import redis
 import redis.asyncio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sessionkit import StorageError
-from sessionkit_redis import RedisStorage
+from sessionkit_redis import RedisStorage, _wire
 from sessionkit_redis._wire import Wire
 from tests._servers import ServerProcess, free_port, start_redis
 
@@ -338,3 +340,39 @@ async def test_tls_reads_through_a_wire(tmp_path: Path, prefix: str) -> None:
         await storage.aclose()
         raw.close()
         server.close()
+
+
+# -- the sync lane's commands, packed by hiredis directly ---------------------------------------
+
+_ARG = st.one_of(
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=20),  # no lone surrogates
+    st.binary(max_size=40),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+)
+_COMMAND = st.tuples(st.sampled_from(["GET", "SET", "EVALSHA", "SCRIPT LOAD"])).flatmap(
+    lambda name: st.lists(_ARG, max_size=6).map(lambda rest: (*name, *rest))
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_COMMAND, min_size=1, max_size=3))
+def test_hiredis_packs_the_sync_lanes_commands_as_redis_py_does(
+    commands: list[tuple[object, ...]],
+) -> None:
+    """The sync lane sends what redis-py's own ``send_command`` would, byte for byte, for
+    every kind of argument a command can carry (the connection is never connected)."""
+    conn = redis.Connection()
+    assert _wire.packs_plainly(conn)
+    expected = b"".join(conn.pack_commands(commands))
+    assert _wire.packed(conn, tuple(commands)) == expected
+
+
+def test_only_plain_utf8_connections_are_packed_by_hiredis() -> None:
+    class Wrapped(redis.Connection):  # a subclass may do more in send_command
+        pass
+
+    assert not _wire.packs_plainly(Wrapped())
+    assert not _wire.packs_plainly(redis.Connection(encoding="latin-1"))
+    assert not _wire.packs_plainly(redis.Connection(encoding_errors="replace"))
+    assert _wire.packs_plainly(redis.UnixDomainSocketConnection(path="/nonexistent"))
