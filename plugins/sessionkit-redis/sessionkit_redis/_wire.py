@@ -84,9 +84,7 @@ def plain(conn: Any) -> bool:
             and conn.protocol in (None, 2, "2")
             and not conn.health_check_interval
             and not conn.encoder.decode_responses
-            # hiredis packs str as UTF-8, strictly: redis-py's default encoding
-            and conn.encoder.encoding.lower().replace("-", "") == "utf8"
-            and conn.encoder.encoding_errors == "strict"
+            and _encodes_as_hiredis(conn)
         )
         setattr(conn, _PLAIN_ATTR, known)
     return known
@@ -262,14 +260,17 @@ def packs_plainly(conn: Any) -> bool:
     """
     known: bool | None = conn.__dict__.get(_PACKS_ATTR)
     if known is None:
-        known = (
-            hiredis is not None
-            and type(conn) in _SYNC_PLAIN
-            and conn.encoder.encoding.lower().replace("-", "") == "utf8"
-            and conn.encoder.encoding_errors == "strict"
-        )
+        known = hiredis is not None and type(conn) in _SYNC_PLAIN and _encodes_as_hiredis(conn)
         setattr(conn, _PACKS_ATTR, known)
     return known
+
+
+def _encodes_as_hiredis(conn: Any) -> bool:
+    """hiredis packs ``str`` as UTF-8, strictly: redis-py's default encoding."""
+    encoder = conn.encoder
+    return bool(
+        encoder.encoding.lower().replace("-", "") == "utf8" and encoder.encoding_errors == "strict"
+    )
 
 
 def packed(conn: Any, commands: tuple[tuple[Any, ...], ...]) -> bytes:
