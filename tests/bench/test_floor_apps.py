@@ -132,3 +132,22 @@ def test_the_async_floor_keeps_sessions(
         if floor.cache is not None:
             floor.cache.sock.close()
         loop.close()
+
+
+@pytest.mark.redis
+def test_a_broken_redis_connection_is_disconnected(redis_url: str) -> None:
+    """A floor drops a connection whose call failed; redis-py's connections have no
+    ``close``, so dropping one must ``disconnect`` it, or its socket stays open."""
+    loop = asyncio.new_event_loop()
+    try:
+        floor = _floor.AsyncFloor("redis", redis_url, "sessionkit-test:floor:")
+        conn = loop.run_until_complete(floor._connect())
+        assert conn.is_connected
+        loop.run_until_complete(_floor._aclose(conn))
+        assert not conn.is_connected
+    finally:
+        loop.close()
+    sync = _floor.SyncFloor("redis", redis_url, "sessionkit-test:floor:")._connect()
+    assert sync._sock is not None
+    _floor._closer(sync)()
+    assert sync._sock is None

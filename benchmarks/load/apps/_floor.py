@@ -508,9 +508,14 @@ class AsyncFloor:
         return token
 
 
+def _closer(conn: Any) -> Any:
+    """How ``conn`` is closed: redis-py's connections ``disconnect``, the SQL drivers' close."""
+    return getattr(conn, "disconnect", None) or conn.close
+
+
 async def _aclose(conn: Any) -> None:
     with contextlib.suppress(Exception):  # a broken connection is dropped either way
-        result = conn.close()
+        result = _closer(conn)()
         if hasattr(result, "__await__"):
             await result
 
@@ -594,7 +599,7 @@ class SyncFloor:
                 result = None if row is None else row[0]
         except BaseException:
             with contextlib.suppress(Exception):
-                conn.close()
+                _closer(conn)()
             self.slots.release()
             raise
         self.idle.append(conn)
