@@ -76,6 +76,10 @@ MY_LIVE = "(`expires_at` IS NULL OR `expires_at` > UTC_TIMESTAMP(6))"
 MY_EXPIRES = f"UTC_TIMESTAMP(6) + INTERVAL {TTL} SECOND"
 
 
+#: The backends spoken to in Redis's commands (the memory floor runs them on a dictionary),
+#: and those that are Redis servers.
+KEYED = ("memory", "redis", "redis-cached")
+REDIS = ("redis", "redis-cached")
 #: ``LOAD_DUTIES=1``: the floor with the spec's duties (see the module's docstring).
 DUTIES = os.environ.get("LOAD_DUTIES") == "1"
 #: A token of :func:`new_token`'s alphabet and length, as sessionkit checks its ids.
@@ -268,7 +272,8 @@ class TrackedCache:
     answer is older than a second (a listener cut off without a word). No reconnection, no
     size bound, no TLS: a benchmark's run never needs them.
 
-    Not safe across threads by itself: :class:`SyncFloor` calls it under a lock of its own.
+    Its calls take one lock, as sessionkit's cache's do: gunicorn's threads share it under
+    Flask; under an event loop it is never contended.
     """
 
     def __init__(self, url: str, prefix: str) -> None:
@@ -301,10 +306,21 @@ class TrackedCache:
         self.entries: dict[str, tuple[bytes, float]] = {}
         self.tickets: dict[str, int] = {}
         self.next_ticket = 0
+        self.lock = threading.Lock()
         now = time.monotonic()
         self.pong_at = self.ping_at = now  # subscribed just now: as good as a PONG
 
-    def get(self, key: str, now: float) -> bytes | None:
+    def lookup(self, key: str, now: float) -> tuple[bytes | None, int]:
+        """``(the cached value, 0)`` on a hit; on a miss ``(None, the ticket to fill with)``."""
+        with self.lock:
+            found = self._get(key, now)
+            if found is not None:
+                return found, 0
+            self.next_ticket += 1
+            self.tickets[key] = self.next_ticket
+            return None, self.next_ticket
+
+    def _get(self, key: str, now: float) -> bytes | None:
         if self.poll(0):
             self._drain(now)
         if now - self.ping_at >= 0.25 and self.ping_at <= self.pong_at:
@@ -341,21 +357,18 @@ class TrackedCache:
             elif message[0] == b"pong":
                 self.pong_at = now
 
-    def begin(self, key: str) -> int:
-        self.next_ticket += 1
-        self.tickets[key] = self.next_ticket
-        return self.next_ticket
-
     def fill(self, key: str, ticket: int, sent: float, value: bytes | None, pttl: int) -> None:
-        if self.tickets.get(key) != ticket:
-            return
-        del self.tickets[key]
-        if value is not None and pttl != -2:
-            self.entries[key] = (value, float("inf") if pttl < 0 else sent + pttl / 1000)
+        with self.lock:
+            if self.tickets.get(key) != ticket:
+                return
+            del self.tickets[key]
+            if value is not None and pttl != -2:
+                self.entries[key] = (value, float("inf") if pttl < 0 else sent + pttl / 1000)
 
     def forget(self, key: str) -> None:
-        self.entries.pop(key, None)
-        self.tickets.pop(key, None)
+        with self.lock:
+            self.entries.pop(key, None)
+            self.tickets.pop(key, None)
 
 
 # -- async (Starlette, Litestar) -----------------------------------------------------------------
@@ -372,7 +385,7 @@ class AsyncFloor:
         self.open = 0
         self.max = POOL_MAX[backend]
         self.waiters: deque[asyncio.Future[Any]] = deque()
-        self.keyed = backend in ("memory", "redis", "redis-cached")  # commands, not statements
+        self.keyed = backend in KEYED
         self.dict = DictStore()
         self.cache = TrackedCache(url, namespace) if backend == "redis-cached" else None
         if not self.keyed:
@@ -407,7 +420,7 @@ class AsyncFloor:
             self.idle.append(conn)
 
     async def _connect(self) -> Any:
-        if self.backend in ("redis", "redis-cached"):
+        if self.backend in REDIS:
             import redis.asyncio as aredis
 
             parts = urlsplit(self.url)
@@ -471,10 +484,9 @@ class AsyncFloor:
         cache = self.cache
         assert cache is not None
         now = time.monotonic()
-        found = cache.get(key, now)
+        found, ticket = cache.lookup(key, now)
         if found is not None:
             return found
-        ticket = cache.begin(key)
         value, pttl = await self._run("get+pttl", key)
         cache.fill(key, ticket, now, value, pttl)
         return value
@@ -532,11 +544,9 @@ class SyncFloor:
         self.ns = namespace
         self.idle: list[Any] = []  # list.pop and list.append are atomic
         self.slots = threading.BoundedSemaphore(POOL_MAX[backend])
-        self.keyed = backend in ("memory", "redis", "redis-cached")  # commands, not statements
+        self.keyed = backend in KEYED
         self.dict = DictStore()
         self.cache = TrackedCache(url, namespace) if backend == "redis-cached" else None
-        # One thread at a time drains the listener and touches the entries and tickets.
-        self.cache_lock = threading.Lock()
         if not self.keyed:
             self.sql = sql_statements(backend, namespace)
 
@@ -553,7 +563,7 @@ class SyncFloor:
             raise
 
     def _connect(self) -> Any:
-        if self.backend in ("redis", "redis-cached"):
+        if self.backend in REDIS:
             import redis
 
             parts = urlsplit(self.url)
@@ -618,14 +628,11 @@ class SyncFloor:
         cache = self.cache
         assert cache is not None
         now = time.monotonic()
-        with self.cache_lock:
-            found = cache.get(key, now)
-            if found is not None:
-                return found
-            ticket = cache.begin(key)
+        found, ticket = cache.lookup(key, now)
+        if found is not None:
+            return found
         value, pttl = self._run("get+pttl", key)
-        with self.cache_lock:
-            cache.fill(key, ticket, now, value, pttl)
+        cache.fill(key, ticket, now, value, pttl)
         return value
 
     def read(self, token: str | None) -> Answer:
@@ -641,8 +648,7 @@ class SyncFloor:
         if self.keyed:
             self._run("set", "SET", self.ns + token, data, "EX", TTL, "XX")
             if self.cache is not None:  # the reply is in: no read of this process finds it
-                with self.cache_lock:
-                    self.cache.forget(self.ns + token)
+                self.cache.forget(self.ns + token)
         else:
             self._run("update", data, token.encode())
         return answer(record["user"], record["n"], token)
